@@ -1,0 +1,25 @@
+//! BayLens domain and wire types.
+//!
+//! Everything that crosses a boundary (a scanner's sidecar file, a report from a bay to the
+//! server) is parsed here, once, into types that cannot hold an invalid value. The rest of the
+//! code base takes these types and never re-validates. This crate is pure: no I/O, no async.
+//!
+//! # Layout
+//! - [`ids`]: identifiers that end up in file names and URLs (`ScanId`, `BayId`, `ReportId`),
+//!   restricted to a safe alphabet so that no id can traverse a path.
+//! - [`container_code`]: ISO 6346 container codes with check-digit validation.
+//! - [`sidecar`]: the scan contract (`baylens.scan/1`), documented in `SCAN_FORMAT.md`.
+//! - [`report`]: what a bay reports to the server for each scan: model output, findings, risk, lane.
+//! - [`error`]: the crate's error type; every variant says exactly what was wrong.
+
+pub mod container_code;
+pub mod error;
+pub mod ids;
+pub mod report;
+pub mod sidecar;
+
+pub use container_code::ContainerCode;
+pub use error::ProtocolError;
+pub use ids::{BayId, ReportId, ScanId};
+pub use report::{Finding, FindingKind, Lane, ModelRun, Region, ScanReport};
+pub use sidecar::{Energy, ScanImage, ScanSidecar};

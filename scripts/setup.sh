@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Installs BayLens's native dependencies. Idempotent: when everything is in place it prints nothing.
+#  - Debian packages: pkg-config, clang, libclang-dev, libopencv-dev (camera side, OpenCV videoio/calib3d)
+#  - ONNX Runtime: the shared library from the PyPI wheel onnxruntime==1.31.1, pinned by sha256,
+#    unpacked into .ort/ (ignored by git). Nothing is fetched from any host other than the registries.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+die() { echo "setup: $*" >&2; exit 1; }
+
+# --- Debian packages -------------------------------------------------------------------------
+apt_packages=(pkg-config clang libclang-dev libopencv-dev)
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]} (first time only; this takes a few minutes)"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || die "need root or sudo to install ${missing[*]}; install them with apt-get and rerun"
+    sudo="sudo"
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  log=$(mktemp)
+  $sudo apt-get update -qq >"$log" 2>&1 || { cat "$log" >&2; die "apt-get update failed; is the Debian mirror reachable?"; }
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$log" 2>&1 \
+    || { cat "$log" >&2; die "apt-get install ${missing[*]} failed"; }
+  rm -f "$log"
+fi
+
+# --- ONNX Runtime from the PyPI wheel ----------------------------------------------------------
+ort_version=1.31.1
+ort_wheel="onnxruntime-${ort_version}-cp311-cp311-manylinux_2_28_x86_64.whl"
+ort_sha256=5752bd508126ae7c49894d3b9d2e83f0c3d487319246d04c444b393308d7ad7f
+ort_dir="$root/.ort"
+stamp="$ort_dir/.installed-$ort_sha256"
+if [ ! -f "$stamp" ] || [ ! -e "$ort_dir/libonnxruntime.so" ]; then
+  [ "$(uname -m)" = x86_64 ] || die "the pinned ONNX Runtime wheel is for x86_64 Linux; this is $(uname -m)"
+  command -v python3 >/dev/null || die "python3 (with pip) is needed to fetch the ONNX Runtime wheel"
+  echo "setup: fetching ONNX Runtime ${ort_version} from PyPI (wheel ${ort_wheel})"
+  mkdir -p "$ort_dir/wheel"
+  if [ ! -f "$ort_dir/wheel/$ort_wheel" ]; then
+    python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 \
+      --platform manylinux_2_28_x86_64 "onnxruntime==${ort_version}" -d "$ort_dir/wheel" \
+      || die "pip download onnxruntime==${ort_version} failed; is PyPI reachable?"
+  fi
+  got=$(sha256sum "$ort_dir/wheel/$ort_wheel" | cut -d' ' -f1)
+  if [ "$got" != "$ort_sha256" ]; then
+    rm -f "$ort_dir/wheel/$ort_wheel"
+    die "sha256 mismatch for $ort_wheel: expected $ort_sha256, got $got"
+  fi
+  python3 - "$ort_dir/wheel/$ort_wheel" "$ort_dir" "$ort_version" <<'PY'
+import sys, zipfile, os
+wheel, dest, version = sys.argv[1], sys.argv[2], sys.argv[3]
+name = f"onnxruntime/capi/libonnxruntime.so.{version}"
+with zipfile.ZipFile(wheel) as z:
+    data = z.read(name)
+tmp = os.path.join(dest, f".libonnxruntime.so.{version}.tmp")
+with open(tmp, "wb") as f:
+    f.write(data)
+os.replace(tmp, os.path.join(dest, f"libonnxruntime.so.{version}"))
+PY
+  ln -sfn "libonnxruntime.so.${ort_version}" "$ort_dir/libonnxruntime.so"
+  rm -f "$ort_dir"/.installed-*
+  touch "$stamp"
+fi
