@@ -66,8 +66,6 @@ pub struct Region {
 pub enum FindingKind {
     /// The concealment model sees a dense object that does not belong in the surrounding cargo.
     ConcealedObject,
-    /// The scan names no declaration, or none matches.
-    NoDeclaration,
 }
 
 /// One thing an officer should look at.

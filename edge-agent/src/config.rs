@@ -1,0 +1,136 @@
+//! Agent configuration, read from a TOML file. Unknown keys are refused at start-up, so a typo
+//! never silently falls back to a default. `config/agent.example.toml` documents every key.
+
+use std::path::{Path, PathBuf};
+
+use baylens_protocol::BayId;
+use serde::Deserialize;
+
+use crate::AgentError;
+
+/// The environment variable that, when set, overrides `server.token_file`.
+pub const TOKEN_ENV: &str = "BAYLENS_AGENT_TOKEN";
+
+/// Everything the agent needs to run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// This bay's id; scans from other bays are refused.
+    pub bay: BayId,
+    /// Where scanners drop scans. `done/` and `rejected/` are created inside it.
+    pub drop_dir: PathBuf,
+    /// The agent's own store: `agent.db` and `scans/`.
+    pub data_dir: PathBuf,
+    /// Folder with the ONNX models.
+    #[serde(default = "default_models_dir")]
+    pub models_dir: PathBuf,
+    /// ONNX Runtime intra-op threads.
+    #[serde(default = "default_model_threads")]
+    pub model_threads: usize,
+    /// How often the drop folder is scanned, milliseconds. A scan is taken once its files have
+    /// kept the same size and time stamp for one interval.
+    #[serde(default = "default_poll_interval_ms")]
+    pub poll_interval_ms: u64,
+    /// Largest image file accepted, bytes.
+    #[serde(default = "default_max_image_bytes")]
+    pub max_image_bytes: u64,
+    /// The central server.
+    pub server: ServerConfig,
+}
+
+/// How to reach the central server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Base URL, e.g. `http://127.0.0.1:8080`.
+    pub url: String,
+    /// File holding this agent's token (from `server agent add`). `BAYLENS_AGENT_TOKEN` overrides it.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// Longest wait between delivery attempts while the server is unreachable, seconds.
+    #[serde(default = "default_max_backoff_secs")]
+    pub max_backoff_secs: u64,
+}
+
+fn default_models_dir() -> PathBuf {
+    PathBuf::from("models/onnx")
+}
+fn default_model_threads() -> usize {
+    1
+}
+fn default_poll_interval_ms() -> u64 {
+    500
+}
+fn default_max_image_bytes() -> u64 {
+    256 * 1024 * 1024
+}
+fn default_max_backoff_secs() -> u64 {
+    300
+}
+
+impl AgentConfig {
+    /// Parses a TOML document.
+    pub fn from_toml(text: &str) -> Result<Self, AgentError> {
+        let config: Self = toml::from_str(text).map_err(|e| AgentError::Config(e.to_string()))?;
+        if !(config.server.url.starts_with("http://") || config.server.url.starts_with("https://")) {
+            return Err(AgentError::Config(format!(
+                "server.url {:?} must start with http:// or https://",
+                config.server.url
+            )));
+        }
+        if config.poll_interval_ms == 0 || config.model_threads == 0 {
+            return Err(AgentError::Config("poll_interval_ms and model_threads must be positive".into()));
+        }
+        Ok(config)
+    }
+
+    /// Reads and parses a TOML file.
+    pub fn load(path: &Path) -> Result<Self, AgentError> {
+        let text = std::fs::read_to_string(path).map_err(AgentError::io(format!("reading {}", path.display())))?;
+        Self::from_toml(&text).map_err(|e| AgentError::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// The agent's token: `BAYLENS_AGENT_TOKEN` if set, else the contents of `server.token_file`.
+    pub fn token(&self) -> Result<String, AgentError> {
+        if let Ok(t) = std::env::var(TOKEN_ENV) {
+            if !t.trim().is_empty() {
+                return Ok(t.trim().to_owned());
+            }
+        }
+        let Some(path) = &self.server.token_file else {
+            return Err(AgentError::Config(format!("no agent token: set {TOKEN_ENV} or server.token_file")));
+        };
+        let t = std::fs::read_to_string(path).map_err(AgentError::io(format!("reading token file {}", path.display())))?;
+        let t = t.trim();
+        if t.is_empty() {
+            return Err(AgentError::Config(format!("token file {} is empty", path.display())));
+        }
+        Ok(t.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_parses() {
+        let text = include_str!("../../config/agent.example.toml");
+        let config = AgentConfig::from_toml(text).unwrap();
+        assert_eq!(config.bay.as_str(), "BAY01");
+        assert_eq!(config.model_threads, 1);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_by_name() {
+        let text = format!("{}\npoll_intreval_ms = 5\n", include_str!("../../config/agent.example.toml"));
+        let err = AgentConfig::from_toml(&text).unwrap_err().to_string();
+        assert!(err.contains("unknown field `poll_intreval_ms`"), "{err}");
+    }
+
+    #[test]
+    fn a_server_url_without_scheme_is_refused() {
+        let text = include_str!("../../config/agent.example.toml").replace("http://127.0.0.1:8080", "127.0.0.1:8080");
+        assert!(AgentConfig::from_toml(&text).unwrap_err().to_string().contains("server.url"));
+    }
+}

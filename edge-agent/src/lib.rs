@@ -1,0 +1,29 @@
+//! The BayLens edge agent: one process per inspection bay.
+//!
+//! Scanners drop scans (16-bit images plus a sidecar, per `protocol/SCAN_FORMAT.md`) into a
+//! folder. The agent takes each scan only when it is complete, decodes it exactly, runs the
+//! concealment model through ONNX Runtime, and writes the scan and its report durably into its
+//! own store before it touches the original files. An uplink task then delivers every stored
+//! report to the central server, retrying with backoff for as long as the server is away.
+//!
+//! # Layout
+//! - [`config`]: the agent's TOML configuration (unknown keys are errors).
+//! - [`ingest`]: the drop folder (`drop_folder`) and the image decoder with its limits (`decode`).
+//! - [`analysis`]: model output to findings, risk and lane: the report.
+//! - [`preview`]: the 8-bit preview PNG (scan plus heat map) sent with the report.
+//! - [`outbox`]: the durable store (SQLite in WAL mode plus files).
+//! - [`uplink`]: delivery to the server, idempotent by report id, with backoff and jitter.
+//! - [`agent`]: [`run`], which wires them together until shutdown.
+
+pub mod agent;
+pub mod analysis;
+pub mod config;
+pub mod error;
+pub mod ingest;
+pub mod outbox;
+pub mod preview;
+pub mod uplink;
+
+pub use agent::run;
+pub use config::AgentConfig;
+pub use error::AgentError;

@@ -1,0 +1,183 @@
+//! Delivery of stored reports to the central server.
+//!
+//! One report at a time, oldest first: `POST /api/v1/reports` with the stored JSON (the server
+//! stores it once per report id, so resending after a lost answer is harmless), then
+//! `PUT /api/v1/scans/{scan_id}/preview`. Network errors, timeouts and 5xx answers are retried
+//! with exponential backoff and full jitter, so a fleet of bays does not hammer a server that has
+//! just come back. A permanent 4xx refusal is recorded and kept, never dropped silently.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use reqwest::StatusCode;
+use tokio::sync::Notify;
+
+use crate::AgentError;
+use crate::outbox::{Outbox, Pending};
+
+/// First retry delay.
+const BASE_DELAY_MS: u64 = 1_000;
+
+/// The outcome of one delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// The server has the report and the preview.
+    Delivered,
+    /// Try again later; the reason is logged and stored.
+    Retry(String),
+    /// The server will never accept this report as it stands.
+    Refused(String),
+}
+
+/// Backoff before attempt `attempts + 1`: `min(max, base * 2^attempts)`, scaled by a random
+/// factor in [0.5, 1] so that agents that failed together do not retry together.
+pub fn backoff_ms(attempts: u32, max: Duration, rng: &mut impl Rng) -> i64 {
+    let cap = max.as_millis().min(u128::from(u64::MAX)) as u64;
+    let exp = BASE_DELAY_MS.saturating_mul(1u64 << attempts.min(30)).min(cap.max(1));
+    let jittered = (exp as f64 * rng.random_range(0.5..=1.0)) as u64;
+    jittered.max(1).try_into().unwrap_or(i64::MAX)
+}
+
+/// HTTP client for the server's agent API.
+#[derive(Debug, Clone)]
+pub struct Uplink {
+    client: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+fn classify(status: StatusCode, body: &str, what: &str) -> Attempt {
+    let detail = format!("{what}: HTTP {status}: {}", body.chars().take(300).collect::<String>());
+    if status.is_server_error() || matches!(status, StatusCode::REQUEST_TIMEOUT | StatusCode::TOO_MANY_REQUESTS) {
+        Attempt::Retry(detail)
+    } else if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+        // A wrong or revoked token is an operator's fix, not a property of the report: keep
+        // retrying (slowly, by backoff) so that nothing is lost while it is fixed.
+        Attempt::Retry(detail)
+    } else {
+        Attempt::Refused(detail)
+    }
+}
+
+impl Uplink {
+    /// A client for `base` (e.g. `http://127.0.0.1:8080`) that authenticates with `token`.
+    pub fn new(base: &str, token: String) -> Result<Self, AgentError> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| AgentError::Config(format!("HTTP client: {e}")))?;
+        Ok(Self { client, base: base.trim_end_matches('/').to_owned(), token })
+    }
+
+    /// Tries once to deliver a report and its preview.
+    pub async fn deliver(&self, pending: &Pending) -> Attempt {
+        let url = format!("{}/api/v1/reports", self.base);
+        let sent = self
+            .client
+            .post(&url)
+            .bearer_auth(&self.token)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(pending.report_json.clone())
+            .send()
+            .await;
+        let response = match sent {
+            Ok(r) => r,
+            Err(e) => return Attempt::Retry(format!("report: {e}")),
+        };
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.text().await.unwrap_or_default();
+            return classify(status, &body, "report");
+        }
+        let preview = match tokio::fs::read(&pending.preview_path).await {
+            Ok(bytes) => bytes,
+            Err(e) => return Attempt::Refused(format!("preview {} unreadable: {e}", pending.preview_path.display())),
+        };
+        let url = format!("{}/api/v1/scans/{}/preview", self.base, pending.scan_id);
+        let sent = self
+            .client
+            .put(&url)
+            .bearer_auth(&self.token)
+            .header(reqwest::header::CONTENT_TYPE, "image/png")
+            .body(preview)
+            .send()
+            .await;
+        match sent {
+            Ok(r) if r.status().is_success() => Attempt::Delivered,
+            Ok(r) => {
+                let status = r.status();
+                let body = r.text().await.unwrap_or_default();
+                classify(status, &body, "preview")
+            }
+            Err(e) => Attempt::Retry(format!("preview: {e}")),
+        }
+    }
+}
+
+/// Delivers pending reports until `shutdown` resolves. `wake` is notified whenever a new report
+/// is stored, so it goes out at once rather than at the next timer.
+pub async fn run(outbox: Outbox, uplink: Uplink, wake: Arc<Notify>, max_backoff: Duration, shutdown: impl Future<Output = ()>) -> Result<(), AgentError> {
+    tokio::pin!(shutdown);
+    loop {
+        while let Some(pending) = outbox.next_due().await? {
+            let attempt = tokio::select! {
+                a = uplink.deliver(&pending) => a,
+                () = &mut shutdown => return Ok(()),
+            };
+            match attempt {
+                Attempt::Delivered => {
+                    outbox.mark_delivered(&pending.scan_id).await?;
+                    tracing::info!(scan_id = %pending.scan_id, "report delivered");
+                }
+                Attempt::Retry(why) => {
+                    let delay = backoff_ms(pending.attempts, max_backoff, &mut rand::rng());
+                    tracing::warn!(scan_id = %pending.scan_id, attempts = pending.attempts + 1, retry_in_ms = delay, "delivery failed: {why}");
+                    outbox.mark_retry(&pending.scan_id, &why, delay).await?;
+                    // Later reports go to the same server; wait for this one's backoff rather
+                    // than hammering it with the rest of the queue.
+                    break;
+                }
+                Attempt::Refused(why) => {
+                    tracing::error!(scan_id = %pending.scan_id, "server refused the report; kept in the outbox as 'refused': {why}");
+                    outbox.mark_refused(&pending.scan_id, &why).await?;
+                }
+            }
+        }
+        let wait = outbox.ms_until_next_due().await?.map_or(Duration::from_secs(3600), |ms| Duration::from_millis(ms.max(10) as u64));
+        tokio::select! {
+            () = wake.notified() => {}
+            () = tokio::time::sleep(wait) => {}
+            () = &mut shutdown => return Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn backoff_doubles_is_capped_and_jittered() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let max = Duration::from_secs(300);
+        for attempts in 0..40 {
+            let d = backoff_ms(attempts, max, &mut rng);
+            let full = (1000u64 << attempts.min(30)).min(300_000) as i64;
+            assert!(d >= full / 2 && d <= full, "attempt {attempts}: {d} not in [{}, {full}]", full / 2);
+        }
+        let spread: std::collections::HashSet<i64> = (0..20).map(|_| backoff_ms(5, max, &mut rng)).collect();
+        assert!(spread.len() > 10, "no jitter");
+    }
+
+    #[test]
+    fn server_errors_retry_and_client_errors_are_refused() {
+        assert!(matches!(classify(StatusCode::SERVICE_UNAVAILABLE, "", "r"), Attempt::Retry(_)));
+        assert!(matches!(classify(StatusCode::TOO_MANY_REQUESTS, "", "r"), Attempt::Retry(_)));
+        assert!(matches!(classify(StatusCode::UNAUTHORIZED, "", "r"), Attempt::Retry(_)));
+        assert!(matches!(classify(StatusCode::UNPROCESSABLE_ENTITY, "bad lane", "r"), Attempt::Refused(m) if m.contains("bad lane")));
+    }
+}

@@ -1,0 +1,80 @@
+//! Preprocessing: raw 16-bit readings to the model's input tensor. Mirrors `preprocess` in
+//! `models/train/train_concealment.py`; the golden test holds the two together.
+
+use ndarray::Array4;
+
+use crate::ModelError;
+
+/// Attenuation is multiplied by this before it enters the net (keeps inputs near [0, 2]).
+pub const ATTENUATION_SCALE: f32 = 0.25;
+/// Transmission is clamped here so that fully opaque pixels give a finite attenuation (13.8).
+pub const T_MIN: f32 = 1e-6;
+
+/// The net pools twice, so both sides are padded up to a multiple of 4.
+pub fn padded_size(n: usize) -> usize {
+    n.div_ceil(4) * 4
+}
+
+/// `[1, 1, H', W']` tensor of `-ln(T) * ATTENUATION_SCALE`, with `T = (I - dark) / (air - dark)`
+/// clamped to `[T_MIN, 1]`. Padding repeats the last row and column so that no artificial edge
+/// appears at the border.
+pub fn attenuation_input(readings: &[u16], width: usize, height: usize, air: u16, dark: u16) -> Result<Array4<f32>, ModelError> {
+    if width == 0 || height == 0 || readings.len() != width * height {
+        return Err(ModelError::Input(format!(
+            "{} readings do not make a {width} x {height} image",
+            readings.len()
+        )));
+    }
+    if air <= dark {
+        return Err(ModelError::Input(format!("air {air} must exceed dark {dark}")));
+    }
+    // A lookup table over all 65,536 readings is cheaper than a logarithm per pixel for any scan
+    // larger than 256 x 256, and gives bit-identical results.
+    let span = f32::from(air) - f32::from(dark);
+    let lut: Vec<f32> = (0..=u16::MAX)
+        .map(|i| {
+            let t = ((f32::from(i) - f32::from(dark)) / span).clamp(T_MIN, 1.0);
+            -t.ln() * ATTENUATION_SCALE
+        })
+        .collect();
+    let (ph, pw) = (padded_size(height), padded_size(width));
+    let mut input = Array4::<f32>::zeros((1, 1, ph, pw));
+    for r in 0..ph {
+        let src = &readings[r.min(height - 1) * width..][..width];
+        for c in 0..pw {
+            input[[0, 0, r, c]] = lut[usize::from(src[c.min(width - 1)])];
+        }
+    }
+    Ok(input)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn air_is_zero_and_dark_is_the_clamp() {
+        let x = attenuation_input(&[1000, 100, 550, 1000], 2, 2, 1000, 100).unwrap();
+        assert_eq!(x.shape(), &[1, 1, 4, 4]);
+        assert_eq!(x[[0, 0, 0, 0]], 0.0);
+        let opaque = -T_MIN.ln() * ATTENUATION_SCALE;
+        assert!((x[[0, 0, 0, 1]] - opaque).abs() < 1e-5);
+        assert!((x[[0, 0, 1, 0]] - 0.5f32.ln().abs() * ATTENUATION_SCALE).abs() < 1e-6);
+        // Padding repeats the edge.
+        assert_eq!(x[[0, 0, 3, 3]], x[[0, 0, 1, 1]]);
+        assert_eq!(x[[0, 0, 0, 3]], x[[0, 0, 0, 1]]);
+    }
+
+    #[test]
+    fn readings_above_air_clamp_to_zero_attenuation() {
+        let x = attenuation_input(&[2000; 16], 4, 4, 1000, 100).unwrap();
+        assert!(x.iter().all(|&v| v == 0.0));
+    }
+
+    #[test]
+    fn size_mismatch_is_an_error() {
+        assert!(attenuation_input(&[0; 5], 2, 2, 1000, 0).is_err());
+        assert!(attenuation_input(&[], 0, 0, 1000, 0).is_err());
+        assert!(attenuation_input(&[0; 4], 2, 2, 100, 100).is_err());
+    }
+}

@@ -1,0 +1,27 @@
+//! BayLens's ONNX models, run through ONNX Runtime (`ort`), each with its own pre- and
+//! post-processing in plain Rust.
+//!
+//! Every model has the same shape: `preprocess -> engine.run -> postprocess`. The model never owns
+//! its ONNX Runtime session directly; it holds an [`Engine`], so pipeline tests can swap in canned
+//! tensors while the parity tests run the real session. Every ONNX file is checked against the
+//! sha256 compiled into this crate before it is loaded, so a swapped or corrupted model refuses to
+//! start rather than silently flagging the wrong things.
+//!
+//! # Layout
+//! - [`runtime`]: the process-wide ONNX Runtime environment, loaded from `ORT_DYLIB_PATH`.
+//! - [`engine`]: the [`Engine`] trait and [`OrtEngine`], a verified ONNX Runtime session.
+//! - [`concealment`]: the concealment model (`concealment-v1`): attenuation in, per-pixel
+//!   probability of a hidden dense package out, then regions.
+//! - [`error`]: [`ModelError`].
+//!
+//! The ONNX files and their cards live in `models/onnx/`; the scripts that trained them in
+//! `models/train/`.
+
+pub mod concealment;
+pub mod engine;
+pub mod error;
+pub mod runtime;
+
+pub use concealment::{ConcealmentModel, ConcealmentOutput, Detection};
+pub use engine::{Engine, OrtEngine};
+pub use error::ModelError;
