@@ -1,0 +1,158 @@
+//! Authentication: agent tokens and user sessions (both random 256-bit tokens stored as sha256),
+//! argon2id password hashes, and the [`Principal`] extractor that every protected handler takes.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::store::{Agent, User};
+
+/// Name of the session cookie of the review UI.
+pub const SESSION_COOKIE: &str = "baylens_session";
+
+/// A user's role; enforced on the server for every request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Sees its own bay's cases.
+    Officer,
+    /// Sees all bays, decides.
+    Supervisor,
+    /// Manages users and agents.
+    Admin,
+    /// Partner agency: read-only on shared cases.
+    Agency,
+}
+
+impl Role {
+    /// Parses the stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "officer" => Some(Self::Officer),
+            "supervisor" => Some(Self::Supervisor),
+            "admin" => Some(Self::Admin),
+            "agency" => Some(Self::Agency),
+            _ => None,
+        }
+    }
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Officer => "officer",
+            Self::Supervisor => "supervisor",
+            Self::Admin => "admin",
+            Self::Agency => "agency",
+        }
+    }
+}
+
+/// A random token with a readable prefix (`bla_` agents, `bls_` sessions).
+pub fn new_token(prefix: &str) -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("{prefix}{}", hex::encode(bytes))
+}
+
+/// Tokens are 256-bit random, so a plain sha256 is enough to make the stored value useless.
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// argon2id hash of a password, PHC string.
+pub fn hash_password(password: &str) -> String {
+    let mut salt = [0u8; 16];
+    rand::rng().fill_bytes(&mut salt);
+    let salt = SaltString::encode_b64(&salt).expect("16 bytes is a valid salt length");
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("argon2 with default parameters cannot fail on a 16-byte salt")
+        .to_string()
+}
+
+/// Checks a password against a stored hash.
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+}
+
+/// Who is making a request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Principal {
+    /// An edge agent (bearer `bla_...`).
+    Agent(Agent),
+    /// A user (bearer `bls_...` or the session cookie).
+    User(User),
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    parts.headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
+}
+
+/// The session token from the `Cookie` header, if any.
+pub fn session_cookie(parts: &Parts) -> Option<String> {
+    parts.headers.get_all(axum::http::header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|c| {
+        let (name, value) = c.trim().split_once('=')?;
+        (name == SESSION_COOKIE).then(|| value.to_owned())
+    })
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if let Some(token) = bearer(parts) {
+            if token.starts_with("bla_") {
+                return state.store.agent_by_token(token).await?.map(Principal::Agent).ok_or(ApiError::Unauthorized);
+            }
+            return state.store.user_by_session(token).await?.map(Principal::User).ok_or(ApiError::Unauthorized);
+        }
+        if let Some(token) = session_cookie(parts) {
+            return state.store.user_by_session(&token).await?.map(Principal::User).ok_or(ApiError::Unauthorized);
+        }
+        Err(ApiError::Unauthorized)
+    }
+}
+
+impl Principal {
+    /// The agent, or 403 for anyone else.
+    pub fn agent(self) -> Result<Agent, ApiError> {
+        match self {
+            Principal::Agent(a) => Ok(a),
+            Principal::User(_) => Err(ApiError::Forbidden("only edge agents may do this".into())),
+        }
+    }
+
+    /// The user, or 403 for an agent.
+    pub fn user(self) -> Result<User, ApiError> {
+        match self {
+            Principal::User(u) => Ok(u),
+            Principal::Agent(_) => Err(ApiError::Forbidden("agents may not read cases".into())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_verify_only_against_their_own_hash() {
+        let h = hash_password("correct horse");
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", &h));
+        assert!(!verify_password("wrong", &h));
+        assert!(!verify_password("x", "not a hash"));
+    }
+
+    #[test]
+    fn tokens_are_random_and_hashes_hide_them() {
+        let a = new_token("bla_");
+        assert_ne!(a, new_token("bla_"));
+        assert_eq!(a.len(), 4 + 64);
+        assert!(!hash_token(&a).contains(&a[4..]));
+    }
+}
