@@ -23,15 +23,19 @@ use crate::uplink::{self, Uplink};
 use crate::{AgentConfig, AgentError};
 
 /// Runs the agent until `shutdown` resolves.
-pub async fn run(config: AgentConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), AgentError> {
+pub async fn run(
+    config: AgentConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AgentError> {
     let token = config.token()?;
     let outbox = Outbox::open(&config.data_dir).await?;
     let mut folder = DropFolder::open(&config.drop_dir)?;
     let models_dir = config.models_dir.clone();
     let threads = config.model_threads;
-    let mut model = tokio::task::spawn_blocking(move || ConcealmentModel::load(&models_dir, threads))
-        .await
-        .map_err(|e| AgentError::Config(format!("model loader: {e}")))??;
+    let mut model =
+        tokio::task::spawn_blocking(move || ConcealmentModel::load(&models_dir, threads))
+            .await
+            .map_err(|e| AgentError::Config(format!("model loader: {e}")))??;
     tracing::info!(bay = %config.bay, model = MODEL_NAME, sha256 = model.sha256(), "agent ready");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -114,22 +118,46 @@ struct Prepared {
 }
 
 /// Validation, decoding and analysis: everything that can refuse a scan, nothing that writes.
-fn prepare(config: &AgentConfig, model: &mut ConcealmentModel, scan: &ReadyScan) -> Result<Prepared, Rejection> {
-    let sidecar_name = scan.sidecar.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let sidecar_bytes = std::fs::read(&scan.sidecar).map_err(|e| Rejection(format!("{sidecar_name}: cannot read: {e}")))?;
-    let sidecar = ScanSidecar::from_json(&sidecar_bytes, Utc::now()).map_err(|e| Rejection(format!("{sidecar_name}: {e}")))?;
+fn prepare(
+    config: &AgentConfig,
+    model: &mut ConcealmentModel,
+    scan: &ReadyScan,
+) -> Result<Prepared, Rejection> {
+    let sidecar_name = scan
+        .sidecar
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let sidecar_bytes = std::fs::read(&scan.sidecar)
+        .map_err(|e| Rejection(format!("{sidecar_name}: cannot read: {e}")))?;
+    let sidecar = ScanSidecar::from_json(&sidecar_bytes, Utc::now())
+        .map_err(|e| Rejection(format!("{sidecar_name}: {e}")))?;
     if sidecar.bay != config.bay {
-        return Err(Rejection(format!("{sidecar_name}: scan is for bay {}, this agent serves bay {}", sidecar.bay, config.bay)));
+        return Err(Rejection(format!(
+            "{sidecar_name}: scan is for bay {}, this agent serves bay {}",
+            sidecar.bay, config.bay
+        )));
     }
     let mut files = vec![("sidecar.json".to_owned(), sidecar_bytes)];
     let mut decoded = Vec::new();
     for image in &sidecar.images {
         let path = scan.sidecar.with_file_name(&image.file);
-        let len = std::fs::metadata(&path).map_err(|_| Rejection(format!("{}: named in {sidecar_name} but not found", image.file)))?.len();
+        let len = std::fs::metadata(&path)
+            .map_err(|_| {
+                Rejection(format!(
+                    "{}: named in {sidecar_name} but not found",
+                    image.file
+                ))
+            })?
+            .len();
         if len > config.max_image_bytes {
-            return Err(Rejection(format!("{}: {len} bytes exceeds the limit of {} bytes", image.file, config.max_image_bytes)));
+            return Err(Rejection(format!(
+                "{}: {len} bytes exceeds the limit of {} bytes",
+                image.file, config.max_image_bytes
+            )));
         }
-        let bytes = std::fs::read(&path).map_err(|e| Rejection(format!("{}: cannot read: {e}", image.file)))?;
+        let bytes = std::fs::read(&path)
+            .map_err(|e| Rejection(format!("{}: cannot read: {e}", image.file)))?;
         decoded.push(decode_image16(&image.file, &bytes)?);
         files.push((image.file.clone(), bytes));
     }
@@ -137,25 +165,60 @@ fn prepare(config: &AgentConfig, model: &mut ConcealmentModel, scan: &ReadyScan)
         if (a.width, a.height) != (b.width, b.height) {
             return Err(Rejection(format!(
                 "dual-energy images differ in size: {} is {}x{}, {} is {}x{}",
-                sidecar.images[0].file, a.width, a.height, sidecar.images[1].file, b.width, b.height
+                sidecar.images[0].file,
+                a.width,
+                a.height,
+                sidecar.images[1].file,
+                b.width,
+                b.height
             )));
         }
     }
-    let high_index = sidecar.images.iter().position(|i| std::ptr::eq(i, sidecar.high())).unwrap_or(0);
+    let high_index = sidecar
+        .images
+        .iter()
+        .position(|i| std::ptr::eq(i, sidecar.high()))
+        .unwrap_or(0);
     let high = &decoded[high_index];
     let meta = sidecar.high();
     let output = model
         .analyse(&high.samples, high.width, high.height, meta.air, meta.dark)
         .map_err(|e| Rejection(format!("analysis failed: {e}")))?;
-    let preview = render_preview(&high.samples, high.width, high.height, meta.air, meta.dark, &output)
-        .map_err(|e| Rejection(format!("preview failed: {e}")))?;
+    let preview = render_preview(
+        &high.samples,
+        high.width,
+        high.height,
+        meta.air,
+        meta.dark,
+        &output,
+    )
+    .map_err(|e| Rejection(format!("preview failed: {e}")))?;
     files.push((PREVIEW_FILE.to_owned(), preview));
-    let report_id = ReportId::parse(&uuid::Uuid::new_v4().to_string()).map_err(|e| Rejection(e.to_string()))?;
-    let report = build_report(report_id, &sidecar, high.width, high.height, MODEL_NAME, model.sha256(), &output, Utc::now());
-    Ok(Prepared { report, high_sha256: sha256_hex(&files[1 + high_index].1), files })
+    let report_id =
+        ReportId::parse(&uuid::Uuid::new_v4().to_string()).map_err(|e| Rejection(e.to_string()))?;
+    let report = build_report(
+        report_id,
+        &sidecar,
+        (high.width, high.height),
+        MODEL_NAME,
+        model.sha256(),
+        &output,
+        Utc::now(),
+    );
+    Ok(Prepared {
+        report,
+        high_sha256: sha256_hex(&files[1 + high_index].1),
+        files,
+    })
 }
 
 async fn store(outbox: &Outbox, prepared: &Prepared) -> Result<Accepted, AgentError> {
-    let files: Vec<StoredFile<'_>> = prepared.files.iter().map(|(name, bytes)| StoredFile { name, bytes }).collect();
-    outbox.accept(&prepared.report, &prepared.high_sha256, &files).await
+    let files: Vec<StoredFile<'_>> = prepared
+        .files
+        .iter()
+        .map(|(name, bytes)| StoredFile { name, bytes })
+        .collect();
+    outbox
+        .accept(&prepared.report, &prepared.high_sha256, &files)
+        .await
 }

@@ -3,15 +3,16 @@
 
 use baylens_models::ConcealmentOutput;
 use baylens_protocol::report::REPORT_CONTRACT;
-use baylens_protocol::{Finding, FindingKind, Lane, ModelRun, Region, ReportId, ScanReport, ScanSidecar};
+use baylens_protocol::{
+    Finding, FindingKind, Lane, ModelRun, Region, ReportId, ScanReport, ScanSidecar,
+};
 use chrono::{DateTime, Utc};
 
 /// Builds the report for one scan.
 pub fn build_report(
     report_id: ReportId,
     sidecar: &ScanSidecar,
-    width: u32,
-    height: u32,
+    (width, height): (u32, u32),
     model_name: &str,
     model_sha256: &str,
     output: &ConcealmentOutput,
@@ -70,7 +71,11 @@ mod tests {
         let json = include_str!("../../protocol/SCAN_FORMAT.md");
         let start = json.find("```json").unwrap() + 7;
         let end = start + json[start..].find("```").unwrap();
-        ScanSidecar::from_json(json[start..end].as_bytes(), "2026-11-26T00:00:00Z".parse().unwrap()).unwrap()
+        ScanSidecar::from_json(
+            &json.as_bytes()[start..end],
+            "2026-11-26T00:00:00Z".parse().unwrap(),
+        )
+        .unwrap()
     }
 
     fn output(detections: Vec<Detection>) -> ConcealmentOutput {
@@ -85,19 +90,54 @@ mod tests {
 
     #[test]
     fn a_detection_becomes_a_located_finding_and_sets_the_lane() {
-        let d = Detection { x: 100, y: 50, width: 30, height: 20, score: 0.92, pixels: 500 };
-        let r = build_report(ReportId::parse("r").unwrap(), &sidecar(), 416, 208, "m", "h", &output(vec![d]), Utc::now());
+        let d = Detection {
+            x: 100,
+            y: 50,
+            width: 30,
+            height: 20,
+            score: 0.92,
+            pixels: 500,
+        };
+        let r = build_report(
+            ReportId::parse("r").unwrap(),
+            &sidecar(),
+            (416, 208),
+            "m",
+            "h",
+            &output(vec![d]),
+            Utc::now(),
+        );
         assert_eq!(r.findings.len(), 1);
-        assert_eq!(r.findings[0].region, Some(Region { x: 100, y: 50, width: 30, height: 20 }));
+        assert_eq!(
+            r.findings[0].region,
+            Some(Region {
+                x: 100,
+                y: 50,
+                width: 30,
+                height: 20
+            })
+        );
         // 30 px at 10 mm is 0.3 m.
-        assert!(r.findings[0].message.contains("0.3 m x 0.2 m"), "{}", r.findings[0].message);
+        assert!(
+            r.findings[0].message.contains("0.3 m x 0.2 m"),
+            "{}",
+            r.findings[0].message
+        );
         assert_eq!(r.lane, Lane::Red);
         assert_eq!(r.risk, 0.92);
     }
 
     #[test]
     fn no_detection_is_green() {
-        let r = build_report(ReportId::parse("r").unwrap(), &sidecar(), 416, 208, "m", "h", &output(vec![]), Utc::now());
+        let r = build_report(
+            ReportId::parse("r").unwrap(),
+            &sidecar(),
+            (416, 208),
+            "m",
+            "h",
+            &output(vec![]),
+            Utc::now(),
+        );
         assert!(r.findings.is_empty());
         assert_eq!(r.lane, Lane::Green);
         // The report the agent builds is one the server accepts.

@@ -72,21 +72,25 @@ impl AgentConfig {
     /// Parses a TOML document.
     pub fn from_toml(text: &str) -> Result<Self, AgentError> {
         let config: Self = toml::from_str(text).map_err(|e| AgentError::Config(e.to_string()))?;
-        if !(config.server.url.starts_with("http://") || config.server.url.starts_with("https://")) {
+        if !(config.server.url.starts_with("http://") || config.server.url.starts_with("https://"))
+        {
             return Err(AgentError::Config(format!(
                 "server.url {:?} must start with http:// or https://",
                 config.server.url
             )));
         }
         if config.poll_interval_ms == 0 || config.model_threads == 0 {
-            return Err(AgentError::Config("poll_interval_ms and model_threads must be positive".into()));
+            return Err(AgentError::Config(
+                "poll_interval_ms and model_threads must be positive".into(),
+            ));
         }
         Ok(config)
     }
 
     /// Reads and parses a TOML file.
     pub fn load(path: &Path) -> Result<Self, AgentError> {
-        let text = std::fs::read_to_string(path).map_err(AgentError::io(format!("reading {}", path.display())))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(AgentError::io(format!("reading {}", path.display())))?;
         Self::from_toml(&text).map_err(|e| AgentError::Config(format!("{}: {e}", path.display())))
     }
 
@@ -98,12 +102,20 @@ impl AgentConfig {
             }
         }
         let Some(path) = &self.server.token_file else {
-            return Err(AgentError::Config(format!("no agent token: set {TOKEN_ENV} or server.token_file")));
+            return Err(AgentError::Config(format!(
+                "no agent token: set {TOKEN_ENV} or server.token_file"
+            )));
         };
-        let t = std::fs::read_to_string(path).map_err(AgentError::io(format!("reading token file {}", path.display())))?;
+        let t = std::fs::read_to_string(path).map_err(AgentError::io(format!(
+            "reading token file {}",
+            path.display()
+        )))?;
         let t = t.trim();
         if t.is_empty() {
-            return Err(AgentError::Config(format!("token file {} is empty", path.display())));
+            return Err(AgentError::Config(format!(
+                "token file {} is empty",
+                path.display()
+            )));
         }
         Ok(t.to_owned())
     }
@@ -123,14 +135,23 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_refused_by_name() {
-        let text = format!("{}\npoll_intreval_ms = 5\n", include_str!("../../config/agent.example.toml"));
+        let text = format!(
+            "{}\npoll_intreval_ms = 5\n",
+            include_str!("../../config/agent.example.toml")
+        );
         let err = AgentConfig::from_toml(&text).unwrap_err().to_string();
         assert!(err.contains("unknown field `poll_intreval_ms`"), "{err}");
     }
 
     #[test]
     fn a_server_url_without_scheme_is_refused() {
-        let text = include_str!("../../config/agent.example.toml").replace("http://127.0.0.1:8080", "127.0.0.1:8080");
-        assert!(AgentConfig::from_toml(&text).unwrap_err().to_string().contains("server.url"));
+        let text = include_str!("../../config/agent.example.toml")
+            .replace("http://127.0.0.1:8080", "127.0.0.1:8080");
+        assert!(
+            AgentConfig::from_toml(&text)
+                .unwrap_err()
+                .to_string()
+                .contains("server.url")
+        );
     }
 }

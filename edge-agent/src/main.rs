@@ -26,12 +26,17 @@ enum Command {
 #[tokio::main]
 async fn main() -> Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .init();
     match Cli::parse().command {
         Command::Run { config } => {
-            let config = AgentConfig::load(&config).with_context(|| format!("loading {}", config.display()))?;
-            edge_agent::run(config, shutdown_signal()).await.context("edge agent stopped")?;
+            let config = AgentConfig::load(&config)
+                .with_context(|| format!("loading {}", config.display()))?;
+            edge_agent::run(config, shutdown_signal())
+                .await
+                .context("edge agent stopped")?;
         }
     }
     Ok(())
@@ -41,10 +46,11 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return ctrl_c.await.unwrap_or(()),
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return ctrl_c.await.unwrap_or(()),
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

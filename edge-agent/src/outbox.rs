@@ -75,14 +75,18 @@ impl Outbox {
     /// Opens (creating and migrating) the store under `data_dir`.
     pub async fn open(data_dir: &Path) -> Result<Self, AgentError> {
         let scans_dir = data_dir.join("scans");
-        fs::create_dir_all(&scans_dir).map_err(AgentError::io(format!("creating {}", scans_dir.display())))?;
+        fs::create_dir_all(&scans_dir)
+            .map_err(AgentError::io(format!("creating {}", scans_dir.display())))?;
         let db = data_dir.join("agent.db");
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", db.display()))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(std::time::Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new().max_connections(2).connect_with(options).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(options)
+            .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         Ok(Self { pool, scans_dir })
     }
@@ -93,17 +97,29 @@ impl Outbox {
     }
 
     /// Stores a scan's files and its report durably. Returns only after both are on disk.
-    pub async fn accept(&self, report: &ScanReport, high_sha256: &str, files: &[StoredFile<'_>]) -> Result<Accepted, AgentError> {
+    pub async fn accept(
+        &self,
+        report: &ScanReport,
+        high_sha256: &str,
+        files: &[StoredFile<'_>],
+    ) -> Result<Accepted, AgentError> {
         if let Some(row) = sqlx::query("SELECT high_sha256 FROM scans WHERE scan_id = ?")
             .bind(report.scan_id.as_str())
             .fetch_optional(&self.pool)
             .await?
         {
             let existing: String = row.get(0);
-            return Ok(if existing == high_sha256 { Accepted::AlreadyStored } else { Accepted::Conflict });
+            return Ok(if existing == high_sha256 {
+                Accepted::AlreadyStored
+            } else {
+                Accepted::Conflict
+            });
         }
         let dir = self.scan_dir(&report.scan_id);
-        let files: Vec<(String, Vec<u8>)> = files.iter().map(|f| (f.name.to_owned(), f.bytes.to_vec())).collect();
+        let files: Vec<(String, Vec<u8>)> = files
+            .iter()
+            .map(|f| (f.name.to_owned(), f.bytes.to_vec()))
+            .collect();
         let dir_for_write = dir.clone();
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             fs::create_dir_all(&dir_for_write)?;
@@ -114,9 +130,18 @@ impl Outbox {
             fs::File::open(&dir_for_write)?.sync_all()
         })
         .await
-        .map_err(|e| AgentError::Io { context: "store task".into(), source: std::io::Error::other(e) })?
-        .map_err(AgentError::io(format!("writing scan files into {}", dir.display())))?;
-        let report_json = serde_json::to_string(report).map_err(|e| AgentError::Io { context: "encoding report".into(), source: e.into() })?;
+        .map_err(|e| AgentError::Io {
+            context: "store task".into(),
+            source: std::io::Error::other(e),
+        })?
+        .map_err(AgentError::io(format!(
+            "writing scan files into {}",
+            dir.display()
+        )))?;
+        let report_json = serde_json::to_string(report).map_err(|e| AgentError::Io {
+            context: "encoding report".into(),
+            source: e.into(),
+        })?;
         sqlx::query(
             "INSERT INTO scans (scan_id, report_id, high_sha256, captured_at, accepted_at, report_json, state, next_attempt_ms)
              VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)",
@@ -144,7 +169,8 @@ impl Outbox {
         .await?;
         let Some(row) = row else { return Ok(None) };
         let scan_id: String = row.get(0);
-        let scan_id = ScanId::parse(&scan_id).map_err(|e| AgentError::Config(format!("corrupt outbox row: {e}")))?;
+        let scan_id = ScanId::parse(&scan_id)
+            .map_err(|e| AgentError::Config(format!("corrupt outbox row: {e}")))?;
         Ok(Some(Pending {
             preview_path: self.scan_dir(&scan_id).join(PREVIEW_FILE),
             scan_id,
@@ -155,9 +181,10 @@ impl Outbox {
 
     /// Milliseconds until the earliest pending report is due (None if nothing is pending).
     pub async fn ms_until_next_due(&self) -> Result<Option<i64>, AgentError> {
-        let next: Option<i64> = sqlx::query_scalar("SELECT MIN(next_attempt_ms) FROM scans WHERE state = 'pending'")
-            .fetch_one(&self.pool)
-            .await?;
+        let next: Option<i64> =
+            sqlx::query_scalar("SELECT MIN(next_attempt_ms) FROM scans WHERE state = 'pending'")
+                .fetch_one(&self.pool)
+                .await?;
         Ok(next.map(|t| (t - now_ms()).max(0)))
     }
 
@@ -172,7 +199,12 @@ impl Outbox {
     }
 
     /// Records a failed attempt and when to try again.
-    pub async fn mark_retry(&self, scan_id: &ScanId, error: &str, delay_ms: i64) -> Result<(), AgentError> {
+    pub async fn mark_retry(
+        &self,
+        scan_id: &ScanId,
+        error: &str,
+        delay_ms: i64,
+    ) -> Result<(), AgentError> {
         sqlx::query("UPDATE scans SET attempts = attempts + 1, last_error = ?, next_attempt_ms = ? WHERE scan_id = ?")
             .bind(error)
             .bind(now_ms() + delay_ms)

@@ -8,7 +8,14 @@ use baylens_models::ConcealmentOutput;
 use image::{ImageBuffer, ImageFormat, Rgb};
 
 /// Renders the preview PNG from the high-energy readings and the model output.
-pub fn render_preview(readings: &[u16], width: u32, height: u32, air: u16, dark: u16, output: &ConcealmentOutput) -> Result<Vec<u8>, image::ImageError> {
+pub fn render_preview(
+    readings: &[u16],
+    width: u32,
+    height: u32,
+    air: u16,
+    dark: u16,
+    output: &ConcealmentOutput,
+) -> Result<Vec<u8>, image::ImageError> {
     let span = f32::from(air.saturating_sub(dark)).max(1.0);
     let mut img = ImageBuffer::<Rgb<u8>, Vec<u8>>::new(width, height);
     for (i, px) in img.pixels_mut().enumerate() {
@@ -23,7 +30,10 @@ pub fn render_preview(readings: &[u16], width: u32, height: u32, air: u16, dark:
     }
     for d in &output.detections {
         let (x0, y0) = (d.x, d.y);
-        let (x1, y1) = ((d.x + d.width).min(width) - 1, (d.y + d.height).min(height) - 1);
+        let (x1, y1) = (
+            (d.x + d.width).min(width) - 1,
+            (d.y + d.height).min(height) - 1,
+        );
         let yellow = Rgb([255u8, 220, 0]);
         for x in x0..=x1 {
             img.put_pixel(x, y0, yellow);
@@ -51,7 +61,14 @@ mod tests {
         heatmap[[3, 3]] = 0.9;
         let output = ConcealmentOutput {
             heatmap,
-            detections: vec![Detection { x: 2, y: 2, width: 4, height: 4, score: 0.9, pixels: 16 }],
+            detections: vec![Detection {
+                x: 2,
+                y: 2,
+                width: 4,
+                height: 4,
+                score: 0.9,
+                pixels: 16,
+            }],
             max_probability: 0.9,
             flagged_fraction: 0.01,
             inference_ms: 1.0,

@@ -35,7 +35,9 @@ pub enum Attempt {
 /// factor in [0.5, 1] so that agents that failed together do not retry together.
 pub fn backoff_ms(attempts: u32, max: Duration, rng: &mut impl Rng) -> i64 {
     let cap = max.as_millis().min(u128::from(u64::MAX)) as u64;
-    let exp = BASE_DELAY_MS.saturating_mul(1u64 << attempts.min(30)).min(cap.max(1));
+    let exp = BASE_DELAY_MS
+        .saturating_mul(1u64 << attempts.min(30))
+        .min(cap.max(1));
     let jittered = (exp as f64 * rng.random_range(0.5..=1.0)) as u64;
     jittered.max(1).try_into().unwrap_or(i64::MAX)
 }
@@ -49,8 +51,16 @@ pub struct Uplink {
 }
 
 fn classify(status: StatusCode, body: &str, what: &str) -> Attempt {
-    let detail = format!("{what}: HTTP {status}: {}", body.chars().take(300).collect::<String>());
-    if status.is_server_error() || matches!(status, StatusCode::REQUEST_TIMEOUT | StatusCode::TOO_MANY_REQUESTS) {
+    let detail = format!(
+        "{what}: HTTP {status}: {}",
+        body.chars().take(300).collect::<String>()
+    );
+    if status.is_server_error()
+        || matches!(
+            status,
+            StatusCode::REQUEST_TIMEOUT | StatusCode::TOO_MANY_REQUESTS
+        )
+    {
         Attempt::Retry(detail)
     } else if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
         // A wrong or revoked token is an operator's fix, not a property of the report: keep
@@ -69,7 +79,11 @@ impl Uplink {
             .timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| AgentError::Config(format!("HTTP client: {e}")))?;
-        Ok(Self { client, base: base.trim_end_matches('/').to_owned(), token })
+        Ok(Self {
+            client,
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+        })
     }
 
     /// Tries once to deliver a report and its preview.
@@ -94,7 +108,12 @@ impl Uplink {
         }
         let preview = match tokio::fs::read(&pending.preview_path).await {
             Ok(bytes) => bytes,
-            Err(e) => return Attempt::Refused(format!("preview {} unreadable: {e}", pending.preview_path.display())),
+            Err(e) => {
+                return Attempt::Refused(format!(
+                    "preview {} unreadable: {e}",
+                    pending.preview_path.display()
+                ));
+            }
         };
         let url = format!("{}/api/v1/scans/{}/preview", self.base, pending.scan_id);
         let sent = self
@@ -119,7 +138,13 @@ impl Uplink {
 
 /// Delivers pending reports until `shutdown` resolves. `wake` is notified whenever a new report
 /// is stored, so it goes out at once rather than at the next timer.
-pub async fn run(outbox: Outbox, uplink: Uplink, wake: Arc<Notify>, max_backoff: Duration, shutdown: impl Future<Output = ()>) -> Result<(), AgentError> {
+pub async fn run(
+    outbox: Outbox,
+    uplink: Uplink,
+    wake: Arc<Notify>,
+    max_backoff: Duration,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AgentError> {
     tokio::pin!(shutdown);
     loop {
         while let Some(pending) = outbox.next_due().await? {
@@ -146,7 +171,12 @@ pub async fn run(outbox: Outbox, uplink: Uplink, wake: Arc<Notify>, max_backoff:
                 }
             }
         }
-        let wait = outbox.ms_until_next_due().await?.map_or(Duration::from_secs(3600), |ms| Duration::from_millis(ms.max(10) as u64));
+        let wait = outbox
+            .ms_until_next_due()
+            .await?
+            .map_or(Duration::from_secs(3600), |ms| {
+                Duration::from_millis(ms.max(10) as u64)
+            });
         tokio::select! {
             () = wake.notified() => {}
             () = tokio::time::sleep(wait) => {}
@@ -167,17 +197,33 @@ mod tests {
         for attempts in 0..40 {
             let d = backoff_ms(attempts, max, &mut rng);
             let full = (1000u64 << attempts.min(30)).min(300_000) as i64;
-            assert!(d >= full / 2 && d <= full, "attempt {attempts}: {d} not in [{}, {full}]", full / 2);
+            assert!(
+                d >= full / 2 && d <= full,
+                "attempt {attempts}: {d} not in [{}, {full}]",
+                full / 2
+            );
         }
-        let spread: std::collections::HashSet<i64> = (0..20).map(|_| backoff_ms(5, max, &mut rng)).collect();
+        let spread: std::collections::HashSet<i64> =
+            (0..20).map(|_| backoff_ms(5, max, &mut rng)).collect();
         assert!(spread.len() > 10, "no jitter");
     }
 
     #[test]
     fn server_errors_retry_and_client_errors_are_refused() {
-        assert!(matches!(classify(StatusCode::SERVICE_UNAVAILABLE, "", "r"), Attempt::Retry(_)));
-        assert!(matches!(classify(StatusCode::TOO_MANY_REQUESTS, "", "r"), Attempt::Retry(_)));
-        assert!(matches!(classify(StatusCode::UNAUTHORIZED, "", "r"), Attempt::Retry(_)));
-        assert!(matches!(classify(StatusCode::UNPROCESSABLE_ENTITY, "bad lane", "r"), Attempt::Refused(m) if m.contains("bad lane")));
+        assert!(matches!(
+            classify(StatusCode::SERVICE_UNAVAILABLE, "", "r"),
+            Attempt::Retry(_)
+        ));
+        assert!(matches!(
+            classify(StatusCode::TOO_MANY_REQUESTS, "", "r"),
+            Attempt::Retry(_)
+        ));
+        assert!(matches!(
+            classify(StatusCode::UNAUTHORIZED, "", "r"),
+            Attempt::Retry(_)
+        ));
+        assert!(
+            matches!(classify(StatusCode::UNPROCESSABLE_ENTITY, "bad lane", "r"), Attempt::Refused(m) if m.contains("bad lane"))
+        );
     }
 }

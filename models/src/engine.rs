@@ -33,7 +33,11 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 impl OrtEngine {
     /// Loads `path` after checking that its sha256 is `expected_sha256`, with `threads`
     /// intra-op threads and full graph optimisation.
-    pub fn load(path: &Path, expected_sha256: &'static str, threads: usize) -> Result<Self, ModelError> {
+    pub fn load(
+        path: &Path,
+        expected_sha256: &'static str,
+        threads: usize,
+    ) -> Result<Self, ModelError> {
         let bytes = std::fs::read(path).map_err(|source| ModelError::Read {
             path: path.to_owned(),
             source,
@@ -52,7 +56,10 @@ impl OrtEngine {
             .with_intra_threads(threads.max(1))?
             .with_inter_threads(1)?
             .commit_from_memory(&bytes)?;
-        Ok(Self { session, sha256: found })
+        Ok(Self {
+            session,
+            sha256: found,
+        })
     }
 
     /// sha256 of the model file that was loaded.
@@ -68,7 +75,9 @@ impl Engine for OrtEngine {
         let (out_shape, values) = outputs[0].try_extract_tensor::<f32>()?;
         let dims: Vec<usize> = out_shape.iter().map(|&d| d as usize).collect();
         if dims.len() != 4 {
-            return Err(ModelError::Output(format!("expected a 4-D output, got shape {dims:?}")));
+            return Err(ModelError::Output(format!(
+                "expected a 4-D output, got shape {dims:?}"
+            )));
         }
         let array = ndarray::ArrayD::from_shape_vec(IxDyn(&dims), values.to_vec())
             .map_err(|e| ModelError::Output(e.to_string()))?

@@ -8,7 +8,9 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum ModelError {
     /// The ONNX Runtime shared library could not be found or loaded.
-    #[error("cannot load ONNX Runtime from {path}: {reason} (run `./baylens setup`, or set ORT_DYLIB_PATH)")]
+    #[error(
+        "cannot load ONNX Runtime from {path}: {reason} (run `./baylens setup`, or set ORT_DYLIB_PATH)"
+    )]
     Runtime {
         /// Where we looked.
         path: PathBuf,

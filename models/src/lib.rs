@@ -12,7 +12,7 @@
 //! - [`engine`]: the [`Engine`] trait and [`OrtEngine`], a verified ONNX Runtime session.
 //! - [`concealment`]: the concealment model (`concealment-v1`): attenuation in, per-pixel
 //!   probability of a hidden dense package out, then regions.
-//! - [`error`]: [`ModelError`].
+//! - [`error`]: the crate error type, [`ModelError`].
 //!
 //! The ONNX files and their cards live in `models/onnx/`; the scripts that trained them in
 //! `models/train/`.

@@ -161,7 +161,13 @@ mod tests {
 
     #[test]
     fn malformed_codes_are_refused() {
-        for bad in ["", "CSQU305438", "CSQX3054383", "C5QU3054383", "CSQU30S4383"] {
+        for bad in [
+            "",
+            "CSQU305438",
+            "CSQX3054383",
+            "C5QU3054383",
+            "CSQU30S4383",
+        ] {
             assert!(ContainerCode::parse(bad).is_err(), "{bad} accepted");
         }
     }

@@ -107,7 +107,10 @@ mod tests {
     #[test]
     fn ids_accept_scanner_style_names() {
         for good in ["BAY01-20261125-000001", "scan_1.2", "A"] {
-            assert_eq!(ScanId::parse(good).map(|s| s.to_string()), Ok(good.to_owned()));
+            assert_eq!(
+                ScanId::parse(good).map(|s| s.to_string()),
+                Ok(good.to_owned())
+            );
         }
     }
 

@@ -157,17 +157,26 @@ impl ScanReport {
             if (0.0..=1.0).contains(&v) {
                 Ok(())
             } else {
-                Err(ProtocolError::invalid(field, format!("must be in [0, 1], got {v}")))
+                Err(ProtocolError::invalid(
+                    field,
+                    format!("must be in [0, 1], got {v}"),
+                ))
             }
         };
         unit("risk", self.risk)?;
         unit("model.max_probability", self.model.max_probability)?;
         unit("model.flagged_fraction", self.model.flagged_fraction)?;
         if self.width == 0 || self.height == 0 {
-            return Err(ProtocolError::invalid("width", "scan size must be non-zero"));
+            return Err(ProtocolError::invalid(
+                "width",
+                "scan size must be non-zero",
+            ));
         }
         if self.findings.len() > 1000 {
-            return Err(ProtocolError::invalid("findings", "more than 1000 findings"));
+            return Err(ProtocolError::invalid(
+                "findings",
+                "more than 1000 findings",
+            ));
         }
         for (i, f) in self.findings.iter().enumerate() {
             unit(&format!("findings[{i}].score"), f.score)?;
@@ -229,7 +238,12 @@ mod tests {
             findings: vec![Finding {
                 kind: FindingKind::ConcealedObject,
                 score: 0.9,
-                region: Some(Region { x: 10, y: 10, width: 5, height: 5 }),
+                region: Some(Region {
+                    x: 10,
+                    y: 10,
+                    width: 5,
+                    height: 5,
+                }),
                 message: "dense object".into(),
             }],
             risk: 0.9,
@@ -258,7 +272,12 @@ mod tests {
         let err = ScanReport::from_json(&serde_json::to_vec(&r).unwrap()).unwrap_err();
         assert!(err.to_string().contains("does not match risk"));
         let mut r = sample();
-        r.findings[0].region = Some(Region { x: 99, y: 0, width: 5, height: 5 });
+        r.findings[0].region = Some(Region {
+            x: 99,
+            y: 0,
+            width: 5,
+            height: 5,
+        });
         let err = ScanReport::from_json(&serde_json::to_vec(&r).unwrap()).unwrap_err();
         assert!(err.to_string().contains("outside the scan"));
         let mut r = sample();

@@ -119,7 +119,10 @@ impl ScanSidecar {
                 ),
             ));
         }
-        if !(self.pixel_pitch_mm.is_finite() && self.pixel_pitch_mm > 0.0 && self.pixel_pitch_mm <= 1000.0) {
+        if !(self.pixel_pitch_mm.is_finite()
+            && self.pixel_pitch_mm > 0.0
+            && self.pixel_pitch_mm <= 1000.0)
+        {
             return Err(ProtocolError::invalid(
                 "pixel_pitch_mm",
                 format!("must be in (0, 1000] mm, got {}", self.pixel_pitch_mm),
@@ -156,7 +159,8 @@ impl ScanSidecar {
                     ),
                 ));
             }
-            if !(image.energy_mev.is_finite() && image.energy_mev > 0.0 && image.energy_mev <= 20.0) {
+            if !(image.energy_mev.is_finite() && image.energy_mev > 0.0 && image.energy_mev <= 20.0)
+            {
                 return Err(ProtocolError::invalid(
                     field("energy_mev"),
                     format!("must be in (0, 20] MeV, got {}", image.energy_mev),
@@ -262,7 +266,11 @@ mod tests {
     fn unknown_fields_are_refused_by_name() {
         let mut v = sample();
         v["exposure"] = serde_json::json!(3);
-        assert!(error_of(&v).contains("unknown field `exposure`"), "{}", error_of(&v));
+        assert!(
+            error_of(&v).contains("unknown field `exposure`"),
+            "{}",
+            error_of(&v)
+        );
         let mut v = sample();
         v["images"][0]["gain"] = serde_json::json!(1);
         assert!(error_of(&v).contains("unknown field `gain`"));
@@ -315,7 +323,13 @@ mod tests {
 
     #[test]
     fn image_file_names_cannot_leave_the_folder() {
-        for bad in ["../x.png", "/etc/passwd.png", "sub/x.png", ".x.png", "x.jpg"] {
+        for bad in [
+            "../x.png",
+            "/etc/passwd.png",
+            "sub/x.png",
+            ".x.png",
+            "x.jpg",
+        ] {
             let mut v = sample();
             v["images"][0]["file"] = serde_json::json!(bad);
             assert!(error_of(&v).contains("images[0].file"), "{bad} accepted");
@@ -341,6 +355,12 @@ mod tests {
     #[test]
     fn syntax_errors_are_malformed() {
         let err = ScanSidecar::from_json(b"{\"contract\": ", now()).unwrap_err();
-        assert!(matches!(err, ProtocolError::Malformed { document: "sidecar", .. }));
+        assert!(matches!(
+            err,
+            ProtocolError::Malformed {
+                document: "sidecar",
+                ..
+            }
+        ));
     }
 }

@@ -70,7 +70,14 @@ impl ScenarioChoice {
 const OWNER_CODES: [&str; 6] = ["MSK", "CSQ", "TGH", "MSC", "CMA", "HLX"];
 
 /// Generates scan number `index` of a run with `seed`. Same arguments, same scan, bit for bit.
-pub fn generate(choice: ScenarioChoice, seed: u64, index: u64, scan_id: ScanId, bay: BayId, captured_at: DateTime<Utc>) -> Generated {
+pub fn generate(
+    choice: ScenarioChoice,
+    seed: u64,
+    index: u64,
+    scan_id: ScanId,
+    bay: BayId,
+    captured_at: DateTime<Utc>,
+) -> Generated {
     let mut rng = scan_rng(seed, index);
     let scenario = match choice {
         ScenarioChoice::Fixed(s) => s,
@@ -84,6 +91,12 @@ pub fn generate(choice: ScenarioChoice, seed: u64, index: u64, scan_id: ScanId, 
     Generated {
         scan,
         truth: built.truth,
-        meta: write::ScanMeta { scan_id, bay, captured_at, container_code, declaration_ref: None },
+        meta: write::ScanMeta {
+            scan_id,
+            bay,
+            captured_at,
+            container_code,
+            declaration_ref: None,
+        },
     }
 }

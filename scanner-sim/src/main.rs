@@ -10,7 +10,10 @@ use clap::{Parser, Subcommand};
 use scanner_sim::{ScenarioChoice, generate, write_scan};
 
 #[derive(Debug, Parser)]
-#[command(version, about = "Synthetic X-ray cargo scans per the BayLens scan contract")]
+#[command(
+    version,
+    about = "Synthetic X-ray cargo scans per the BayLens scan contract"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -63,30 +66,52 @@ enum Command {
 }
 
 fn scenario(name: &str) -> Result<ScenarioChoice> {
-    ScenarioChoice::parse(name).with_context(|| format!("unknown scenario {name:?}; use honest, concealment or mixed"))
+    ScenarioChoice::parse(name)
+        .with_context(|| format!("unknown scenario {name:?}; use honest, concealment or mixed"))
 }
 
 fn main() -> Result<()> {
     match Cli::parse().command {
-        Command::Generate { scenario: name, count, seed, out, bay, masks } => {
+        Command::Generate {
+            scenario: name,
+            count,
+            seed,
+            out,
+            bay,
+            masks,
+        } => {
             let choice = scenario(&name)?;
             let bay = BayId::parse(&bay)?;
             let mut truths = Vec::new();
             for i in 0..count {
                 let scan_id = ScanId::parse(&format!("{bay}-s{seed}-{i:06}"))?;
                 let g = generate(choice, seed, i, scan_id.clone(), bay.clone(), Utc::now());
-                write_scan(&out, &g.scan, &g.meta, masks).with_context(|| format!("writing scan {scan_id} into {}", out.display()))?;
-                let boxes: Vec<[u32; 4]> = g.truth.concealed.iter().map(|c| c.package.pixel_box()).collect();
+                write_scan(&out, &g.scan, &g.meta, masks)
+                    .with_context(|| format!("writing scan {scan_id} into {}", out.display()))?;
+                let boxes: Vec<[u32; 4]> = g
+                    .truth
+                    .concealed
+                    .iter()
+                    .map(|c| c.package.pixel_box())
+                    .collect();
                 truths.push(serde_json::json!({
                     "scan_id": scan_id, "scenario": g.truth.scenario, "concealed_boxes": boxes,
                     "concealed": g.truth.concealed, "cargo": g.truth.cargo,
                 }));
             }
             let truth_path = out.join("truth.json");
-            std::fs::write(&truth_path, serde_json::to_vec_pretty(&truths)?).with_context(|| format!("writing {}", truth_path.display()))?;
+            std::fs::write(&truth_path, serde_json::to_vec_pretty(&truths)?)
+                .with_context(|| format!("writing {}", truth_path.display()))?;
             println!("wrote {count} scans and {}", truth_path.display());
         }
-        Command::Feed { drop, interval, count, scenario: name, seed, bay } => {
+        Command::Feed {
+            drop,
+            interval,
+            count,
+            scenario: name,
+            seed,
+            bay,
+        } => {
             let choice = scenario(&name)?;
             let bay = BayId::parse(&bay)?;
             if !(interval.is_finite() && interval >= 0.0) {
@@ -97,9 +122,17 @@ fn main() -> Result<()> {
             while count == 0 || i < count {
                 let scan_id = ScanId::parse(&format!("{bay}-{run}-{i:05}"))?;
                 let g = generate(choice, seed, i, scan_id.clone(), bay.clone(), Utc::now());
-                write_scan(&drop, &g.scan, &g.meta, false).with_context(|| format!("writing scan into {}", drop.display()))?;
-                let code = g.meta.container_code.map(|c| c.to_string()).unwrap_or_default();
-                println!("scanner-sim: dropped {scan_id} ({code}, {:?})", g.truth.scenario);
+                write_scan(&drop, &g.scan, &g.meta, false)
+                    .with_context(|| format!("writing scan into {}", drop.display()))?;
+                let code = g
+                    .meta
+                    .container_code
+                    .map(|c| c.to_string())
+                    .unwrap_or_default();
+                println!(
+                    "scanner-sim: dropped {scan_id} ({code}, {:?})",
+                    g.truth.scenario
+                );
                 i += 1;
                 std::thread::sleep(Duration::from_secs_f64(interval));
             }

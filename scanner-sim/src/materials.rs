@@ -22,7 +22,11 @@ pub struct Material {
 impl Material {
     /// Linear attenuation coefficient at the given energy for a bulk density (g/cm³), per mm.
     pub fn mu_per_mm(&self, high: bool, bulk_density: f64) -> f64 {
-        let mu_rho = if high { self.mu_rho_high } else { self.mu_rho_low };
+        let mu_rho = if high {
+            self.mu_rho_high
+        } else {
+            self.mu_rho_low
+        };
         mu_rho * bulk_density / 10.0
     }
 }

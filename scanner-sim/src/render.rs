@@ -56,8 +56,18 @@ pub struct SimulatedScan {
 
 /// Attenuation `Σ μ t` (high, low) of the container and chassis structure along the ray at (x, z).
 fn structure_attenuation(x: f64, z: f64) -> (f64, f64) {
-    let steel = |mm: f64| (STEEL.mu_per_mm(true, STEEL.density) * mm, STEEL.mu_per_mm(false, STEEL.density) * mm);
-    let wood = |mm: f64| (ORGANIC.mu_per_mm(true, 0.7) * mm, ORGANIC.mu_per_mm(false, 0.7) * mm);
+    let steel = |mm: f64| {
+        (
+            STEEL.mu_per_mm(true, STEEL.density) * mm,
+            STEEL.mu_per_mm(false, STEEL.density) * mm,
+        )
+    };
+    let wood = |mm: f64| {
+        (
+            ORGANIC.mu_per_mm(true, 0.7) * mm,
+            ORGANIC.mu_per_mm(false, 0.7) * mm,
+        )
+    };
     let mut total = (0.0, 0.0);
     let mut add = |(h, l): (f64, f64)| {
         total.0 += h;
@@ -67,7 +77,9 @@ fn structure_attenuation(x: f64, z: f64) -> (f64, f64) {
     let right = CONTAINER_LEFT + EXT_LENGTH;
     let top = CONTAINER_BOTTOM + EXT_HEIGHT;
     // Chassis: two longitudinal I-beams under the container, their webs crossed by the ray.
-    if (CONTAINER_BOTTOM - 300.0..CONTAINER_BOTTOM).contains(&z) && (left - 250.0..right + 100.0).contains(&x) {
+    if (CONTAINER_BOTTOM - 300.0..CONTAINER_BOTTOM).contains(&z)
+        && (left - 250.0..right + 100.0).contains(&x)
+    {
         add(steel(2.0 * 12.0));
     }
     if !(left..right).contains(&x) || !(CONTAINER_BOTTOM..top).contains(&z) {
@@ -138,7 +150,10 @@ pub fn render(scene: &Scene, rng: &mut impl Rng) -> SimulatedScan {
 /// The detector: expected photon counts, a [1 2 1]/4 point-spread blur in both directions,
 /// Poisson noise, a gain per detector channel (row) and the air/dark scaling to 16 bits.
 fn detect(attenuation: &[f64], w: usize, h: usize, det: Detector, rng: &mut impl Rng) -> Vec<u16> {
-    let expected: Vec<f64> = attenuation.iter().map(|a| det.photons_in_air * (-a).exp()).collect();
+    let expected: Vec<f64> = attenuation
+        .iter()
+        .map(|a| det.photons_in_air * (-a).exp())
+        .collect();
     let blurred = blur_121(&expected, w, h);
     let gain_noise = Normal::new(1.0, 0.004).expect("constant, valid deviation");
     let gains: Vec<f64> = (0..h).map(|_| gain_noise.sample(rng)).collect();
@@ -172,7 +187,8 @@ fn blur_121(values: &[f64], w: usize, h: usize) -> Vec<f64> {
     for r in 0..h {
         for c in 0..w {
             let at = |rr: usize| horizontal[rr * w + c];
-            out[r * w + c] = 0.25 * at(r.saturating_sub(1)) + 0.5 * at(r) + 0.25 * at((r + 1).min(h - 1));
+            out[r * w + c] =
+                0.25 * at(r.saturating_sub(1)) + 0.5 * at(r) + 0.25 * at((r + 1).min(h - 1));
         }
     }
     out
@@ -193,7 +209,10 @@ mod tests {
         let scene = build(Scenario::Honest, &mut scan_rng(1, 0));
         let scan = render(&scene, &mut scan_rng(1, 1));
         // Row 0 lies above the container: only air.
-        let row: Vec<f64> = scan.high[..WIDTH as usize].iter().map(|&r| transmission(r, HIGH)).collect();
+        let row: Vec<f64> = scan.high[..WIDTH as usize]
+            .iter()
+            .map(|&r| transmission(r, HIGH))
+            .collect();
         let mean = row.iter().sum::<f64>() / row.len() as f64;
         let var = row.iter().map(|t| (t - mean).powi(2)).sum::<f64>() / row.len() as f64;
         assert!((mean - 1.0).abs() < 0.02, "mean transmission in air {mean}");
@@ -206,7 +225,9 @@ mod tests {
     fn concealed_package_darkens_the_scan_where_the_mask_says() {
         let scene = build(Scenario::Concealment, &mut scan_rng(5, 0));
         let scan = render(&scene, &mut scan_rng(5, 1));
-        let inside: Vec<usize> = (0..scan.concealment_mask.len()).filter(|&i| scan.concealment_mask[i] == 1).collect();
+        let inside: Vec<usize> = (0..scan.concealment_mask.len())
+            .filter(|&i| scan.concealment_mask[i] == 1)
+            .collect();
         assert!(!inside.is_empty());
         let c = scene.truth.concealed[0].package;
         let [x, y, bw, bh] = c.pixel_box();
@@ -217,7 +238,9 @@ mod tests {
             let mut n = 0.0;
             for r in y + 2..y + bh - 2 {
                 for col in cols.clone() {
-                    s += -transmission(scan.high[r as usize * w + col as usize], HIGH).max(1e-6).ln();
+                    s += -transmission(scan.high[r as usize * w + col as usize], HIGH)
+                        .max(1e-6)
+                        .ln();
                     n += 1.0;
                 }
             }
@@ -247,7 +270,11 @@ mod tests {
         assert!(a(1000.0, 0.6) > a(1000.0, 0.3));
         // And the structure alone attenuates where the floor is, not above the container.
         let floor = structure_attenuation(CONTAINER_LEFT + 1000.0, FLOOR_TOP - 10.0).0;
-        let above = structure_attenuation(CONTAINER_LEFT + 1000.0, CONTAINER_BOTTOM + EXT_HEIGHT + 100.0).0;
+        let above = structure_attenuation(
+            CONTAINER_LEFT + 1000.0,
+            CONTAINER_BOTTOM + EXT_HEIGHT + 100.0,
+        )
+        .0;
         assert!(floor > 2.0 && above == 0.0, "floor {floor} above {above}");
     }
 }

@@ -108,7 +108,9 @@ impl Block {
         let col0 = (self.x0 / PITCH_MM).floor().max(0.0) as u32;
         let col1 = (self.x1 / PITCH_MM).ceil().min(f64::from(WIDTH)) as u32;
         let row0 = (f64::from(HEIGHT) - self.z1 / PITCH_MM).floor().max(0.0) as u32;
-        let row1 = (f64::from(HEIGHT) - self.z0 / PITCH_MM).ceil().min(f64::from(HEIGHT)) as u32;
+        let row1 = (f64::from(HEIGHT) - self.z0 / PITCH_MM)
+            .ceil()
+            .min(f64::from(HEIGHT)) as u32;
         [col0, row0, col1 - col0, row1 - row0]
     }
 }
@@ -142,7 +144,8 @@ impl Concealed {
     /// Contrast at the high energy, the quantity that makes the package visible.
     pub fn contrast(&self) -> f64 {
         let c = self.package;
-        self.attenuation_at((c.x0 + c.x1) / 2.0, (c.z0 + c.z1) / 2.0).0
+        self.attenuation_at((c.x0 + c.x1) / 2.0, (c.z0 + c.z1) / 2.0)
+            .0
     }
 }
 
@@ -186,7 +189,15 @@ pub fn build(scenario: Scenario, rng: &mut impl Rng) -> Scene {
         }
         let height = rng.random_range(900.0..(INNER_HEIGHT - 144.0 - 50.0));
         // Pallet base: wooden slats, about a quarter solid.
-        cargo.push(Block::new(ORGANIC, x, x + length, FLOOR_TOP, FLOOR_TOP + 144.0, depth, 0.18));
+        cargo.push(Block::new(
+            ORGANIC,
+            x,
+            x + length,
+            FLOOR_TOP,
+            FLOOR_TOP + 144.0,
+            depth,
+            0.18,
+        ));
         let goods_bulk = bulk * rng.random_range(0.92..1.08);
         cargo.push(Block::new(
             material,
@@ -253,11 +264,12 @@ mod tests {
             let [c] = scene.truth.concealed.as_slice() else {
                 panic!("scene {i} has {} packages", scene.truth.concealed.len())
             };
-            let host = scene
-                .truth
-                .cargo
-                .iter()
-                .find(|b| b.x0 <= c.package.x0 && c.package.x1 <= b.x1 && b.z0 <= c.package.z0 && c.package.z1 <= b.z1);
+            let host = scene.truth.cargo.iter().find(|b| {
+                b.x0 <= c.package.x0
+                    && c.package.x1 <= b.x1
+                    && b.z0 <= c.package.z0
+                    && c.package.z1 <= b.z1
+            });
             assert!(host.is_some(), "scene {i}: package outside cargo");
             assert!(c.contrast() >= 0.3);
         }

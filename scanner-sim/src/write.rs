@@ -44,7 +44,12 @@ pub struct ScanMeta {
 }
 
 /// Writes a scan into `dir`: both images, optionally the truth mask, then the sidecar.
-pub fn write_scan(dir: &Path, scan: &SimulatedScan, meta: &ScanMeta, with_mask: bool) -> std::io::Result<ScanFiles> {
+pub fn write_scan(
+    dir: &Path,
+    scan: &SimulatedScan,
+    meta: &ScanMeta,
+    with_mask: bool,
+) -> std::io::Result<ScanFiles> {
     fs::create_dir_all(dir)?;
     let stem = meta.scan_id.as_str();
     let high_name = format!("{stem}.high.png");
@@ -56,8 +61,11 @@ pub fn write_scan(dir: &Path, scan: &SimulatedScan, meta: &ScanMeta, with_mask: 
         let img = ImageBuffer::<Luma<u8>, _>::from_raw(scan.width, scan.height, pixels)
             .ok_or_else(|| std::io::Error::other("mask size does not match the scan"))?;
         let mut bytes = Vec::new();
-        img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
-            .map_err(std::io::Error::other)?;
+        img.write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Png,
+        )
+        .map_err(std::io::Error::other)?;
         Some(write_atomic(dir, &format!("{stem}.mask.png"), &bytes)?)
     } else {
         None
@@ -68,8 +76,20 @@ pub fn write_scan(dir: &Path, scan: &SimulatedScan, meta: &ScanMeta, with_mask: 
         bay: meta.bay.clone(),
         captured_at: meta.captured_at,
         images: vec![
-            ScanImage { file: high_name, energy: Energy::High, energy_mev: HIGH.energy_mev, air: HIGH.air, dark: HIGH.dark },
-            ScanImage { file: low_name, energy: Energy::Low, energy_mev: LOW.energy_mev, air: LOW.air, dark: LOW.dark },
+            ScanImage {
+                file: high_name,
+                energy: Energy::High,
+                energy_mev: HIGH.energy_mev,
+                air: HIGH.air,
+                dark: HIGH.dark,
+            },
+            ScanImage {
+                file: low_name,
+                energy: Energy::Low,
+                energy_mev: LOW.energy_mev,
+                air: LOW.air,
+                dark: LOW.dark,
+            },
         ],
         pixel_pitch_mm: PITCH_MM,
         container_code: meta.container_code.clone(),
@@ -77,7 +97,12 @@ pub fn write_scan(dir: &Path, scan: &SimulatedScan, meta: &ScanMeta, with_mask: 
     };
     let json = serde_json::to_vec_pretty(&sidecar).map_err(std::io::Error::other)?;
     let sidecar = write_atomic(dir, &format!("{stem}.json"), &json)?;
-    Ok(ScanFiles { sidecar, high, low, mask })
+    Ok(ScanFiles {
+        sidecar,
+        high,
+        low,
+        mask,
+    })
 }
 
 /// Encodes 16-bit grayscale samples as PNG.
@@ -85,12 +110,21 @@ pub fn encode_png16(width: u32, height: u32, samples: &[u16]) -> std::io::Result
     let img = ImageBuffer::<Luma<u16>, _>::from_raw(width, height, samples.to_vec())
         .ok_or_else(|| std::io::Error::other("sample count does not match the image size"))?;
     let mut bytes = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
-        .map_err(std::io::Error::other)?;
+    img.write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Png,
+    )
+    .map_err(std::io::Error::other)?;
     Ok(bytes)
 }
 
-fn write_png16(dir: &Path, name: &str, width: u32, height: u32, samples: &[u16]) -> std::io::Result<PathBuf> {
+fn write_png16(
+    dir: &Path,
+    name: &str,
+    width: u32,
+    height: u32,
+    samples: &[u16],
+) -> std::io::Result<PathBuf> {
     write_atomic(dir, name, &encode_png16(width, height, samples)?)
 }
 
@@ -114,7 +148,10 @@ mod tests {
     fn written_scan_round_trips_16_bit_and_its_sidecar_validates() {
         let dir = tempfile::tempdir().unwrap();
         let mut rng = scan_rng(9, 0);
-        let scan = render(&scene::build(scene::Scenario::Concealment, &mut rng), &mut rng);
+        let scan = render(
+            &scene::build(scene::Scenario::Concealment, &mut rng),
+            &mut rng,
+        );
         let meta = ScanMeta {
             scan_id: ScanId::parse("T-1").unwrap(),
             bay: BayId::parse("BAY01").unwrap(),
@@ -125,11 +162,21 @@ mod tests {
         let files = write_scan(dir.path(), &scan, &meta, true).unwrap();
         let decoded = image::open(&files.high).unwrap().into_luma16();
         assert_eq!(decoded.into_raw(), scan.high);
-        let sidecar = ScanSidecar::from_json(&fs::read(&files.sidecar).unwrap(), Utc::now()).unwrap();
+        let sidecar =
+            ScanSidecar::from_json(&fs::read(&files.sidecar).unwrap(), Utc::now()).unwrap();
         assert_eq!(sidecar.scan_id.as_str(), "T-1");
         assert!(files.mask.is_some());
         // No temporary files are left behind.
-        let hidden = fs::read_dir(dir.path()).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with('.')).count();
+        let hidden = fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with('.')
+            })
+            .count();
         assert_eq!(hidden, 0);
     }
 }

@@ -1,8 +1,8 @@
 //! Authentication: agent tokens and user sessions (both random 256-bit tokens stored as sha256),
 //! argon2id password hashes, and the [`Principal`] extractor that every protected handler takes.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use rand::RngCore;
@@ -76,7 +76,11 @@ pub fn hash_password(password: &str) -> String {
 
 /// Checks a password against a stored hash.
 pub fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+    PasswordHash::new(hash).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
 }
 
 /// Who is making a request.
@@ -89,29 +93,59 @@ pub enum Principal {
 }
 
 fn bearer(parts: &Parts) -> Option<&str> {
-    parts.headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
+    parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
 }
 
 /// The session token from the `Cookie` header, if any.
 pub fn session_cookie(parts: &Parts) -> Option<String> {
-    parts.headers.get_all(axum::http::header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|c| {
-        let (name, value) = c.trim().split_once('=')?;
-        (name == SESSION_COOKIE).then(|| value.to_owned())
-    })
+    parts
+        .headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| {
+            let (name, value) = c.trim().split_once('=')?;
+            (name == SESSION_COOKIE).then(|| value.to_owned())
+        })
 }
 
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         if let Some(token) = bearer(parts) {
             if token.starts_with("bla_") {
-                return state.store.agent_by_token(token).await?.map(Principal::Agent).ok_or(ApiError::Unauthorized);
+                return state
+                    .store
+                    .agent_by_token(token)
+                    .await?
+                    .map(Principal::Agent)
+                    .ok_or(ApiError::Unauthorized);
             }
-            return state.store.user_by_session(token).await?.map(Principal::User).ok_or(ApiError::Unauthorized);
+            return state
+                .store
+                .user_by_session(token)
+                .await?
+                .map(Principal::User)
+                .ok_or(ApiError::Unauthorized);
         }
         if let Some(token) = session_cookie(parts) {
-            return state.store.user_by_session(&token).await?.map(Principal::User).ok_or(ApiError::Unauthorized);
+            return state
+                .store
+                .user_by_session(&token)
+                .await?
+                .map(Principal::User)
+                .ok_or(ApiError::Unauthorized);
         }
         Err(ApiError::Unauthorized)
     }

@@ -13,7 +13,12 @@ use clap::{Parser, Subcommand};
 #[command(version, about = "BayLens central server")]
 struct Cli {
     /// Folder for the database (baylens.db) and images.
-    #[arg(long, env = "BAYLENS_DATA_DIR", default_value = "var/server", global = true)]
+    #[arg(
+        long,
+        env = "BAYLENS_DATA_DIR",
+        default_value = "var/server",
+        global = true
+    )]
     data_dir: PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -77,47 +82,88 @@ enum AgentCommand {
 #[tokio::main]
 async fn main() -> Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .init();
     let cli = Cli::parse();
-    let store = Store::open(&cli.data_dir).await.with_context(|| format!("opening the store in {}", cli.data_dir.display()))?;
+    let store = Store::open(&cli.data_dir)
+        .await
+        .with_context(|| format!("opening the store in {}", cli.data_dir.display()))?;
     match cli.command {
         Command::Serve { listen } => {
-            let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("binding {listen}"))?;
             tracing::info!("listening on http://{}", listener.local_addr()?);
             run(listener, AppState { store }, async {
                 let _ = tokio::signal::ctrl_c().await;
             })
             .await?;
         }
-        Command::User { command: UserCommand::Add { username, role, bay, password_env } } => {
-            let role = Role::parse(&role).with_context(|| format!("unknown role {role:?}; use officer, supervisor, admin or agency"))?;
+        Command::User {
+            command:
+                UserCommand::Add {
+                    username,
+                    role,
+                    bay,
+                    password_env,
+                },
+        } => {
+            let role = Role::parse(&role).with_context(|| {
+                format!("unknown role {role:?}; use officer, supervisor, admin or agency")
+            })?;
             if role == Role::Officer && bay.is_none() {
                 bail!("an officer needs --bay");
             }
             let (password, generated) = match password_env {
-                Some(var) => (std::env::var(&var).with_context(|| format!("environment variable {var} is not set"))?, false),
+                Some(var) => (
+                    std::env::var(&var)
+                        .with_context(|| format!("environment variable {var} is not set"))?,
+                    false,
+                ),
                 None => (new_token("")[..20].to_owned(), true),
             };
             if password.len() < 12 {
                 bail!("passwords must be at least 12 characters");
             }
-            store.add_user(&username, &password, role, bay.as_deref()).await.with_context(|| format!("adding user {username}"))?;
+            store
+                .add_user(&username, &password, role, bay.as_deref())
+                .await
+                .with_context(|| format!("adding user {username}"))?;
             if generated {
-                println!("user {username} ({}) created; password (shown once): {password}", role.as_str());
+                println!(
+                    "user {username} ({}) created; password (shown once): {password}",
+                    role.as_str()
+                );
             } else {
                 println!("user {username} ({}) created", role.as_str());
             }
         }
-        Command::Agent { command: AgentCommand::Add { name, bay, token_file } } => {
+        Command::Agent {
+            command:
+                AgentCommand::Add {
+                    name,
+                    bay,
+                    token_file,
+                },
+        } => {
             baylens_protocol::BayId::parse(&bay)?;
-            let token = store.add_agent(&name, &bay).await.with_context(|| format!("adding agent {name}"))?;
+            let token = store
+                .add_agent(&name, &bay)
+                .await
+                .with_context(|| format!("adding agent {name}"))?;
             match token_file {
                 Some(path) => {
                     write_secret(&path, &token)?;
-                    println!("agent {name} (bay {bay}) registered; token written to {}", path.display());
+                    println!(
+                        "agent {name} (bay {bay}) registered; token written to {}",
+                        path.display()
+                    );
                 }
-                None => println!("agent {name} (bay {bay}) registered; token (shown once): {token}"),
+                None => {
+                    println!("agent {name} (bay {bay}) registered; token (shown once): {token}")
+                }
             }
         }
     }
@@ -132,7 +178,9 @@ fn write_secret(path: &std::path::Path, secret: &str) -> Result<()> {
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     options.mode(0o600);
-    let mut f = options.open(path).with_context(|| format!("writing {}", path.display()))?;
+    let mut f = options
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
     f.write_all(secret.as_bytes())?;
     Ok(())
 }

@@ -93,19 +93,34 @@ impl Store {
     pub async fn open(data_dir: &Path) -> Result<Self, sqlx::Error> {
         let images_dir = data_dir.join("images");
         std::fs::create_dir_all(&images_dir).map_err(sqlx::Error::Io)?;
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", data_dir.join("baylens.db").display()))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(std::time::Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
-        sqlx::migrate!("./migrations").run(&pool).await.map_err(|e| sqlx::Error::Migrate(Box::new(e)))?;
+        let options = SqliteConnectOptions::from_str(&format!(
+            "sqlite://{}",
+            data_dir.join("baylens.db").display()
+        ))?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(std::time::Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .map_err(|e| sqlx::Error::Migrate(Box::new(e)))?;
         Ok(Self { pool, images_dir })
     }
 
     /// Adds a user; returns its id.
-    pub async fn add_user(&self, username: &str, password: &str, role: Role, bay: Option<&str>) -> Result<i64, sqlx::Error> {
+    pub async fn add_user(
+        &self,
+        username: &str,
+        password: &str,
+        role: Role,
+        bay: Option<&str>,
+    ) -> Result<i64, sqlx::Error> {
         let hash = hash_password(password);
         let row = sqlx::query("INSERT INTO users (username, password_hash, role, bay, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id")
             .bind(username)
@@ -119,11 +134,16 @@ impl Store {
     }
 
     /// The user with this name and its password hash.
-    pub async fn user_by_name(&self, username: &str) -> Result<Option<(User, String)>, sqlx::Error> {
-        let row = sqlx::query("SELECT id, username, role, bay, password_hash FROM users WHERE username = ?")
-            .bind(username)
-            .fetch_optional(&self.pool)
-            .await?;
+    pub async fn user_by_name(
+        &self,
+        username: &str,
+    ) -> Result<Option<(User, String)>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT id, username, role, bay, password_hash FROM users WHERE username = ?",
+        )
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.and_then(|r| user_from_row(&r).map(|u| (u, r.get(4)))))
     }
 
@@ -146,7 +166,11 @@ impl Store {
             .bind(hash_token(token))
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(|r| Agent { id: r.get(0), name: r.get(1), bay: r.get(2) }))
+        Ok(row.map(|r| Agent {
+            id: r.get(0),
+            name: r.get(1),
+            bay: r.get(2),
+        }))
     }
 
     /// Starts a session for a user; returns the session token.
@@ -176,13 +200,21 @@ impl Store {
 
     /// Ends a session.
     pub async fn end_session(&self, token: &str) -> Result<(), sqlx::Error> {
-        sqlx::query("DELETE FROM sessions WHERE token_hash = ?").bind(hash_token(token)).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM sessions WHERE token_hash = ?")
+            .bind(hash_token(token))
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     /// Stores a report as a case, once per report id. The insert is committed before this
     /// returns, so a 2xx answer means the case survives a crash.
-    pub async fn ingest_report(&self, agent: &Agent, report: &ScanReport, raw: &str) -> Result<Ingested, sqlx::Error> {
+    pub async fn ingest_report(
+        &self,
+        agent: &Agent,
+        report: &ScanReport,
+        raw: &str,
+    ) -> Result<Ingested, sqlx::Error> {
         let inserted = sqlx::query(
             "INSERT INTO cases (report_id, scan_id, bay, agent_id, captured_at, received_at, container_code, declaration_ref,
                                 risk, lane, model_name, model_sha256, findings_count, report_json)
@@ -208,22 +240,29 @@ impl Store {
         if let Some(row) = inserted {
             return Ok(Ingested::Created(row.get(0)));
         }
-        let existing = sqlx::query("SELECT id, report_id FROM cases WHERE report_id = ? OR scan_id = ?")
-            .bind(report.report_id.as_str())
-            .bind(report.scan_id.as_str())
-            .fetch_one(&self.pool)
-            .await?;
+        let existing =
+            sqlx::query("SELECT id, report_id FROM cases WHERE report_id = ? OR scan_id = ?")
+                .bind(report.report_id.as_str())
+                .bind(report.scan_id.as_str())
+                .fetch_one(&self.pool)
+                .await?;
         let report_id: String = existing.get(1);
         if report_id == report.report_id.as_str() {
             Ok(Ingested::Duplicate(existing.get(0)))
         } else {
-            Err(sqlx::Error::Protocol(format!("scan {} already has a different report", report.scan_id)))
+            Err(sqlx::Error::Protocol(format!(
+                "scan {} already has a different report",
+                report.scan_id
+            )))
         }
     }
 
     /// The case of a scan, with its bay.
     pub async fn case_of_scan(&self, scan_id: &str) -> Result<Option<(i64, String)>, sqlx::Error> {
-        let row = sqlx::query("SELECT id, bay FROM cases WHERE scan_id = ?").bind(scan_id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT id, bay FROM cases WHERE scan_id = ?")
+            .bind(scan_id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(|r| (r.get(0), r.get(1))))
     }
 
@@ -238,7 +277,11 @@ impl Store {
     }
 
     /// Cases visible to `user`, highest risk first, newest first within a risk.
-    pub async fn list_cases(&self, user: &User, limit: i64) -> Result<Vec<CaseSummary>, sqlx::Error> {
+    pub async fn list_cases(
+        &self,
+        user: &User,
+        limit: i64,
+    ) -> Result<Vec<CaseSummary>, sqlx::Error> {
         let bay_filter = match user.role {
             Role::Supervisor | Role::Admin => None,
             Role::Officer => Some(user.bay.clone().unwrap_or_default()),
@@ -269,23 +312,37 @@ impl Store {
                 findings_count: r.get(9),
                 model_name: r.get(10),
                 has_image: r.get(11),
-                report: serde_json::from_str(r.get::<&str, _>(12)).unwrap_or(serde_json::Value::Null),
+                report: serde_json::from_str(r.get::<&str, _>(12))
+                    .unwrap_or(serde_json::Value::Null),
             })
             .collect())
     }
 
     /// A case's bay and preview path.
-    pub async fn case_preview(&self, case_id: i64) -> Result<Option<(String, Option<String>)>, sqlx::Error> {
-        let row = sqlx::query("SELECT bay, preview_path FROM cases WHERE id = ?").bind(case_id).fetch_optional(&self.pool).await?;
+    pub async fn case_preview(
+        &self,
+        case_id: i64,
+    ) -> Result<Option<(String, Option<String>)>, sqlx::Error> {
+        let row = sqlx::query("SELECT bay, preview_path FROM cases WHERE id = ?")
+            .bind(case_id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(|r| (r.get(0), r.get(1))))
     }
 
     /// Number of cases.
     pub async fn count_cases(&self) -> Result<i64, sqlx::Error> {
-        sqlx::query_scalar("SELECT COUNT(*) FROM cases").fetch_one(&self.pool).await
+        sqlx::query_scalar("SELECT COUNT(*) FROM cases")
+            .fetch_one(&self.pool)
+            .await
     }
 }
 
 fn user_from_row(r: &sqlx::sqlite::SqliteRow) -> Option<User> {
-    Some(User { id: r.get(0), username: r.get(1), role: Role::parse(r.get(2))?, bay: r.get(3) })
+    Some(User {
+        id: r.get(0),
+        username: r.get(1),
+        role: Role::parse(r.get(2))?,
+        bay: r.get(3),
+    })
 }

@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use baylens_protocol::{BayId, ScanId};
+use baylens_server::AppState;
 use baylens_server::auth::Role;
 use baylens_server::store::Store;
-use baylens_server::AppState;
 use edge_agent::AgentConfig;
 use scanner_sim::write::write_scan;
 use scanner_sim::{Scenario, ScenarioChoice, generate};
@@ -26,10 +26,21 @@ async fn start_server(dir: &Path) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(baylens_server::run(listener, AppState { store: store.clone() }, async {
-        let _ = stopped.await;
-    }));
-    Server { url, store, stop: Some(stop), task }
+    let task = tokio::spawn(baylens_server::run(
+        listener,
+        AppState {
+            store: store.clone(),
+        },
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    Server {
+        url,
+        store,
+        stop: Some(stop),
+        task,
+    }
 }
 
 fn agent_config(root: &Path, server_url: &str, token_file: &Path) -> AgentConfig {
@@ -62,13 +73,26 @@ async fn session_token(client: &reqwest::Client, url: &str, user: &str) -> Strin
 
 fn drop_scan(drop: &Path, scenario: Scenario, index: u64) -> scanner_sim::Generated {
     let id = ScanId::parse(&format!("BAY01-e2e-{index}")).unwrap();
-    let g = generate(ScenarioChoice::Fixed(scenario), 4242, index, id, BayId::parse("BAY01").unwrap(), chrono::Utc::now());
+    let g = generate(
+        ScenarioChoice::Fixed(scenario),
+        4242,
+        index,
+        id,
+        BayId::parse("BAY01").unwrap(),
+        chrono::Utc::now(),
+    );
     write_scan(drop, &g.scan, &g.meta, false).unwrap();
     g
 }
 
 fn files_in(dir: PathBuf) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir).map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default();
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
     names.sort();
     names
 }
@@ -77,9 +101,21 @@ fn files_in(dir: PathBuf) -> Vec<String> {
 async fn a_dropped_scan_becomes_a_case_with_the_models_findings() {
     let root = tempfile::tempdir().unwrap();
     let mut server = start_server(&root.path().join("server")).await;
-    let token = server.store.add_agent("bay01-agent", "BAY01").await.unwrap();
-    server.store.add_user("sup", PASSWORD, Role::Supervisor, None).await.unwrap();
-    server.store.add_user("officer2", PASSWORD, Role::Officer, Some("BAY02")).await.unwrap();
+    let token = server
+        .store
+        .add_agent("bay01-agent", "BAY01")
+        .await
+        .unwrap();
+    server
+        .store
+        .add_user("sup", PASSWORD, Role::Supervisor, None)
+        .await
+        .unwrap();
+    server
+        .store
+        .add_user("officer2", PASSWORD, Role::Officer, Some("BAY02"))
+        .await
+        .unwrap();
     let token_file = root.path().join("agent.token");
     std::fs::write(&token_file, &token).unwrap();
 
@@ -98,43 +134,108 @@ async fn a_dropped_scan_becomes_a_case_with_the_models_findings() {
     let bearer = session_token(&client, &server.url, "sup").await;
     let mut cases = Vec::new();
     for _ in 0..600 {
-        cases = client.get(format!("{}/api/v1/cases", server.url)).bearer_auth(&bearer).send().await.unwrap().json::<Vec<serde_json::Value>>().await.unwrap();
+        cases = client
+            .get(format!("{}/api/v1/cases", server.url))
+            .bearer_auth(&bearer)
+            .send()
+            .await
+            .unwrap()
+            .json::<Vec<serde_json::Value>>()
+            .await
+            .unwrap();
         if cases.len() == 2 && cases.iter().all(|c| c["has_image"] == true) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(cases.len(), 2, "cases: {cases:#?}; drop: {:?}; rejected: {:?}", files_in(drop.clone()), files_in(drop.join("rejected")));
+    assert_eq!(
+        cases.len(),
+        2,
+        "cases: {cases:#?}; drop: {:?}; rejected: {:?}",
+        files_in(drop.clone()),
+        files_in(drop.join("rejected"))
+    );
 
-    let case_of = |id: &ScanId| cases.iter().find(|c| c["scan_id"] == id.as_str()).unwrap().clone();
+    let case_of = |id: &ScanId| {
+        cases
+            .iter()
+            .find(|c| c["scan_id"] == id.as_str())
+            .unwrap()
+            .clone()
+    };
     let flagged = case_of(&hidden.meta.scan_id);
-    assert_eq!(flagged["report"]["model"]["sha256"], baylens_models::concealment::SHA256);
-    assert_eq!(flagged["container_code"], hidden.meta.container_code.as_ref().unwrap().as_str());
+    assert_eq!(
+        flagged["report"]["model"]["sha256"],
+        baylens_models::concealment::SHA256
+    );
+    assert_eq!(
+        flagged["container_code"],
+        hidden.meta.container_code.as_ref().unwrap().as_str()
+    );
     assert!(flagged["risk"].as_f64().unwrap() >= 0.5, "{flagged:#}");
     let [x, y, w, h] = hidden.truth.concealed[0].package.pixel_box();
     let regions = flagged["report"]["findings"].as_array().unwrap();
     let hit = regions.iter().any(|f| {
         let r = &f["region"];
-        let (rx, ry, rw, rh) = (r["x"].as_u64().unwrap() as u32, r["y"].as_u64().unwrap() as u32, r["width"].as_u64().unwrap() as u32, r["height"].as_u64().unwrap() as u32);
+        let (rx, ry, rw, rh) = (
+            r["x"].as_u64().unwrap() as u32,
+            r["y"].as_u64().unwrap() as u32,
+            r["width"].as_u64().unwrap() as u32,
+            r["height"].as_u64().unwrap() as u32,
+        );
         rx < x + w && x < rx + rw && ry < y + h && y < ry + rh
     });
-    assert!(hit, "no finding overlaps the hidden package at {:?}: {regions:#?}", [x, y, w, h]);
+    assert!(
+        hit,
+        "no finding overlaps the hidden package at {:?}: {regions:#?}",
+        [x, y, w, h]
+    );
     let clean = case_of(&honest.meta.scan_id);
     assert!(clean["risk"].as_f64().unwrap() < flagged["risk"].as_f64().unwrap());
     // Ranked by risk.
     assert_eq!(cases[0]["scan_id"], hidden.meta.scan_id.as_str());
 
     // The preview is a real PNG of the scan's size.
-    let png = client.get(format!("{}/api/v1/cases/{}/preview", server.url, flagged["id"])).bearer_auth(&bearer).send().await.unwrap();
+    let png = client
+        .get(format!(
+            "{}/api/v1/cases/{}/preview",
+            server.url, flagged["id"]
+        ))
+        .bearer_auth(&bearer)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(png.status(), 200);
     let img = image::load_from_memory(&png.bytes().await.unwrap()).unwrap();
-    assert_eq!((img.width(), img.height()), (hidden.scan.width, hidden.scan.height));
+    assert_eq!(
+        (img.width(), img.height()),
+        (hidden.scan.width, hidden.scan.height)
+    );
 
     // The supervisor's page lists the case; an officer of another bay sees nothing.
-    let page = client.get(format!("{}/cases", server.url)).header("cookie", format!("baylens_session={bearer}")).send().await.unwrap().text().await.unwrap();
-    assert!(page.contains(hidden.meta.container_code.as_ref().unwrap().as_str()), "{page}");
+    let page = client
+        .get(format!("{}/cases", server.url))
+        .header("cookie", format!("baylens_session={bearer}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(hidden.meta.container_code.as_ref().unwrap().as_str()),
+        "{page}"
+    );
     let other = session_token(&client, &server.url, "officer2").await;
-    let seen: Vec<serde_json::Value> = client.get(format!("{}/api/v1/cases", server.url)).bearer_auth(&other).send().await.unwrap().json().await.unwrap();
+    let seen: Vec<serde_json::Value> = client
+        .get(format!("{}/api/v1/cases", server.url))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(seen.is_empty());
 
     // Originals left the drop folder only after being stored.
@@ -151,26 +252,59 @@ async fn a_dropped_scan_becomes_a_case_with_the_models_findings() {
 async fn reports_without_a_valid_agent_token_are_refused_and_stored_nowhere() {
     let root = tempfile::tempdir().unwrap();
     let server = start_server(root.path()).await;
-    server.store.add_user("sup", PASSWORD, Role::Supervisor, None).await.unwrap();
+    server
+        .store
+        .add_user("sup", PASSWORD, Role::Supervisor, None)
+        .await
+        .unwrap();
     let client = reqwest::Client::new();
     let report = serde_json::json!({"contract": "baylens.report/1"});
     let url = format!("{}/api/v1/reports", server.url);
 
     let none = client.post(&url).json(&report).send().await.unwrap();
     assert_eq!(none.status(), 401);
-    let forged = client.post(&url).bearer_auth("bla_0000").json(&report).send().await.unwrap();
+    let forged = client
+        .post(&url)
+        .bearer_auth("bla_0000")
+        .json(&report)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(forged.status(), 401);
     // A user's session is not an agent token.
     let user = session_token(&client, &server.url, "sup").await;
-    let as_user = client.post(&url).bearer_auth(&user).json(&report).send().await.unwrap();
+    let as_user = client
+        .post(&url)
+        .bearer_auth(&user)
+        .json(&report)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(as_user.status(), 403);
-    let preview = client.put(format!("{}/api/v1/scans/x/preview", server.url)).body("png").send().await.unwrap();
+    let preview = client
+        .put(format!("{}/api/v1/scans/x/preview", server.url))
+        .body("png")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(preview.status(), 401);
-    let cases = client.get(format!("{}/api/v1/cases", server.url)).send().await.unwrap();
+    let cases = client
+        .get(format!("{}/api/v1/cases", server.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(cases.status(), 401);
     assert_eq!(server.store.count_cases().await.unwrap(), 0);
     // Health stays open for load balancers.
-    assert_eq!(client.get(format!("{}/healthz", server.url)).send().await.unwrap().status(), 200);
+    assert_eq!(
+        client
+            .get(format!("{}/healthz", server.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,7 +320,12 @@ async fn an_eight_bit_scan_is_moved_aside_with_its_reason_and_the_agent_goes_on(
 
     let g = drop_scan(&drop, Scenario::Honest, 7);
     // Overwrite the high image with an 8-bit one.
-    let gray8 = image::GrayImage::from_raw(g.scan.width, g.scan.height, vec![128u8; (g.scan.width * g.scan.height) as usize]).unwrap();
+    let gray8 = image::GrayImage::from_raw(
+        g.scan.width,
+        g.scan.height,
+        vec![128u8; (g.scan.width * g.scan.height) as usize],
+    )
+    .unwrap();
     gray8.save(drop.join("BAY01-e2e-7.high.png")).unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let agent = tokio::spawn(edge_agent::run(config, async {
@@ -200,7 +339,10 @@ async fn an_eight_bit_scan_is_moved_aside_with_its_reason_and_the_agent_goes_on(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let text = std::fs::read_to_string(&reason).unwrap();
-    assert!(text.contains("BAY01-e2e-7.high.png: 8-bit grayscale"), "{text}");
+    assert!(
+        text.contains("BAY01-e2e-7.high.png: 8-bit grayscale"),
+        "{text}"
+    );
     assert!(drop.join("rejected/BAY01-e2e-7.low.png").exists());
     // The agent is still running and takes the next scan.
     drop_scan(&drop, Scenario::Honest, 8);

@@ -31,8 +31,16 @@ pub fn decode_image16(name: &str, bytes: &[u8]) -> Result<Image16, Rejection> {
         .map_err(|e| reject(format!("cannot read: {e}")))?;
     match reader.format() {
         Some(ImageFormat::Png | ImageFormat::Tiff) => {}
-        Some(other) => return Err(reject(format!("{other:?} is not accepted; send 16-bit grayscale PNG or TIFF"))),
-        None => return Err(reject("not a PNG or TIFF file (unrecognised signature)".into())),
+        Some(other) => {
+            return Err(reject(format!(
+                "{other:?} is not accepted; send 16-bit grayscale PNG or TIFF"
+            )));
+        }
+        None => {
+            return Err(reject(
+                "not a PNG or TIFF file (unrecognised signature)".into(),
+            ));
+        }
     }
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_IMAGE_SIDE);
@@ -40,22 +48,36 @@ pub fn decode_image16(name: &str, bytes: &[u8]) -> Result<Image16, Rejection> {
     // Room for the decoded samples plus the decoder's own buffers.
     limits.max_alloc = Some(MAX_IMAGE_PIXELS * 2 * 2);
     reader.limits(limits);
-    let decoder = reader.into_decoder().map_err(|e| reject(format!("corrupt or oversized header: {e}")))?;
+    let decoder = reader
+        .into_decoder()
+        .map_err(|e| reject(format!("corrupt or oversized header: {e}")))?;
     let (width, height) = decoder.dimensions();
     if width == 0 || height == 0 {
         return Err(reject(format!("image is {width} x {height} pixels")));
     }
-    if width > MAX_IMAGE_SIDE || height > MAX_IMAGE_SIDE || u64::from(width) * u64::from(height) > MAX_IMAGE_PIXELS {
+    if width > MAX_IMAGE_SIDE
+        || height > MAX_IMAGE_SIDE
+        || u64::from(width) * u64::from(height) > MAX_IMAGE_PIXELS
+    {
         return Err(reject(format!(
             "image is {width} x {height} pixels; the limit is {MAX_IMAGE_SIDE} per side and {MAX_IMAGE_PIXELS} in all"
         )));
     }
     match decoder.color_type() {
         ColorType::L16 => {}
-        ColorType::L8 => return Err(reject("8-bit grayscale; raw detector readings must be 16-bit".into())),
-        other => return Err(reject(format!("colour type {other:?}; scans must be single-channel 16-bit grayscale"))),
+        ColorType::L8 => {
+            return Err(reject(
+                "8-bit grayscale; raw detector readings must be 16-bit".into(),
+            ));
+        }
+        other => {
+            return Err(reject(format!(
+                "colour type {other:?}; scans must be single-channel 16-bit grayscale"
+            )));
+        }
     }
-    let image = DynamicImage::from_decoder(decoder).map_err(|e| reject(format!("corrupt image data: {e}")))?;
+    let image = DynamicImage::from_decoder(decoder)
+        .map_err(|e| reject(format!("corrupt image data: {e}")))?;
     let DynamicImage::ImageLuma16(buffer) = image else {
         return Err(reject("decoder did not return 16-bit grayscale".into()));
     };
@@ -71,12 +93,15 @@ mod tests {
     use super::*;
     use image::{ImageBuffer, Luma, Rgb};
 
-    fn png<P: image::Pixel<Subpixel = S> + image::PixelWithColorType, S: image::Primitive>(img: &ImageBuffer<P, Vec<S>>) -> Vec<u8>
+    fn png<P: image::Pixel<Subpixel = S> + image::PixelWithColorType, S: image::Primitive>(
+        img: &ImageBuffer<P, Vec<S>>,
+    ) -> Vec<u8>
     where
         [S]: image::EncodableLayout,
     {
         let mut bytes = Vec::new();
-        img.write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png).unwrap();
+        img.write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png)
+            .unwrap();
         bytes
     }
 
@@ -88,7 +113,8 @@ mod tests {
         assert_eq!((decoded.width, decoded.height), (4, 3));
         assert_eq!(decoded.samples, samples);
         let mut tiff = Vec::new();
-        img.write_to(&mut Cursor::new(&mut tiff), ImageFormat::Tiff).unwrap();
+        img.write_to(&mut Cursor::new(&mut tiff), ImageFormat::Tiff)
+            .unwrap();
         assert_eq!(decode_image16("a.tif", &tiff).unwrap().samples, samples);
     }
 
@@ -106,9 +132,24 @@ mod tests {
     fn corrupt_truncated_empty_and_foreign_files_are_refused() {
         let img = ImageBuffer::<Luma<u16>, _>::from_raw(64, 64, vec![1000u16; 4096]).unwrap();
         let good = png(&img);
-        assert!(decode_image16("t.png", &good[..good.len() / 2]).unwrap_err().0.contains("t.png"));
-        assert!(decode_image16("e.png", &[]).unwrap_err().0.contains("empty"));
-        assert!(decode_image16("x.png", b"hello world, not an image").unwrap_err().0.contains("not a PNG or TIFF"));
+        assert!(
+            decode_image16("t.png", &good[..good.len() / 2])
+                .unwrap_err()
+                .0
+                .contains("t.png")
+        );
+        assert!(
+            decode_image16("e.png", &[])
+                .unwrap_err()
+                .0
+                .contains("empty")
+        );
+        assert!(
+            decode_image16("x.png", b"hello world, not an image")
+                .unwrap_err()
+                .0
+                .contains("not a PNG or TIFF")
+        );
         let mut bad_crc = good.clone();
         let n = bad_crc.len();
         bad_crc[n - 20] ^= 0xff;
@@ -128,7 +169,10 @@ mod tests {
         bytes.extend_from_slice(&crc32(&ihdr).to_be_bytes());
         let err = decode_image16("bomb.png", &bytes).unwrap_err();
         assert!(err.0.starts_with("bomb.png:"), "{err}");
-        assert!(err.0.contains("oversized") || err.0.contains("limit"), "{err}");
+        assert!(
+            err.0.contains("oversized") || err.0.contains("limit"),
+            "{err}"
+        );
     }
 
     fn crc32(data: &[u8]) -> u32 {
@@ -136,7 +180,11 @@ mod tests {
         for &b in data {
             crc ^= u32::from(b);
             for _ in 0..8 {
-                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
             }
         }
         !crc

@@ -61,8 +61,12 @@ fn stat(path: &Path) -> Option<(u64, SystemTime)> {
 /// Image file names named by a sidecar, read leniently: validation proper happens later, and a
 /// sidecar that cannot be read here is still taken (and then refused with the precise reason).
 fn named_images(sidecar: &Path) -> Vec<String> {
-    let Ok(bytes) = fs::read(sidecar) else { return Vec::new() };
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes) else { return Vec::new() };
+    let Ok(bytes) = fs::read(sidecar) else {
+        return Vec::new();
+    };
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Vec::new();
+    };
     value
         .get("images")
         .and_then(|v| v.as_array())
@@ -91,7 +95,13 @@ impl DropFolder {
         for d in [dir, &done, &rejected] {
             fs::create_dir_all(d).map_err(AgentError::io(format!("creating {}", d.display())))?;
         }
-        Ok(Self { dir: dir.to_owned(), done, rejected, watched: HashMap::new(), orphans: HashMap::new() })
+        Ok(Self {
+            dir: dir.to_owned(),
+            done,
+            rejected,
+            watched: HashMap::new(),
+            orphans: HashMap::new(),
+        })
     }
 
     /// Scans the folder once. Returns the scans that became ready since the previous poll, oldest
@@ -100,7 +110,8 @@ impl DropFolder {
         let now = Instant::now();
         let mut sidecars = Vec::new();
         let mut images = Vec::new();
-        let entries = fs::read_dir(&self.dir).map_err(AgentError::io(format!("listing {}", self.dir.display())))?;
+        let entries = fs::read_dir(&self.dir)
+            .map_err(AgentError::io(format!("listing {}", self.dir.display())))?;
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.starts_with('.') || !entry.file_type().is_ok_and(|t| t.is_file()) {
@@ -128,9 +139,18 @@ impl DropFolder {
             let stable = previous.is_some_and(|w| w.fingerprint == fingerprint);
             let complete = fingerprint.iter().all(|(_, s)| s.is_some());
             if stable && (complete || now.duration_since(first_seen) >= MISSING_IMAGE_GRACE) {
-                ready.push(ReadyScan { sidecar, images: image_paths });
+                ready.push(ReadyScan {
+                    sidecar,
+                    images: image_paths,
+                });
             } else {
-                still_watched.insert(sidecar, Watch { fingerprint, first_seen });
+                still_watched.insert(
+                    sidecar,
+                    Watch {
+                        fingerprint,
+                        first_seen,
+                    },
+                );
             }
         }
         self.watched = still_watched;
@@ -159,7 +179,11 @@ impl DropFolder {
 
     /// Moves a refused scan's files into `rejected/` and writes `<sidecar stem>.reason`.
     pub fn reject(&self, scan: &ReadyScan, reason: &str) -> Result<(), AgentError> {
-        let stem = scan.sidecar.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let stem = scan
+            .sidecar
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         self.write_reason(&stem, reason)?;
         for path in scan.images.iter().chain(std::iter::once(&scan.sidecar)) {
             move_into(path, &self.rejected)?;
@@ -170,27 +194,40 @@ impl DropFolder {
     /// Moves a stray file into `rejected/` with its reason.
     pub fn reject_stray(&self, stray: &Stray) -> Result<(), AgentError> {
         let Stray::OrphanImage(path) = stray;
-        let name = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         self.write_reason(
             &name,
-            &format!("{name}: no sidecar named this image within {} s", ORPHAN_IMAGE_GRACE.as_secs()),
+            &format!(
+                "{name}: no sidecar named this image within {} s",
+                ORPHAN_IMAGE_GRACE.as_secs()
+            ),
         )?;
         move_into(path, &self.rejected)
     }
 
     fn write_reason(&self, stem: &str, reason: &str) -> Result<(), AgentError> {
         let path = self.rejected.join(format!("{stem}.reason"));
-        fs::write(&path, format!("{reason}\n")).map_err(AgentError::io(format!("writing {}", path.display())))
+        fs::write(&path, format!("{reason}\n"))
+            .map_err(AgentError::io(format!("writing {}", path.display())))
     }
 }
 
 fn move_into(path: &Path, folder: &Path) -> Result<(), AgentError> {
-    let Some(name) = path.file_name() else { return Ok(()) };
+    let Some(name) = path.file_name() else {
+        return Ok(());
+    };
     if !path.exists() {
         return Ok(()); // an image the sidecar named but the scanner never wrote
     }
     let dest = folder.join(name);
-    fs::rename(path, &dest).map_err(AgentError::io(format!("moving {} to {}", path.display(), dest.display())))
+    fs::rename(path, &dest).map_err(AgentError::io(format!(
+        "moving {} to {}",
+        path.display(),
+        dest.display()
+    )))
 }
 
 #[cfg(test)]
@@ -198,7 +235,10 @@ mod tests {
     use super::*;
 
     fn sidecar_naming(images: &[&str]) -> String {
-        let list: Vec<String> = images.iter().map(|i| format!("{{\"file\": \"{i}\"}}")).collect();
+        let list: Vec<String> = images
+            .iter()
+            .map(|i| format!("{{\"file\": \"{i}\"}}"))
+            .collect();
         format!("{{\"images\": [{}]}}", list.join(","))
     }
 
@@ -211,7 +251,10 @@ mod tests {
         assert!(folder.poll().unwrap().0.is_empty());
         assert!(folder.poll().unwrap().0.is_empty());
         fs::write(dir.path().join("s.png"), b"part").unwrap();
-        assert!(folder.poll().unwrap().0.is_empty(), "changed since last poll");
+        assert!(
+            folder.poll().unwrap().0.is_empty(),
+            "changed since last poll"
+        );
         let (ready, _) = folder.poll().unwrap();
         assert_eq!(ready.len(), 1);
         assert_eq!(ready[0].images, vec![dir.path().join("s.png")]);
@@ -245,7 +288,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut folder = DropFolder::open(dir.path()).unwrap();
         for s in ["a", "b"] {
-            fs::write(dir.path().join(format!("{s}.json")), sidecar_naming(&[&format!("{s}.png")])).unwrap();
+            fs::write(
+                dir.path().join(format!("{s}.json")),
+                sidecar_naming(&[&format!("{s}.png")]),
+            )
+            .unwrap();
             fs::write(dir.path().join(format!("{s}.png")), b"img").unwrap();
         }
         folder.poll().unwrap();

@@ -15,8 +15,8 @@ use ndarray::{Array2, s};
 pub use postprocess::{Detection, regions};
 pub use preprocess::{ATTENUATION_SCALE, T_MIN, attenuation_input, padded_size};
 
-use crate::engine::{Engine, OrtEngine};
 use crate::ModelError;
+use crate::engine::{Engine, OrtEngine};
 
 /// Name and version, as reported to the server.
 pub const NAME: &str = "concealment-v1";
@@ -78,7 +78,14 @@ impl<E: Engine> ConcealmentModel<E> {
     }
 
     /// Runs the model on one high-energy image (`width` x `height` raw readings, row-major).
-    pub fn analyse(&mut self, readings: &[u16], width: u32, height: u32, air: u16, dark: u16) -> Result<ConcealmentOutput, ModelError> {
+    pub fn analyse(
+        &mut self,
+        readings: &[u16],
+        width: u32,
+        height: u32,
+        air: u16,
+        dark: u16,
+    ) -> Result<ConcealmentOutput, ModelError> {
         let (w, h) = (width as usize, height as usize);
         let input = attenuation_input(readings, w, h, air, dark)?;
         let started = Instant::now();

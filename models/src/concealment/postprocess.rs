@@ -100,10 +100,16 @@ mod tests {
         p[[0, 11]] = 0.99; // a single hot pixel: noise
         let found = regions(p.view(), 0.5, 4);
         assert_eq!(found.len(), 2);
-        assert_eq!((found[0].x, found[0].y, found[0].width, found[0].height), (2, 1, 4, 3));
+        assert_eq!(
+            (found[0].x, found[0].y, found[0].width, found[0].height),
+            (2, 1, 4, 3)
+        );
         assert_eq!(found[0].score, 0.95);
         assert_eq!(found[0].pixels, 12);
-        assert_eq!((found[1].x, found[1].y, found[1].width, found[1].height), (8, 6, 3, 3));
+        assert_eq!(
+            (found[1].x, found[1].y, found[1].width, found[1].height),
+            (8, 6, 3, 3)
+        );
     }
 
     #[test]

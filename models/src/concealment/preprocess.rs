@@ -18,7 +18,13 @@ pub fn padded_size(n: usize) -> usize {
 /// `[1, 1, H', W']` tensor of `-ln(T) * ATTENUATION_SCALE`, with `T = (I - dark) / (air - dark)`
 /// clamped to `[T_MIN, 1]`. Padding repeats the last row and column so that no artificial edge
 /// appears at the border.
-pub fn attenuation_input(readings: &[u16], width: usize, height: usize, air: u16, dark: u16) -> Result<Array4<f32>, ModelError> {
+pub fn attenuation_input(
+    readings: &[u16],
+    width: usize,
+    height: usize,
+    air: u16,
+    dark: u16,
+) -> Result<Array4<f32>, ModelError> {
     if width == 0 || height == 0 || readings.len() != width * height {
         return Err(ModelError::Input(format!(
             "{} readings do not make a {width} x {height} image",
@@ -26,7 +32,9 @@ pub fn attenuation_input(readings: &[u16], width: usize, height: usize, air: u16
         )));
     }
     if air <= dark {
-        return Err(ModelError::Input(format!("air {air} must exceed dark {dark}")));
+        return Err(ModelError::Input(format!(
+            "air {air} must exceed dark {dark}"
+        )));
     }
     // A lookup table over all 65,536 readings is cheaper than a logarithm per pixel for any scan
     // larger than 256 x 256, and gives bit-identical results.

@@ -37,24 +37,44 @@ pub async fn check_credentials(state: &AppState, creds: &Credentials) -> Result<
         return Err(ApiError::Unauthorized);
     };
     let password = creds.password.clone();
-    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash)).await.map_err(|e| ApiError::Internal(e.to_string()))?;
-    if ok { Ok(user.id) } else { Err(ApiError::Unauthorized) }
+    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    if ok {
+        Ok(user.id)
+    } else {
+        Err(ApiError::Unauthorized)
+    }
 }
 
-async fn login(State(state): State<AppState>, Json(creds): Json<Credentials>) -> Result<Json<serde_json::Value>> {
+async fn login(
+    State(state): State<AppState>,
+    Json(creds): Json<Credentials>,
+) -> Result<Json<serde_json::Value>> {
     let user_id = check_credentials(&state, &creds).await?;
     let token = state.store.new_session(user_id).await?;
     Ok(Json(serde_json::json!({ "token": token })))
 }
 
-async fn list(State(state): State<AppState>, principal: Principal) -> Result<Json<Vec<CaseSummary>>> {
+async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<Vec<CaseSummary>>> {
     let user = principal.user()?;
     Ok(Json(state.store.list_cases(&user, 500).await?))
 }
 
-async fn preview(State(state): State<AppState>, principal: Principal, Path(id): Path<i64>) -> Result<Response> {
+async fn preview(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<i64>,
+) -> Result<Response> {
     let user = principal.user()?;
-    let (bay, path) = state.store.case_preview(id).await?.ok_or(ApiError::NotFound)?;
+    let (bay, path) = state
+        .store
+        .case_preview(id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     let allowed = match user.role {
         Role::Supervisor | Role::Admin => true,
         Role::Officer => user.bay.as_deref() == Some(bay.as_str()),
@@ -64,6 +84,16 @@ async fn preview(State(state): State<AppState>, principal: Principal, Path(id): 
         return Err(ApiError::NotFound); // do not reveal that the case exists
     }
     let path = path.ok_or(ApiError::NotFound)?;
-    let bytes = tokio::fs::read(&path).await.map_err(|e| ApiError::Internal(format!("{path}: {e}")))?;
-    Ok((StatusCode::OK, [(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "private, max-age=3600")], bytes).into_response())
+    let bytes = tokio::fs::read(&path)
+        .await
+        .map_err(|e| ApiError::Internal(format!("{path}: {e}")))?;
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "image/png"),
+            (header::CACHE_CONTROL, "private, max-age=3600"),
+        ],
+        bytes,
+    )
+        .into_response())
 }

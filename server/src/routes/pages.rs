@@ -45,7 +45,11 @@ th,td{padding:.4rem .6rem;border-bottom:1px solid #ddd;text-align:left}th{backgr
 .green{background:#dfd;color:#064}form.inline{display:inline}input{margin:.2rem 0;padding:.3rem}";
 
 fn page(title: &str, body: &str, refresh: bool) -> Html<String> {
-    let meta = if refresh { "<meta http-equiv=\"refresh\" content=\"5\">" } else { "" };
+    let meta = if refresh {
+        "<meta http-equiv=\"refresh\" content=\"5\">"
+    } else {
+        ""
+    };
     Html(format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">{meta}<title>{} · BayLens</title><style>{STYLE}</style></head><body>{body}</body></html>",
         escape(title)
@@ -57,7 +61,9 @@ async fn login_form() -> Html<String> {
 }
 
 fn login_page(error: Option<&str>) -> Html<String> {
-    let error = error.map(|e| format!("<p role=\"alert\" style=\"color:#900\">{}</p>", escape(e))).unwrap_or_default();
+    let error = error
+        .map(|e| format!("<p role=\"alert\" style=\"color:#900\">{}</p>", escape(e)))
+        .unwrap_or_default();
     page(
         "Log in",
         &format!(
@@ -72,10 +78,17 @@ fn login_page(error: Option<&str>) -> Html<String> {
 
 async fn login(State(state): State<AppState>, Form(creds): Form<Credentials>) -> Result<Response> {
     let Ok(user_id) = check_credentials(&state, &creds).await else {
-        return Ok((StatusCode::UNAUTHORIZED, login_page(Some("Wrong user name or password."))).into_response());
+        return Ok((
+            StatusCode::UNAUTHORIZED,
+            login_page(Some("Wrong user name or password.")),
+        )
+            .into_response());
     };
     let token = state.store.new_session(user_id).await?;
-    let cookie = format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}", SESSION_HOURS * 3600);
+    let cookie = format!(
+        "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+        SESSION_HOURS * 3600
+    );
     let mut response = Redirect::to("/cases").into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, v);
@@ -94,16 +107,25 @@ impl<S: Send + Sync> FromRequestParts<S> for SessionToken {
     }
 }
 
-async fn logout(State(state): State<AppState>, SessionToken(token): SessionToken) -> Result<Response> {
+async fn logout(
+    State(state): State<AppState>,
+    SessionToken(token): SessionToken,
+) -> Result<Response> {
     if let Some(token) = token {
         state.store.end_session(&token).await?;
     }
     let mut response = Redirect::to("/login").into_response();
-    response.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_static("baylens_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"));
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("baylens_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+    );
     Ok(response)
 }
 
-async fn cases_page(State(state): State<AppState>, principal: Result<Principal, crate::error::ApiError>) -> Result<Response> {
+async fn cases_page(
+    State(state): State<AppState>,
+    principal: Result<Principal, crate::error::ApiError>,
+) -> Result<Response> {
     let Ok(Principal::User(user)) = principal else {
         return Ok(Redirect::to("/login").into_response());
     };
@@ -128,7 +150,11 @@ async fn cases_page(State(state): State<AppState>, principal: Result<Principal, 
             findings = c.findings_count,
         ));
     }
-    let empty = if cases.is_empty() { "<p>No cases yet. Scans appear here seconds after a bay reports them.</p>" } else { "" };
+    let empty = if cases.is_empty() {
+        "<p>No cases yet. Scans appear here seconds after a bay reports them.</p>"
+    } else {
+        ""
+    };
     let body = format!(
         "<h1>Cases by risk</h1><p>Logged in as {} ({}). <form class=\"inline\" method=\"post\" action=\"/logout\"><button>Log out</button></form></p>{empty}\
          <table><thead><tr><th>Bay</th><th>Captured</th><th>Container</th><th>Risk</th><th>Lane</th><th>Status</th><th>Findings</th><th>Image</th></tr></thead>\
@@ -143,6 +169,9 @@ async fn cases_page(State(state): State<AppState>, principal: Result<Principal, 
 mod tests {
     #[test]
     fn escape_neutralises_markup() {
-        assert_eq!(super::escape("<script>\"&'"), "&lt;script&gt;&quot;&amp;&#39;");
+        assert_eq!(
+            super::escape("<script>\"&'"),
+            "&lt;script&gt;&quot;&amp;&#39;"
+        );
     }
 }

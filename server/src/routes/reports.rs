@@ -18,52 +18,108 @@ use crate::{AppState, MAX_PREVIEW_BYTES, MAX_REPORT_BYTES};
 /// Routes.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/reports", post(ingest_report).layer(DefaultBodyLimit::max(MAX_REPORT_BYTES)))
-        .route("/api/v1/scans/{scan_id}/preview", put(upload_preview).layer(DefaultBodyLimit::disable()))
+        .route(
+            "/api/v1/reports",
+            post(ingest_report).layer(DefaultBodyLimit::max(MAX_REPORT_BYTES)),
+        )
+        .route(
+            "/api/v1/scans/{scan_id}/preview",
+            put(upload_preview).layer(DefaultBodyLimit::disable()),
+        )
 }
 
 fn content_type_is(headers: &HeaderMap, expected: &str) -> Result<()> {
-    let found = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if found.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case(expected) {
+    let found = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if found
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .eq_ignore_ascii_case(expected)
+    {
         Ok(())
     } else {
-        Err(ApiError::UnsupportedMedia(format!("expected {expected}, got {found:?}")))
+        Err(ApiError::UnsupportedMedia(format!(
+            "expected {expected}, got {found:?}"
+        )))
     }
 }
 
-async fn ingest_report(State(state): State<AppState>, principal: Principal, headers: HeaderMap, body: Bytes) -> Result<(StatusCode, Json<serde_json::Value>)> {
+async fn ingest_report(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<serde_json::Value>)> {
     let agent = principal.agent()?;
     content_type_is(&headers, "application/json")?;
-    let raw = std::str::from_utf8(&body).map_err(|_| ApiError::Unprocessable("body is not UTF-8".into()))?;
-    let report = ScanReport::from_json(body.as_ref()).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+    let raw = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::Unprocessable("body is not UTF-8".into()))?;
+    let report =
+        ScanReport::from_json(body.as_ref()).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
     if report.bay.as_str() != agent.bay {
-        return Err(ApiError::Forbidden(format!("agent {} reports for bay {}, not {}", agent.name, agent.bay, report.bay)));
+        return Err(ApiError::Forbidden(format!(
+            "agent {} reports for bay {}, not {}",
+            agent.name, agent.bay, report.bay
+        )));
     }
-    let ingested = state.store.ingest_report(&agent, &report, raw).await.map_err(|e| match e {
-        sqlx::Error::Protocol(msg) => ApiError::Conflict(msg),
-        other => ApiError::Database(other),
-    })?;
+    let ingested = state
+        .store
+        .ingest_report(&agent, &report, raw)
+        .await
+        .map_err(|e| match e {
+            sqlx::Error::Protocol(msg) => ApiError::Conflict(msg),
+            other => ApiError::Database(other),
+        })?;
     let (status, case_id, duplicate) = match ingested {
         Ingested::Created(id) => (StatusCode::CREATED, id, false),
         Ingested::Duplicate(id) => (StatusCode::OK, id, true),
     };
     tracing::info!(case_id, scan_id = %report.scan_id, bay = %report.bay, duplicate, "report ingested");
-    Ok((status, Json(serde_json::json!({ "case_id": case_id, "report_id": report.report_id, "duplicate": duplicate }))))
+    Ok((
+        status,
+        Json(
+            serde_json::json!({ "case_id": case_id, "report_id": report.report_id, "duplicate": duplicate }),
+        ),
+    ))
 }
 
-async fn upload_preview(State(state): State<AppState>, principal: Principal, Path(scan_id): Path<String>, headers: HeaderMap, body: Body) -> Result<StatusCode> {
+async fn upload_preview(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(scan_id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<StatusCode> {
     let agent = principal.agent()?;
     let scan_id = ScanId::parse(&scan_id).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
     content_type_is(&headers, "image/png")?;
-    let (case_id, bay) = state.store.case_of_scan(scan_id.as_str()).await?.ok_or(ApiError::NotFound)?;
+    let (case_id, bay) = state
+        .store
+        .case_of_scan(scan_id.as_str())
+        .await?
+        .ok_or(ApiError::NotFound)?;
     if bay != agent.bay {
-        return Err(ApiError::Forbidden(format!("scan {scan_id} belongs to bay {bay}")));
+        return Err(ApiError::Forbidden(format!(
+            "scan {scan_id} belongs to bay {bay}"
+        )));
     }
     // Streamed to a temporary file, size-checked as it arrives, then renamed into place.
-    let dest = state.store.images_dir.join(format!("{scan_id}.preview.png"));
-    let tmp = state.store.images_dir.join(format!(".{scan_id}.{}.tmp", rand::random::<u64>()));
+    let dest = state
+        .store
+        .images_dir
+        .join(format!("{scan_id}.preview.png"));
+    let tmp = state
+        .store
+        .images_dir
+        .join(format!(".{scan_id}.{}.tmp", rand::random::<u64>()));
     let write = async {
-        let mut file = tokio::fs::File::create(&tmp).await.map_err(|e| ApiError::Internal(e.to_string()))?;
+        let mut file = tokio::fs::File::create(&tmp)
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
         let mut stream = body.into_data_stream();
         let mut total = 0usize;
         let mut head = Vec::new();
@@ -76,13 +132,19 @@ async fn upload_preview(State(state): State<AppState>, principal: Principal, Pat
             if head.len() < 8 {
                 head.extend_from_slice(&chunk[..chunk.len().min(8 - head.len())]);
             }
-            file.write_all(&chunk).await.map_err(|e| ApiError::Internal(e.to_string()))?;
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
         }
         if head != b"\x89PNG\r\n\x1a\n" {
             return Err(ApiError::Unprocessable("preview is not a PNG file".into()));
         }
-        file.sync_all().await.map_err(|e| ApiError::Internal(e.to_string()))?;
-        tokio::fs::rename(&tmp, &dest).await.map_err(|e| ApiError::Internal(e.to_string()))
+        file.sync_all()
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        tokio::fs::rename(&tmp, &dest)
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))
     };
     if let Err(e) = write.await {
         let _ = tokio::fs::remove_file(&tmp).await;

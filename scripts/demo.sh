@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The demo: a server, one edge agent and the scanner simulator, all under .demo/.
+# Prints the case-list URL and a one-time login; Ctrl-C stops everything.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+port="${BAYLENS_DEMO_PORT:-8080}"
+interval="${BAYLENS_DEMO_INTERVAL:-4}"
+demo="$root/.demo"
+
+echo "demo: building (release; the first build takes a few minutes)"
+cargo build --release --quiet -p baylens-server -p edge-agent -p scanner-sim
+bin="$root/target/release"
+export ORT_DYLIB_PATH="$root/.ort/libonnxruntime.so"
+
+# A fresh demo every time: a new database, new agent token, new one-time password.
+rm -rf "$demo"
+mkdir -p "$demo/drop"
+password=$(head -c 18 /dev/urandom | base64 | tr -d '/+=' | head -c 20)
+BAYLENS_DEMO_PASSWORD="$password" "$bin/server" --data-dir "$demo/server" user add \
+  --username supervisor --role supervisor --password-env BAYLENS_DEMO_PASSWORD >/dev/null
+"$bin/server" --data-dir "$demo/server" agent add --name bay01-agent --bay BAY01 --token-file "$demo/agent.token" >/dev/null
+cat > "$demo/agent.toml" <<TOML
+bay = "BAY01"
+drop_dir = "$demo/drop"
+data_dir = "$demo/agent"
+models_dir = "$root/models/onnx"
+model_threads = 1
+poll_interval_ms = 300
+[server]
+url = "http://127.0.0.1:$port"
+token_file = "$demo/agent.token"
+max_backoff_secs = 30
+TOML
+
+pids=()
+cleanup() {
+  trap - INT TERM EXIT
+  echo
+  echo "demo: stopping"
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup INT TERM EXIT
+
+RUST_LOG="${RUST_LOG:-info}" "$bin/server" --data-dir "$demo/server" serve --listen "127.0.0.1:$port" >"$demo/server.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 50); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
+curl -fs "http://127.0.0.1:$port/healthz" >/dev/null || { echo "demo: the server did not start; see $demo/server.log" >&2; exit 1; }
+"$bin/edge-agent" run --config "$demo/agent.toml" >"$demo/agent.log" 2>&1 &
+pids+=($!)
+"$bin/scanner-sim" feed --drop "$demo/drop" --interval "$interval" --seed "$RANDOM" --bay BAY01 &
+pids+=($!)
+
+cat <<MSG
+
+  BayLens demo is running.
+  Case list:  http://127.0.0.1:$port/cases
+  Log in as:  supervisor / $password   (one-time demo password, new on every run)
+  Logs:       $demo/server.log, $demo/agent.log
+  Press Ctrl-C to stop.
+
+MSG
+wait "${pids[0]}"
