@@ -96,10 +96,7 @@ async fn main() -> Result<()> {
                 .await
                 .with_context(|| format!("binding {listen}"))?;
             tracing::info!("listening on http://{}", listener.local_addr()?);
-            run(listener, AppState { store }, async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await?;
+            run(listener, AppState { store }, shutdown_signal()).await?;
         }
         Command::User {
             command:
@@ -168,6 +165,20 @@ async fn main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Ctrl-C or SIGTERM: in-flight requests finish, then the server exits.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        return;
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 fn write_secret(path: &std::path::Path, secret: &str) -> Result<()> {
