@@ -60,13 +60,11 @@ pub fn write_scan(
         let pixels: Vec<u8> = scan.concealment_mask.iter().map(|&m| m * 255).collect();
         let img = ImageBuffer::<Luma<u8>, _>::from_raw(scan.width, scan.height, pixels)
             .ok_or_else(|| std::io::Error::other("mask size does not match the scan"))?;
-        let mut bytes = Vec::new();
-        img.write_to(
-            &mut std::io::Cursor::new(&mut bytes),
-            image::ImageFormat::Png,
-        )
-        .map_err(std::io::Error::other)?;
-        Some(write_atomic(dir, &format!("{stem}.mask.png"), &bytes)?)
+        Some(write_atomic(
+            dir,
+            &format!("{stem}.mask.png"),
+            &encode_png(&img)?,
+        )?)
     } else {
         None
     };
@@ -109,6 +107,14 @@ pub fn write_scan(
 pub fn encode_png16(width: u32, height: u32, samples: &[u16]) -> std::io::Result<Vec<u8>> {
     let img = ImageBuffer::<Luma<u16>, _>::from_raw(width, height, samples.to_vec())
         .ok_or_else(|| std::io::Error::other("sample count does not match the image size"))?;
+    encode_png(&img)
+}
+
+fn encode_png<P>(img: &ImageBuffer<P, Vec<P::Subpixel>>) -> std::io::Result<Vec<u8>>
+where
+    P: image::Pixel + image::PixelWithColorType,
+    [P::Subpixel]: image::EncodableLayout,
+{
     let mut bytes = Vec::new();
     img.write_to(
         &mut std::io::Cursor::new(&mut bytes),
