@@ -9,7 +9,7 @@ use std::time::Duration;
 use baylens_models::ConcealmentModel;
 use baylens_models::concealment::NAME as MODEL_NAME;
 use baylens_models::engine::sha256_hex;
-use baylens_protocol::{ReportId, ScanSidecar};
+use baylens_protocol::{Energy, ReportId, ScanSidecar};
 use chrono::Utc;
 use tokio::sync::Notify;
 
@@ -177,7 +177,7 @@ fn prepare(
     let high_index = sidecar
         .images
         .iter()
-        .position(|i| std::ptr::eq(i, sidecar.high()))
+        .position(|i| i.energy == Energy::High)
         .unwrap_or(0);
     let high = &decoded[high_index];
     let meta = sidecar.high();

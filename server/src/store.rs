@@ -83,6 +83,8 @@ pub enum Ingested {
     Created(i64),
     /// Same report id seen before.
     Duplicate(i64),
+    /// The scan already has a case from a different report.
+    ScanConflict(i64),
 }
 
 /// How long a login session lasts.
@@ -250,10 +252,7 @@ impl Store {
         if report_id == report.report_id.as_str() {
             Ok(Ingested::Duplicate(existing.get(0)))
         } else {
-            Err(sqlx::Error::Protocol(format!(
-                "scan {} already has a different report",
-                report.scan_id
-            )))
+            Ok(Ingested::ScanConflict(existing.get(0)))
         }
     }
 

@@ -66,17 +66,16 @@ async fn ingest_report(
             agent.name, agent.bay, report.bay
         )));
     }
-    let ingested = state
-        .store
-        .ingest_report(&agent, &report, raw)
-        .await
-        .map_err(|e| match e {
-            sqlx::Error::Protocol(msg) => ApiError::Conflict(msg),
-            other => ApiError::Database(other),
-        })?;
+    let ingested = state.store.ingest_report(&agent, &report, raw).await?;
     let (status, case_id, duplicate) = match ingested {
         Ingested::Created(id) => (StatusCode::CREATED, id, false),
         Ingested::Duplicate(id) => (StatusCode::OK, id, true),
+        Ingested::ScanConflict(_) => {
+            return Err(ApiError::Conflict(format!(
+                "scan {} already has a different report",
+                report.scan_id
+            )));
+        }
     };
     tracing::info!(case_id, scan_id = %report.scan_id, bay = %report.bay, duplicate, "report ingested");
     Ok((
