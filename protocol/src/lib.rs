@@ -8,17 +8,20 @@
 //! - [`ids`]: identifiers that end up in file names and URLs (`ScanId`, `BayId`, `ReportId`),
 //!   restricted to a safe alphabet so that no id can traverse a path.
 //! - [`container_code`]: ISO 6346 container codes with check-digit validation.
+//! - [`declaration`]: advance cargo declarations (`baylens.declaration/1`), a WCO Data Model subset.
 //! - [`sidecar`]: the scan contract (`baylens.scan/1`), documented in `SCAN_FORMAT.md`.
 //! - [`report`]: what a bay reports to the server for each scan: model output, findings, risk, lane.
 //! - [`error`]: the crate's error type; every variant says exactly what was wrong.
 
 pub mod container_code;
+pub mod declaration;
 pub mod error;
 pub mod ids;
 pub mod report;
 pub mod sidecar;
 
 pub use container_code::ContainerCode;
+pub use declaration::{DECLARATION_CONTRACT, Declarant, Declaration, DeclaredItem, Vehicle};
 pub use error::ProtocolError;
 pub use ids::{BayId, ReportId, ScanId};
 pub use report::{Finding, FindingKind, Lane, ModelRun, Region, ScanReport};
