@@ -209,7 +209,10 @@ impl Declaration {
         check_len(&mut p, "declarant.name", &self.declarant.name, 1, 200);
         check_len(&mut p, "declarant.id", &self.declarant.id, 1, 35);
         if check_len(&mut p, "office", &self.office, 2, 17) && !charset_ok(&self.office, &[]) {
-            p.push(ProtocolError::invalid("office", "may hold only A-Z and 0-9"));
+            p.push(ProtocolError::invalid(
+                "office",
+                "may hold only A-Z and 0-9",
+            ));
         }
         if let Some(bay) = &self.bay
             && let Err(e) = crate::BayId::parse(bay)

@@ -16,7 +16,8 @@ use crate::store::{Agent, User};
 pub const SESSION_COOKIE: &str = "baylens_session";
 
 /// A user's role; enforced on the server for every request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Sees its own bay's cases.
     Officer,
@@ -74,6 +75,14 @@ pub fn hash_password(password: &str) -> String {
         .to_string()
 }
 
+/// A hash to verify against when the user does not exist, so that a failed login takes as
+/// long for an unknown user name as for a wrong password.
+pub fn dummy_hash() -> &'static str {
+    static HASH: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| hash_password("no such user"));
+    &HASH
+}
+
 /// Checks a password against a stored hash.
 pub fn verify_password(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash).is_ok_and(|h| {
@@ -81,6 +90,20 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
             .verify_password(password.as_bytes(), &h)
             .is_ok()
     })
+}
+
+/// Header that carries the CSRF token of cookie-authenticated requests.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The CSRF token bound to a session: derived from the session token, so it needs no storage
+/// and dies with the session.
+pub fn csrf_token(session_token: &str) -> String {
+    hex::encode(&Sha256::digest(format!("baylens-csrf:{session_token}").as_bytes())[..16])
+}
+
+/// Compares secrets without leaking where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Who is making a request.
@@ -103,9 +126,8 @@ fn bearer(parts: &Parts) -> Option<&str> {
 }
 
 /// The session token from the `Cookie` header, if any.
-pub fn session_cookie(parts: &Parts) -> Option<String> {
-    parts
-        .headers
+pub fn session_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
         .get_all(axum::http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -139,7 +161,21 @@ impl FromRequestParts<AppState> for Principal {
                 .map(Principal::User)
                 .ok_or(ApiError::Unauthorized);
         }
-        if let Some(token) = session_cookie(parts) {
+        if let Some(token) = session_cookie(&parts.headers) {
+            // A browser sends the cookie on its own, so state-changing requests authenticated
+            // by it must also carry the page's CSRF token (which a foreign site cannot read).
+            if !parts.method.is_safe() {
+                let sent = parts
+                    .headers
+                    .get(CSRF_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                if !constant_time_eq(sent.as_bytes(), csrf_token(&token).as_bytes()) {
+                    return Err(ApiError::Forbidden(
+                        "missing or wrong X-CSRF-Token for a cookie-authenticated request".into(),
+                    ));
+                }
+            }
             return state
                 .store
                 .user_by_session(&token)
@@ -164,7 +200,27 @@ impl Principal {
     pub fn user(self) -> Result<User, ApiError> {
         match self {
             Principal::User(u) => Ok(u),
-            Principal::Agent(_) => Err(ApiError::Forbidden("agents may not read cases".into())),
+            Principal::Agent(_) => Err(ApiError::Forbidden(
+                "this needs a user, not an agent".into(),
+            )),
+        }
+    }
+
+    /// The user if their role is one of `roles`, else 403.
+    pub fn user_with(self, roles: &[Role]) -> Result<User, ApiError> {
+        let user = self.user()?;
+        if roles.contains(&user.role) {
+            Ok(user)
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "role {} may not do this (needs {})",
+                user.role.as_str(),
+                roles
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            )))
         }
     }
 }

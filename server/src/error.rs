@@ -23,6 +23,9 @@ pub enum ApiError {
     /// The request body is not acceptable.
     #[error("{0}")]
     Unprocessable(String),
+    /// A document broke several rules; each is listed.
+    #[error("{} problem(s): {}", .0.len(), .0.join("; "))]
+    Invalid(Vec<String>),
     /// A conflicting resource exists.
     #[error("conflict: {0}")]
     Conflict(String),
@@ -32,6 +35,12 @@ pub enum ApiError {
     /// Wrong content type.
     #[error("unsupported media type: {0}")]
     UnsupportedMedia(String),
+    /// Too many attempts; retry after this many seconds.
+    #[error("too many attempts; try again in {0} s")]
+    TooManyRequests(u64),
+    /// The database or another dependency is not reachable.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     /// Database failure.
     #[error("database")]
     Database(#[from] sqlx::Error),
@@ -47,10 +56,12 @@ impl ApiError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
-            Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unprocessable(_) | Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -66,11 +77,19 @@ impl IntoResponse for ApiError {
                 _ => {}
             }
         }
-        let mut response = (
-            status,
-            Json(serde_json::json!({ "error": self.to_string() })),
-        )
-            .into_response();
+        let body = match &self {
+            Self::Invalid(problems) => {
+                serde_json::json!({ "error": self.to_string(), "problems": problems })
+            }
+            _ => serde_json::json!({ "error": self.to_string() }),
+        };
+        let mut response = (status, Json(body)).into_response();
+        if let Self::TooManyRequests(secs) = &self {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(*secs),
+            );
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

@@ -1,47 +1,224 @@
-//! The BayLens central server: receives reports from every bay's edge agent, keeps them as
-//! cases, and shows supervisors a risk-ranked list across bays.
+//! The BayLens central server: takes advance declarations, receives reports from every bay's
+//! edge agent, keeps them as cases ranked by risk, and gives supervisors a review queue with
+//! decisions, an audit trail and release-time figures.
 //!
 //! # Layout
-//! - [`store`]: SQLite store (migrations in `migrations/`), previews under `data_dir/images/`.
-//! - [`auth`]: tokens, password hashes, roles and the [`auth::Principal`] extractor.
-//! - [`routes`]: one module per resource, each with its own `router()`: `reports` (agent
-//!   ingest), `cases` (JSON API), `pages` (server-rendered review UI), `health`.
+//! - [`store`]: SQLite or PostgreSQL through one set of queries (migrations in `migrations/`),
+//!   images through `object_store`; the hash-chained audit log.
+//! - [`auth`]: tokens, password hashes, roles, CSRF and the [`auth::Principal`] extractor.
+//! - [`risk`]: pre-arrival and case risk.
+//! - [`routes`]: one module per resource, each with its own `router()`.
+//! - [`metrics`]: Prometheus counters and latency histograms.
 //! - [`error`]: [`error::ApiError`], the one error type of every handler.
 //!
 //! [`app`] builds the router (tested without a socket); [`run`] serves it on a listener the
-//! caller binds, until the caller's shutdown future resolves.
+//! caller binds, until the caller's shutdown future resolves. [`ROUTES`] lists every endpoint;
+//! the OpenAPI document and the role-matrix test are both checked against it.
 
 pub mod auth;
 pub mod error;
+pub mod metrics;
+pub mod risk;
 pub mod routes;
 pub mod store;
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::http::{HeaderValue, header};
 use tokio::net::TcpListener;
+use tokio::sync::broadcast;
 
-use crate::store::Store;
+use crate::store::{CaseSummary, Store};
 
 /// Largest report body accepted.
 pub const MAX_REPORT_BYTES: usize = 1024 * 1024;
 /// Largest preview image accepted.
 pub const MAX_PREVIEW_BYTES: usize = 16 * 1024 * 1024;
+/// Largest declaration (or declaration import) body accepted.
+pub const MAX_DECLARATION_BYTES: usize = 2 * 1024 * 1024;
+/// Largest body of any other request.
+pub const MAX_SMALL_BODY_BYTES: usize = 64 * 1024;
+
+/// Every endpoint, as `(method, path)`; `tests/openapi.rs` checks the OpenAPI document against
+/// it, and `tests/rbac.rs` checks every one of them for every role.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("GET", "/api/v1/openapi.json"),
+    ("POST", "/api/v1/session"),
+    ("DELETE", "/api/v1/session"),
+    ("POST", "/api/v1/reports"),
+    ("PUT", "/api/v1/scans/{scan_id}/preview"),
+    ("POST", "/api/v1/agents/heartbeat"),
+    ("GET", "/api/v1/agents"),
+    ("POST", "/api/v1/agents"),
+    ("DELETE", "/api/v1/agents/{name}"),
+    ("GET", "/api/v1/declarations/sync"),
+    ("GET", "/api/v1/declarations"),
+    ("POST", "/api/v1/declarations"),
+    ("POST", "/api/v1/declarations/import"),
+    ("GET", "/api/v1/declarations/{reference}"),
+    ("GET", "/api/v1/cases"),
+    ("GET", "/api/v1/cases/{id}"),
+    ("GET", "/api/v1/cases/{id}/preview"),
+    ("POST", "/api/v1/cases/{id}/decisions"),
+    ("POST", "/api/v1/cases/{id}/examinations"),
+    ("POST", "/api/v1/cases/{id}/notes"),
+    ("POST", "/api/v1/cases/{id}/assignment"),
+    ("POST", "/api/v1/cases/{id}/shares"),
+    ("GET", "/api/v1/events"),
+    ("GET", "/api/v1/users"),
+    ("POST", "/api/v1/users"),
+    ("PUT", "/api/v1/users/{username}/role"),
+    ("GET", "/api/v1/audit"),
+    ("GET", "/api/v1/audit/verify"),
+    ("GET", "/api/v1/release-times"),
+];
+
+/// Settings that differ between a demo on a laptop and production.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Mark cookies `Secure` (HTTPS only). Off only in demo mode, which runs on plain HTTP.
+    pub secure_cookies: bool,
+    /// Failed logins per user name allowed within [`Settings::login_window`].
+    pub login_attempts: u32,
+    /// The window of the login rate limit.
+    pub login_window: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            secure_cookies: true,
+            login_attempts: 5,
+            login_window: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Failed logins per user name, for rate limiting.
+#[derive(Debug, Default)]
+pub struct LoginLimiter {
+    failures: Mutex<HashMap<String, (u32, Instant)>>,
+}
+
+impl LoginLimiter {
+    /// Seconds to wait if `username` is locked out now.
+    pub fn locked(&self, username: &str, settings: &Settings) -> Option<u64> {
+        let map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let (count, since) = map.get(username)?;
+        let elapsed = since.elapsed();
+        (*count >= settings.login_attempts && elapsed < settings.login_window)
+            .then(|| (settings.login_window - elapsed).as_secs().max(1))
+    }
+
+    /// Counts a failure.
+    pub fn failed(&self, username: &str, settings: &Settings) {
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() > 100_000 {
+            map.retain(|_, (_, since)| since.elapsed() < settings.login_window);
+        }
+        let entry = map
+            .entry(username.to_owned())
+            .or_insert((0, Instant::now()));
+        if entry.1.elapsed() >= settings.login_window {
+            *entry = (0, Instant::now());
+        }
+        entry.0 += 1;
+    }
+
+    /// Clears the count after a success.
+    pub fn succeeded(&self, username: &str) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(username);
+    }
+}
 
 /// Shared state of every handler.
 #[derive(Debug, Clone)]
 pub struct AppState {
     /// The store.
     pub store: Store,
+    /// Settings.
+    pub settings: Arc<Settings>,
+    /// New cases, for the live queue.
+    pub events: broadcast::Sender<CaseSummary>,
+    /// Prometheus metrics.
+    pub metrics: Arc<metrics::Metrics>,
+    /// Login rate limiting.
+    pub logins: Arc<LoginLimiter>,
+}
+
+impl AppState {
+    /// State with production settings.
+    pub fn new(store: Store) -> Self {
+        Self::with_settings(store, Settings::default())
+    }
+
+    /// State with the given settings.
+    pub fn with_settings(store: Store, settings: Settings) -> Self {
+        Self {
+            store,
+            settings: Arc::new(settings),
+            events: broadcast::channel(256).0,
+            metrics: Arc::default(),
+            logins: Arc::default(),
+        }
+    }
+}
+
+async fn security_headers(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; \
+             frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        ),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        "permissions-policy",
+        HeaderValue::from_static("camera=(), microphone=(), geolocation=()"),
+    );
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
 }
 
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(routes::health::router())
-        .merge(routes::reports::router())
+        .merge(routes::agents::router())
+        .merge(routes::declarations::router())
         .merge(routes::cases::router())
+        .merge(routes::admin::router())
         .merge(routes::pages::router())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
 }
 

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use baylens_server::auth::{Role, new_token};
-use baylens_server::store::Store;
-use baylens_server::{AppState, run};
+use baylens_server::routes::admin::{role_and_bay, valid_username};
+use baylens_server::store::{AuditVerdict, Store};
+use baylens_server::{AppState, Settings, run};
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -20,6 +21,9 @@ struct Cli {
         global = true
     )]
     data_dir: PathBuf,
+    /// Database URL: `postgres://…` for PostgreSQL; default SQLite at DATA_DIR/baylens.db.
+    #[arg(long, env = "BAYLENS_DATABASE_URL", global = true)]
+    database_url: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -31,6 +35,9 @@ enum Command {
         /// Address to listen on.
         #[arg(long, env = "BAYLENS_LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// Demo mode: plain HTTP on a laptop, so session cookies are not marked Secure.
+        #[arg(long)]
+        demo: bool,
     },
     /// Manage users.
     User {
@@ -42,6 +49,17 @@ enum Command {
         #[command(subcommand)]
         command: AgentCommand,
     },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Walk the hash chain; exit 1 if any row was edited or deleted.
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]
@@ -61,6 +79,18 @@ enum UserCommand {
         #[arg(long)]
         password_env: Option<String>,
     },
+    /// Issue a long-lived API token for a user (scripts, the Prometheus scraper).
+    Token {
+        /// Login name.
+        #[arg(long)]
+        username: String,
+        /// Lifetime in days.
+        #[arg(long, default_value_t = 90)]
+        days: i64,
+        /// Write the token to this file (mode 0600) instead of printing it.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,6 +107,12 @@ enum AgentCommand {
         #[arg(long)]
         token_file: Option<PathBuf>,
     },
+    /// Revoke an agent's token at once.
+    Revoke {
+        /// Agent name.
+        #[arg(long)]
+        name: String,
+    },
 }
 
 #[tokio::main]
@@ -87,16 +123,87 @@ async fn main() -> Result<()> {
         )
         .init();
     let cli = Cli::parse();
-    let store = Store::open(&cli.data_dir)
-        .await
-        .with_context(|| format!("opening the store in {}", cli.data_dir.display()))?;
+    let store = match &cli.database_url {
+        Some(url) => Store::open_url(url, &cli.data_dir)
+            .await
+            .context("opening the database (check BAYLENS_DATABASE_URL)")?,
+        None => Store::open(&cli.data_dir)
+            .await
+            .with_context(|| format!("opening the store in {}", cli.data_dir.display()))?,
+    };
     match cli.command {
-        Command::Serve { listen } => {
+        Command::Serve { listen, demo } => {
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("binding {listen}"))?;
-            tracing::info!("listening on http://{}", listener.local_addr()?);
-            run(listener, AppState { store }, shutdown_signal()).await?;
+            if store
+                .list_users()
+                .await?
+                .iter()
+                .all(|u| u.role != Role::Admin)
+            {
+                tracing::warn!(
+                    "no admin user yet: create one with `server user add --role admin --username NAME`"
+                );
+            }
+            let settings = Settings {
+                secure_cookies: !demo,
+                ..Settings::default()
+            };
+            tracing::info!(
+                backend = ?store.backend,
+                demo,
+                "listening on http://{}",
+                listener.local_addr()?
+            );
+            run(
+                listener,
+                AppState::with_settings(store, settings),
+                shutdown_signal(),
+            )
+            .await?;
+        }
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => match store.verify_audit().await? {
+            AuditVerdict::Intact { rows, head } => {
+                println!("audit log intact: {rows} entries, head {head}");
+            }
+            AuditVerdict::Broken { seq, reason } => {
+                eprintln!("audit log BROKEN at entry {seq}: {reason}");
+                std::process::exit(1);
+            }
+        },
+        Command::User {
+            command:
+                UserCommand::Token {
+                    username,
+                    days,
+                    token_file,
+                },
+        } => {
+            if !(1..=3650).contains(&days) {
+                bail!("--days must be 1 to 3650");
+            }
+            let token = store
+                .new_api_token("cli", &username, days)
+                .await?
+                .with_context(|| format!("no active user {username}"))?;
+            match token_file {
+                Some(path) => {
+                    write_secret(&path, &token)?;
+                    println!("API token for {username} written to {}", path.display());
+                }
+                None => println!("API token for {username} (shown once): {token}"),
+            }
+        }
+        Command::Agent {
+            command: AgentCommand::Revoke { name },
+        } => {
+            if !store.revoke_agent("cli", &name).await? {
+                bail!("no active agent {name}");
+            }
+            println!("agent {name} revoked");
         }
         Command::User {
             command:
@@ -107,12 +214,8 @@ async fn main() -> Result<()> {
                     password_env,
                 },
         } => {
-            let role = Role::parse(&role).with_context(|| {
-                format!("unknown role {role:?}; use officer, supervisor, admin or agency")
-            })?;
-            if role == Role::Officer && bay.is_none() {
-                bail!("an officer needs --bay");
-            }
+            valid_username(&username).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let role = role_and_bay(&role, bay.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
             let (password, generated) = match password_env {
                 Some(var) => (
                     std::env::var(&var)
@@ -125,7 +228,7 @@ async fn main() -> Result<()> {
                 bail!("passwords must be at least 12 characters");
             }
             store
-                .add_user(&username, &password, role, bay.as_deref())
+                .add_user("cli", &username, &password, role, bay.as_deref())
                 .await
                 .with_context(|| format!("adding user {username}"))?;
             if generated {
@@ -146,8 +249,9 @@ async fn main() -> Result<()> {
                 },
         } => {
             baylens_protocol::BayId::parse(&bay)?;
-            let token = store
-                .add_agent(&name, &bay)
+            baylens_protocol::BayId::parse(&name)?;
+            let (_, token) = store
+                .add_agent("cli", &name, &bay)
                 .await
                 .with_context(|| format!("adding agent {name}"))?;
             match token_file {

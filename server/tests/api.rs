@@ -21,8 +21,8 @@ fn report(report_id: &str, scan_id: &str, bay: &str) -> serde_json::Value {
 async fn setup() -> (tempfile::TempDir, AppState, String) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).await.unwrap();
-    let token = store.add_agent("a1", "BAY01").await.unwrap();
-    (dir, AppState { store }, token)
+    let (_, token) = store.add_agent("test", "a1", "BAY01").await.unwrap();
+    (dir, AppState::new(store), token)
 }
 
 async fn post(

@@ -28,9 +28,7 @@ async fn start_server(dir: &Path) -> Server {
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(baylens_server::run(
         listener,
-        AppState {
-            store: store.clone(),
-        },
+        AppState::new(store.clone()),
         async {
             let _ = stopped.await;
         },
@@ -101,19 +99,19 @@ fn files_in(dir: PathBuf) -> Vec<String> {
 async fn a_dropped_scan_becomes_a_case_with_the_models_findings() {
     let root = tempfile::tempdir().unwrap();
     let mut server = start_server(&root.path().join("server")).await;
-    let token = server
+    let (_, token) = server
         .store
-        .add_agent("bay01-agent", "BAY01")
+        .add_agent("test", "bay01-agent", "BAY01")
         .await
         .unwrap();
     server
         .store
-        .add_user("sup", PASSWORD, Role::Supervisor, None)
+        .add_user("test", "sup", PASSWORD, Role::Supervisor, None)
         .await
         .unwrap();
     server
         .store
-        .add_user("officer2", PASSWORD, Role::Officer, Some("BAY02"))
+        .add_user("test", "officer2", PASSWORD, Role::Officer, Some("BAY02"))
         .await
         .unwrap();
     let token_file = root.path().join("agent.token");
@@ -164,6 +162,16 @@ async fn a_dropped_scan_becomes_a_case_with_the_models_findings() {
             .clone()
     };
     let flagged = case_of(&hidden.meta.scan_id);
+    // The list holds summaries; the detail holds the bay's report.
+    let flagged: serde_json::Value = client
+        .get(format!("{}/api/v1/cases/{}", server.url, flagged["id"]))
+        .bearer_auth(&bearer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(
         flagged["report"]["model"]["sha256"],
         baylens_models::concealment::SHA256
@@ -254,7 +262,7 @@ async fn reports_without_a_valid_agent_token_are_refused_and_stored_nowhere() {
     let server = start_server(root.path()).await;
     server
         .store
-        .add_user("sup", PASSWORD, Role::Supervisor, None)
+        .add_user("test", "sup", PASSWORD, Role::Supervisor, None)
         .await
         .unwrap();
     let client = reqwest::Client::new();
@@ -311,7 +319,7 @@ async fn reports_without_a_valid_agent_token_are_refused_and_stored_nowhere() {
 async fn an_eight_bit_scan_is_moved_aside_with_its_reason_and_the_agent_goes_on() {
     let root = tempfile::tempdir().unwrap();
     let server = start_server(&root.path().join("server")).await;
-    let token = server.store.add_agent("a", "BAY01").await.unwrap();
+    let (_, token) = server.store.add_agent("test", "a", "BAY01").await.unwrap();
     let token_file = root.path().join("agent.token");
     std::fs::write(&token_file, &token).unwrap();
     let config = agent_config(root.path(), &server.url, &token_file);

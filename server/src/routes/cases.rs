@@ -1,24 +1,43 @@
-//! Cases API: `GET /api/v1/cases` (risk-ranked, filtered by the caller's role),
-//! `GET /api/v1/cases/{id}/preview`, and `POST /api/v1/session` (log in for a bearer token).
+//! Cases API: log in and out, the risk-ranked list with filters, detail, the preview image,
+//! decisions, examination results, notes, assignment, sharing with agencies, and a live
+//! stream of new cases (server-sent events).
 
-use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use std::convert::Infallible;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use futures_util::Stream;
 use serde::Deserialize;
 
+use super::agents::json_body;
 use crate::AppState;
-use crate::auth::{Principal, Role, verify_password};
+use crate::MAX_SMALL_BODY_BYTES;
+use crate::auth::{Principal, Role, csrf_token, session_cookie, verify_password};
 use crate::error::{ApiError, Result};
-use crate::store::CaseSummary;
+use crate::store::{CaseDetail, CaseFilter, CaseSummary, Decision, User, cases::can_see};
+
+/// Longest note accepted.
+pub const MAX_NOTE_CHARS: usize = 4000;
 
 /// Routes.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/session", post(login))
+        .route("/api/v1/session", post(login).delete(logout))
         .route("/api/v1/cases", get(list))
+        .route("/api/v1/cases/{id}", get(detail))
         .route("/api/v1/cases/{id}/preview", get(preview))
+        .route("/api/v1/cases/{id}/decisions", post(decide))
+        .route("/api/v1/cases/{id}/examinations", post(examine))
+        .route("/api/v1/cases/{id}/notes", post(note))
+        .route("/api/v1/cases/{id}/assignment", post(assign))
+        .route("/api/v1/cases/{id}/shares", post(share))
+        .route("/api/v1/events", get(events))
+        .layer(DefaultBodyLimit::max(MAX_SMALL_BODY_BYTES))
 }
 
 /// Credentials.
@@ -31,37 +50,108 @@ pub struct Credentials {
     pub password: String,
 }
 
-/// Checks credentials; the same answer for an unknown user and a wrong password.
-pub async fn check_credentials(state: &AppState, creds: &Credentials) -> Result<i64> {
-    let Some((user, hash)) = state.store.user_by_name(&creds.username).await? else {
+/// Checks credentials, rate-limited per user name; the same answer for an unknown user and a
+/// wrong password.
+pub async fn check_credentials(state: &AppState, creds: &Credentials) -> Result<User> {
+    if creds.username.len() > 128 || creds.password.len() > 1024 {
         return Err(ApiError::Unauthorized);
+    }
+    if let Some(wait) = state.logins.locked(&creds.username, &state.settings) {
+        return Err(ApiError::TooManyRequests(wait));
+    }
+    let found = state.store.user_by_name(&creds.username).await?;
+    let (user, hash) = match found {
+        Some((user, hash)) => (Some(user), hash),
+        // Hash anyway, so timing does not tell which user names exist.
+        None => (None, crate::auth::dummy_hash().to_owned()),
     };
     let password = creds.password.clone();
     let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    if ok {
-        Ok(user.id)
-    } else {
-        Err(ApiError::Unauthorized)
+    match user {
+        Some(user) if ok => {
+            state.logins.succeeded(&creds.username);
+            Ok(user)
+        }
+        _ => {
+            state.logins.failed(&creds.username, &state.settings);
+            tracing::warn!(username = %creds.username, "failed login");
+            Err(ApiError::Unauthorized)
+        }
     }
 }
 
 async fn login(
     State(state): State<AppState>,
-    Json(creds): Json<Credentials>,
+    headers: HeaderMap,
+    body: Bytes,
 ) -> Result<Json<serde_json::Value>> {
-    let user_id = check_credentials(&state, &creds).await?;
-    let token = state.store.new_session(user_id).await?;
-    Ok(Json(serde_json::json!({ "token": token })))
+    let creds: Credentials = json_body(&headers, &body)?;
+    let user = check_credentials(&state, &creds).await?;
+    let token = state.store.new_session(user.id).await?;
+    Ok(Json(serde_json::json!({
+        "token": token,
+        "csrf_token": csrf_token(&token),
+        "role": user.role,
+        "expires_in_hours": crate::store::users::SESSION_HOURS,
+    })))
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+) -> Result<StatusCode> {
+    principal.user()?;
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned)
+        .or_else(|| session_cookie(&headers));
+    if let Some(token) = token {
+        state.store.end_session(&token).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn list(
     State(state): State<AppState>,
     principal: Principal,
+    Query(filter): Query<CaseFilter>,
 ) -> Result<Json<Vec<CaseSummary>>> {
     let user = principal.user()?;
-    Ok(Json(state.store.list_cases(&user, 500).await?))
+    Ok(Json(state.store.list_cases(&user, &filter).await?))
+}
+
+/// The user, if they may see case `id` (403 if not, 404 if there is no such case).
+pub async fn visible_case(state: &AppState, principal: Principal, id: i64) -> Result<User> {
+    let user = principal.user()?;
+    match state.store.case_access(&user, id).await? {
+        None => Err(ApiError::NotFound),
+        Some(false) => Err(ApiError::Forbidden(format!(
+            "case {id} is not visible to {} {}",
+            user.role.as_str(),
+            user.username
+        ))),
+        Some(true) => Ok(user),
+    }
+}
+
+async fn detail(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<i64>,
+) -> Result<Json<CaseDetail>> {
+    visible_case(&state, principal, id).await?;
+    Ok(Json(
+        state
+            .store
+            .case_detail(id)
+            .await?
+            .ok_or(ApiError::NotFound)?,
+    ))
 }
 
 async fn preview(
@@ -69,31 +159,248 @@ async fn preview(
     principal: Principal,
     Path(id): Path<i64>,
 ) -> Result<Response> {
-    let user = principal.user()?;
-    let (bay, path) = state
+    visible_case(&state, principal, id).await?;
+    let (_, key) = state
         .store
         .case_preview(id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let allowed = match user.role {
-        Role::Supervisor | Role::Admin => true,
-        Role::Officer => user.bay.as_deref() == Some(bay.as_str()),
-        Role::Agency => false,
-    };
-    if !allowed {
-        return Err(ApiError::NotFound); // do not reveal that the case exists
-    }
-    let path = path.ok_or(ApiError::NotFound)?;
-    let bytes = tokio::fs::read(&path)
+    let key = key.ok_or(ApiError::NotFound)?;
+    let object = state
+        .store
+        .images
+        .get(&object_store::path::Path::from(key))
         .await
-        .map_err(|e| ApiError::Internal(format!("{path}: {e}")))?;
+        .map_err(|e| match e {
+            object_store::Error::NotFound { .. } => ApiError::NotFound,
+            e => ApiError::Internal(format!("image store: {e}")),
+        })?;
+    let stream = object.into_stream();
     Ok((
-        StatusCode::OK,
         [
             (header::CONTENT_TYPE, "image/png"),
             (header::CACHE_CONTROL, "private, max-age=3600"),
         ],
-        bytes,
+        Body::from_stream(stream),
     )
         .into_response())
+}
+
+fn check_note(note: Option<&str>, required: bool, what: &str) -> Result<Option<String>> {
+    let note = note.map(str::trim).filter(|n| !n.is_empty());
+    match note {
+        None if required => Err(ApiError::Unprocessable(format!("{what} needs a note"))),
+        Some(n) if n.chars().count() > MAX_NOTE_CHARS => Err(ApiError::Unprocessable(format!(
+            "note is longer than {MAX_NOTE_CHARS} characters"
+        ))),
+        n => Ok(n.map(str::to_owned)),
+    }
+}
+
+/// Body of a decision.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecisionBody {
+    decision: Decision,
+    note: Option<String>,
+}
+
+async fn decide(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>> {
+    let user = principal.user_with(&[Role::Supervisor])?;
+    let d: DecisionBody = json_body(&headers, &body)?;
+    if state.store.case_summary(id).await?.is_none() {
+        return Err(ApiError::NotFound);
+    }
+    let note = check_note(
+        d.note.as_deref(),
+        d.decision.needs_note(),
+        &format!("decision {:?}", d.decision.as_str()),
+    )?;
+    match state
+        .store
+        .decide(&user, id, d.decision, note.as_deref())
+        .await?
+    {
+        Ok(status) => Ok(Json(serde_json::json!({"case_id": id, "status": status}))),
+        Err(status) => Err(ApiError::Conflict(format!(
+            "case {id} is already {status}; no further decisions"
+        ))),
+    }
+}
+
+/// Body of an examination result.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExaminationBody {
+    /// consistent (cargo matches the declaration) or discrepancy.
+    result: String,
+    note: Option<String>,
+}
+
+async fn examine(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode> {
+    let user = visible_case(&state, principal, id).await?;
+    if !matches!(user.role, Role::Officer | Role::Supervisor) {
+        return Err(ApiError::Forbidden(
+            "only officers and supervisors record examination results".into(),
+        ));
+    }
+    let e: ExaminationBody = json_body(&headers, &body)?;
+    if !matches!(e.result.as_str(), "consistent" | "discrepancy") {
+        return Err(ApiError::Unprocessable(format!(
+            "result must be consistent or discrepancy, got {:?}",
+            e.result.chars().take(40).collect::<String>()
+        )));
+    }
+    let note = check_note(
+        e.note.as_deref(),
+        e.result == "discrepancy",
+        "a discrepancy",
+    )?;
+    state
+        .store
+        .add_event(&user, id, "examination", Some(&e.result), note.as_deref())
+        .await?;
+    Ok(StatusCode::CREATED)
+}
+
+/// Body of a note.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoteBody {
+    note: String,
+}
+
+async fn note(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode> {
+    let user = visible_case(&state, principal, id).await?;
+    if !matches!(user.role, Role::Officer | Role::Supervisor) {
+        return Err(ApiError::Forbidden(
+            "only officers and supervisors add notes".into(),
+        ));
+    }
+    let n: NoteBody = json_body(&headers, &body)?;
+    let note = check_note(Some(&n.note), true, "a note")?;
+    state
+        .store
+        .add_event(&user, id, "note", None, note.as_deref())
+        .await?;
+    Ok(StatusCode::CREATED)
+}
+
+/// Body naming a user.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserRef {
+    username: String,
+}
+
+async fn assign(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode> {
+    let user = principal.user_with(&[Role::Supervisor])?;
+    let target: UserRef = json_body(&headers, &body)?;
+    let case = state
+        .store
+        .case_summary(id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let (assignee, _) = state
+        .store
+        .user_by_name(&target.username)
+        .await?
+        .ok_or_else(|| ApiError::Unprocessable(format!("no user {:?}", target.username)))?;
+    if !matches!(assignee.role, Role::Officer | Role::Supervisor)
+        || !can_see(&assignee, &case.bay, false)
+    {
+        return Err(ApiError::Unprocessable(format!(
+            "{} cannot work on a case of bay {}",
+            assignee.username, case.bay
+        )));
+    }
+    state
+        .store
+        .add_event(&user, id, "assignment", Some(&assignee.username), None)
+        .await?;
+    Ok(StatusCode::CREATED)
+}
+
+async fn share(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode> {
+    let user = principal.user_with(&[Role::Supervisor])?;
+    let target: UserRef = json_body(&headers, &body)?;
+    if state.store.case_summary(id).await?.is_none() {
+        return Err(ApiError::NotFound);
+    }
+    let (agency, _) = state
+        .store
+        .user_by_name(&target.username)
+        .await?
+        .ok_or_else(|| ApiError::Unprocessable(format!("no user {:?}", target.username)))?;
+    if agency.role != Role::Agency {
+        return Err(ApiError::Unprocessable(format!(
+            "{} is not an agency account",
+            agency.username
+        )));
+    }
+    state
+        .store
+        .add_event(&user, id, "share", Some(&agency.username), None)
+        .await?;
+    Ok(StatusCode::CREATED)
+}
+
+/// New cases the user may see, as server-sent events named `case` with a case summary.
+async fn events(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Sse<impl Stream<Item = std::result::Result<Event, Infallible>>>> {
+    let user = principal.user()?;
+    let rx = state.events.subscribe();
+    let stream = futures_util::stream::unfold((rx, user), |(mut rx, user)| async move {
+        loop {
+            match rx.recv().await {
+                Ok(case) => {
+                    if can_see(&user, &case.bay, false) {
+                        let event = Event::default()
+                            .event("case")
+                            .json_data(&case)
+                            .unwrap_or_else(|_| Event::default().comment("unserialisable"));
+                        return Some((Ok(event), (rx, user)));
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    let event = Event::default().event("lagged").data(n.to_string());
+                    return Some((Ok(event), (rx, user)));
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }

@@ -1,6 +1,8 @@
 //! HTTP routes, one module per resource.
 
+pub mod admin;
+pub mod agents;
 pub mod cases;
+pub mod declarations;
 pub mod health;
 pub mod pages;
-pub mod reports;

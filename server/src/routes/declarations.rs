@@ -1,0 +1,200 @@
+//! Advance declarations (TFA Art. 7.1): lodging one, importing many, listing and reading.
+//! Lodging validates every rule (422 lists them all) and scores the pre-arrival risk.
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use baylens_protocol::Declaration;
+use chrono::Utc;
+use serde::Deserialize;
+
+use super::agents::content_type_is;
+use crate::auth::{Principal, Role};
+use crate::error::{ApiError, Result};
+use crate::store::{DeclarationRow, Lodged, now_ms};
+use crate::{AppState, MAX_DECLARATION_BYTES};
+
+/// Most declarations in one import.
+pub const MAX_IMPORT: usize = 1000;
+
+/// Routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/v1/declarations",
+            get(list)
+                .post(lodge)
+                .layer(DefaultBodyLimit::max(MAX_DECLARATION_BYTES)),
+        )
+        .route(
+            "/api/v1/declarations/import",
+            post(import).layer(DefaultBodyLimit::max(MAX_DECLARATION_BYTES)),
+        )
+        .route("/api/v1/declarations/{reference}", get(one))
+}
+
+fn problems(errors: Vec<baylens_protocol::ProtocolError>) -> Vec<String> {
+    errors.into_iter().map(|e| e.to_string()).collect()
+}
+
+async fn lodge(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<DeclarationRow>)> {
+    let user = principal.user_with(&[Role::Supervisor, Role::Admin])?;
+    content_type_is(&headers, "application/json")?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::Unprocessable("body is not UTF-8".into()))?;
+    let d = Declaration::from_json(text, Utc::now()).map_err(|e| ApiError::Invalid(problems(e)))?;
+    match state
+        .store
+        .lodge_declaration(&format!("user:{}", user.username), &d)
+        .await?
+    {
+        Lodged::Created(row) => Ok((StatusCode::CREATED, Json(row))),
+        Lodged::Unchanged(row) => Ok((StatusCode::OK, Json(row))),
+        Lodged::Conflict => Err(ApiError::Conflict(format!(
+            "declaration {} was lodged before with different content; amendments need a new reference",
+            d.reference
+        ))),
+    }
+}
+
+async fn import(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>> {
+    let user = principal.user_with(&[Role::Supervisor, Role::Admin])?;
+    content_type_is(&headers, "application/json")?;
+    let docs: Vec<serde_json::Value> = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::Unprocessable(format!("body must be a JSON array of declarations: {e}"))
+    })?;
+    if docs.len() > MAX_IMPORT {
+        return Err(ApiError::Unprocessable(format!(
+            "at most {MAX_IMPORT} declarations per import, got {}",
+            docs.len()
+        )));
+    }
+    // All or nothing: validate every document before lodging any.
+    let now = Utc::now();
+    let mut valid = Vec::with_capacity(docs.len());
+    let mut rejected = Vec::new();
+    for (i, doc) in docs.iter().enumerate() {
+        let parsed = serde_json::from_value::<Declaration>(doc.clone())
+            .map_err(|e| {
+                vec![baylens_protocol::ProtocolError::Malformed {
+                    document: "declaration",
+                    reason: e.to_string(),
+                }]
+            })
+            .and_then(|d| d.validated(now));
+        match parsed {
+            Ok(d) => valid.push(d),
+            Err(e) => rejected.extend(problems(e).into_iter().map(|p| format!("[{i}] {p}"))),
+        }
+    }
+    if !rejected.is_empty() {
+        return Err(ApiError::Invalid(rejected));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for d in &valid {
+        if !seen.insert(&d.reference) {
+            return Err(ApiError::Unprocessable(format!(
+                "reference {} appears twice in the import",
+                d.reference
+            )));
+        }
+        if let Some(existing) = state.store.declaration(&d.reference).await?
+            && existing.declaration != *d
+        {
+            return Err(ApiError::Conflict(format!(
+                "declaration {} was lodged before with different content",
+                d.reference
+            )));
+        }
+    }
+    let actor = format!("user:{}", user.username);
+    let (mut created, mut unchanged) = (0, 0);
+    for d in &valid {
+        match state.store.lodge_declaration(&actor, d).await? {
+            Lodged::Created(_) => created += 1,
+            Lodged::Unchanged(_) => unchanged += 1,
+            Lodged::Conflict => {
+                return Err(ApiError::Conflict(format!(
+                    "declaration {} was lodged concurrently with different content",
+                    d.reference
+                )));
+            }
+        }
+    }
+    Ok(Json(
+        serde_json::json!({ "lodged": created, "unchanged": unchanged }),
+    ))
+}
+
+/// Query of the declaration list.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    /// Only this bay (officers always see only their own).
+    bay: Option<String>,
+    /// Expected arrival at or after (default: two days ago).
+    from: Option<chrono::DateTime<Utc>>,
+    /// Expected arrival before (default: in seven days).
+    to: Option<chrono::DateTime<Utc>>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Vec<DeclarationRow>>> {
+    let user = principal.user_with(&[Role::Officer, Role::Supervisor, Role::Admin])?;
+    let bay = if user.role == Role::Officer {
+        user.bay.clone()
+    } else {
+        q.bay
+    };
+    let now = now_ms();
+    let day = 86_400_000;
+    Ok(Json(
+        state
+            .store
+            .declarations_for_bay(
+                bay.as_deref(),
+                q.from.map_or(now - 2 * day, |t| t.timestamp_millis()),
+                q.to.map_or(now + 7 * day, |t| t.timestamp_millis()),
+                i64::MIN,
+                1000,
+            )
+            .await?,
+    ))
+}
+
+async fn one(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(reference): Path<String>,
+) -> Result<Json<DeclarationRow>> {
+    let user = principal.user_with(&[Role::Officer, Role::Supervisor, Role::Admin])?;
+    let row = state
+        .store
+        .declaration(&reference)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if user.role == Role::Officer
+        && row.declaration.bay.is_some()
+        && row.declaration.bay != user.bay
+    {
+        return Err(ApiError::Forbidden(
+            "this declaration is for another bay".into(),
+        ));
+    }
+    Ok(Json(row))
+}

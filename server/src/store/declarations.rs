@@ -1,0 +1,198 @@
+//! Advance declarations: lodging (with the pre-arrival risk), lookup, and per-bay sync.
+
+use baylens_protocol::Declaration;
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Store, from_ms, ms_to_rfc3339, now_ms};
+use crate::risk;
+
+/// A stored declaration with what the server added at lodging.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeclarationRow {
+    /// Id.
+    pub id: i64,
+    /// The declaration as lodged (normalised).
+    pub declaration: Declaration,
+    /// Pre-arrival risk in [0, 1].
+    pub pre_risk: f64,
+    /// Why.
+    pub risk_reasons: Vec<String>,
+    /// When it was lodged.
+    pub lodged_at: String,
+    /// Who lodged it.
+    pub lodged_by: String,
+}
+
+/// What lodging did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lodged {
+    /// Stored.
+    Created(DeclarationRow),
+    /// The same reference with the same content was lodged before (idempotent retry).
+    Unchanged(DeclarationRow),
+    /// The reference exists with different content.
+    Conflict,
+}
+
+const COLUMNS: &str = "id, body, pre_risk, risk_reasons, lodged_at, lodged_by";
+
+fn from_row(r: &AnyRow) -> Result<DeclarationRow, sqlx::Error> {
+    let body: &str = r.get(1);
+    let reasons: &str = r.get(3);
+    Ok(DeclarationRow {
+        id: r.get(0),
+        declaration: serde_json::from_str(body).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        pre_risk: r.get(2),
+        risk_reasons: serde_json::from_str(reasons).unwrap_or_default(),
+        lodged_at: ms_to_rfc3339(r.get(4)),
+        lodged_by: r.get(5),
+    })
+}
+
+impl Store {
+    /// Lodges a validated declaration, scoring its pre-arrival risk. Audited.
+    pub async fn lodge_declaration(
+        &self,
+        actor: &str,
+        d: &Declaration,
+    ) -> Result<Lodged, sqlx::Error> {
+        let body = serde_json::to_string(d).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        if let Some(existing) = self.declaration(&d.reference).await? {
+            return Ok(if existing.declaration == *d {
+                Lodged::Unchanged(existing)
+            } else {
+                Lodged::Conflict
+            });
+        }
+        let prior: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM declarations WHERE declarant_id = $1")
+                .bind(&d.declarant.id)
+                .fetch_one(&self.pool)
+                .await?;
+        let now = now_ms();
+        let (pre_risk, reasons) = risk::pre_arrival(d, prior, from_ms(now));
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO declarations (reference, declarant_id, office, bay, container_code, expected_arrival,
+                 declared_empty, gross_mass_kg, pre_risk, risk_reasons, body, lodged_at, lodged_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+             ON CONFLICT DO NOTHING RETURNING id",
+        )
+        .bind(&d.reference)
+        .bind(&d.declarant.id)
+        .bind(&d.office)
+        .bind(d.bay.as_deref())
+        .bind(d.container_code.as_deref())
+        .bind(d.expected_arrival.timestamp_millis())
+        .bind(i64::from(d.declared_empty))
+        .bind(d.gross_mass_kg)
+        .bind(pre_risk)
+        .bind(serde_json::to_string(&reasons).unwrap_or_default())
+        .bind(&body)
+        .bind(now)
+        .bind(actor)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = inserted else {
+            // Lost a race with an identical reference.
+            return Ok(Lodged::Conflict);
+        };
+        self.audit_in(
+            &mut tx,
+            actor,
+            "declaration.lodge",
+            &format!("declaration:{}", d.reference),
+            &serde_json::json!({"pre_risk": pre_risk, "reasons": reasons}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Lodged::Created(DeclarationRow {
+            id: row.get(0),
+            declaration: d.clone(),
+            pre_risk,
+            risk_reasons: reasons,
+            lodged_at: ms_to_rfc3339(now),
+            lodged_by: actor.to_owned(),
+        }))
+    }
+
+    /// The declaration with this reference.
+    pub async fn declaration(
+        &self,
+        reference: &str,
+    ) -> Result<Option<DeclarationRow>, sqlx::Error> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM declarations WHERE reference = $1"
+        ))
+        .bind(reference)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// Declarations expected at `bay` (or at no bay in particular) arriving between `from_ms`
+    /// and `to_ms`, lodged after `since_ms`: what an agent caches for offline matching.
+    pub async fn declarations_for_bay(
+        &self,
+        bay: Option<&str>,
+        from_ms: i64,
+        to_ms: i64,
+        since_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<DeclarationRow>, sqlx::Error> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM declarations
+             WHERE ($1 = '' OR bay = $1 OR bay IS NULL)
+               AND expected_arrival >= $2 AND expected_arrival <= $3 AND lodged_at > $4
+             ORDER BY expected_arrival LIMIT $5"
+        ))
+        .bind(bay.unwrap_or(""))
+        .bind(from_ms)
+        .bind(to_ms)
+        .bind(since_ms)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// The declaration a scan belongs to: by reference when the scanner knew it, else the one
+    /// for the same container whose expected arrival is nearest the capture time (±7 days).
+    pub async fn match_declaration(
+        &self,
+        reference: Option<&str>,
+        container_code: Option<&str>,
+        captured_ms: i64,
+    ) -> Result<Option<(i64, String, f64)>, sqlx::Error> {
+        if let Some(reference) = reference {
+            let row = sqlx::query(
+                "SELECT id, reference, pre_risk FROM declarations WHERE reference = $1",
+            )
+            .bind(reference)
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some(r) = row {
+                return Ok(Some((r.get(0), r.get(1), r.get(2))));
+            }
+        }
+        let Some(code) = container_code else {
+            return Ok(None);
+        };
+        let week = 7 * 86_400_000;
+        let rows = sqlx::query(
+            "SELECT id, reference, pre_risk, expected_arrival FROM declarations
+             WHERE container_code = $1 AND expected_arrival >= $2 AND expected_arrival <= $3",
+        )
+        .bind(code)
+        .bind(captured_ms - week)
+        .bind(captured_ms + week)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .min_by_key(|r| (r.get::<i64, _>(3) - captured_ms).abs())
+            .map(|r| (r.get(0), r.get(1), r.get(2))))
+    }
+}

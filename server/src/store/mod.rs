@@ -1,0 +1,139 @@
+//! The server's store. One set of SQL serves both backends through sqlx's `Any` driver:
+//!
+//! - **SQLite** (default): `data_dir/baylens.db`, WAL, `synchronous = FULL`, foreign keys on.
+//! - **PostgreSQL**: when a `postgres://` URL is configured, for several server replicas.
+//!
+//! Every query uses `$N` placeholders (which both drivers read) and portable types only:
+//! BIGINT, DOUBLE PRECISION and TEXT; times are Unix milliseconds and JSON is TEXT. The two
+//! migration folders (`migrations/sqlite`, `migrations/postgres`) differ only in how an id is
+//! generated; `tests/store.rs` checks that they define the same tables and columns.
+//!
+//! Images go through [`object_store`] (local filesystem by default), so S3-compatible storage
+//! is a configuration change, not a code change.
+
+pub mod audit;
+pub mod cases;
+pub mod declarations;
+pub mod users;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeZone, Utc};
+use object_store::ObjectStore;
+use object_store::local::LocalFileSystem;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+use tokio::sync::Mutex;
+
+pub use audit::{AuditEntry, AuditVerdict};
+pub use cases::{
+    CaseDetail, CaseEvent, CaseFilter, CaseSort, CaseSummary, Decision, Ingested, ReleaseRow,
+};
+pub use declarations::{DeclarationRow, Lodged};
+pub use users::{Agent, AgentInfo, Heartbeat, User};
+
+/// Which database is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// Database, image store, and the lock that keeps the audit chain linear.
+#[derive(Debug, Clone)]
+pub struct Store {
+    /// The pool.
+    pub pool: AnyPool,
+    /// Which database.
+    pub backend: Backend,
+    /// Scan images (previews and layers).
+    pub images: Arc<dyn ObjectStore>,
+    audit_lock: Arc<Mutex<()>>,
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+/// A stored time as a UTC date-time.
+pub fn from_ms(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+/// A stored time as RFC 3339 with seconds.
+pub fn ms_to_rfc3339(ms: i64) -> String {
+    from_ms(ms).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+impl Store {
+    /// Opens the embedded SQLite store in `data_dir` (creating and migrating it), with images
+    /// under `data_dir/images/`.
+    pub async fn open(data_dir: &Path) -> Result<Self, sqlx::Error> {
+        std::fs::create_dir_all(data_dir).map_err(sqlx::Error::Io)?;
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            data_dir.join("baylens.db").display()
+        );
+        Self::open_url(&url, data_dir).await
+    }
+
+    /// Opens the database at `url` (`sqlite://…` or `postgres://…`), migrating it, with images
+    /// under `data_dir/images/`.
+    pub async fn open_url(url: &str, data_dir: &Path) -> Result<Self, sqlx::Error> {
+        sqlx::any::install_default_drivers();
+        let images_dir = data_dir.join("images");
+        std::fs::create_dir_all(&images_dir).map_err(sqlx::Error::Io)?;
+        let images = LocalFileSystem::new_with_prefix(&images_dir)
+            .map_err(|e| sqlx::Error::Configuration(Box::new(e)))?;
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            return Err(sqlx::Error::Configuration(
+                "database URL must start with sqlite: or postgres://".into(),
+            ));
+        };
+        let options: AnyConnectOptions = url.parse()?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        conn.execute(sqlx::raw_sql(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                        ))
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        let migrator = match backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
+        };
+        migrator
+            .run(&pool)
+            .await
+            .map_err(|e| sqlx::Error::Migrate(Box::new(e)))?;
+        Ok(Self {
+            pool,
+            backend,
+            images: Arc::new(images),
+            audit_lock: Arc::new(Mutex::new(())),
+        })
+    }
+
+    /// A cheap round trip, for `/readyz`.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}

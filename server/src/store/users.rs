@@ -1,0 +1,361 @@
+//! Users, login sessions and API tokens, and edge agents.
+
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Store, ms_to_rfc3339, now_ms};
+use crate::auth::{Role, hash_password, hash_token, new_token};
+
+/// How long a login session lasts.
+pub const SESSION_HOURS: i64 = 12;
+
+/// A person with a role.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct User {
+    /// Id.
+    pub id: i64,
+    /// Login name.
+    pub username: String,
+    /// Role.
+    pub role: Role,
+    /// Bay, for officers.
+    pub bay: Option<String>,
+}
+
+/// An edge agent, as its token identifies it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Agent {
+    /// Id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// The one bay it may report for.
+    pub bay: String,
+}
+
+/// What an agent says about itself every minute or so.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Heartbeat {
+    /// Agent build version.
+    pub version: String,
+    /// Model name → sha256 of each loaded model.
+    pub models: std::collections::BTreeMap<String, String>,
+    /// Reports waiting in the agent's outbox.
+    pub queue_depth: u32,
+}
+
+/// An agent as the admin sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AgentInfo {
+    /// Id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// Bay.
+    pub bay: String,
+    /// Registration time.
+    pub created_at: String,
+    /// Revocation time, if revoked.
+    pub revoked_at: Option<String>,
+    /// Last heartbeat or report.
+    pub last_seen_at: Option<String>,
+    /// Version from the last heartbeat.
+    pub version: Option<String>,
+    /// Models from the last heartbeat.
+    pub models: serde_json::Value,
+    /// Outbox depth from the last heartbeat.
+    pub queue_depth: Option<i64>,
+}
+
+fn user_from_row(r: &AnyRow) -> Option<User> {
+    Some(User {
+        id: r.get(0),
+        username: r.get(1),
+        role: Role::parse(r.get::<&str, _>(2))?,
+        bay: r.get(3),
+    })
+}
+
+impl Store {
+    /// Adds a user; returns its id. Audited.
+    pub async fn add_user(
+        &self,
+        actor: &str,
+        username: &str,
+        password: &str,
+        role: Role,
+        bay: Option<&str>,
+    ) -> Result<i64, sqlx::Error> {
+        let hash = hash_password(password);
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "INSERT INTO users (username, password_hash, role, bay, disabled, created_at)
+             VALUES ($1, $2, $3, $4, 0, $5) RETURNING id",
+        )
+        .bind(username)
+        .bind(hash)
+        .bind(role.as_str())
+        .bind(bay)
+        .bind(now_ms())
+        .fetch_one(&mut *tx)
+        .await?;
+        let id: i64 = row.get(0);
+        self.audit_in(
+            &mut tx,
+            actor,
+            "user.add",
+            &format!("user:{username}"),
+            &serde_json::json!({"role": role.as_str(), "bay": bay}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Changes a user's role (and bay). Audited. Ends the user's sessions, so the new role
+    /// applies at once.
+    pub async fn set_role(
+        &self,
+        actor: &str,
+        username: &str,
+        role: Role,
+        bay: Option<&str>,
+    ) -> Result<bool, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("UPDATE users SET role = $1, bay = $2 WHERE username = $3")
+            .bind(role.as_str())
+            .bind(bay)
+            .bind(username)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if done {
+            sqlx::query(
+                "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE username = $1)",
+            )
+            .bind(username)
+            .execute(&mut *tx)
+            .await?;
+            self.audit_in(
+                &mut tx,
+                actor,
+                "user.role",
+                &format!("user:{username}"),
+                &serde_json::json!({"role": role.as_str(), "bay": bay}),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    /// Every user, by name.
+    pub async fn list_users(&self) -> Result<Vec<User>, sqlx::Error> {
+        let rows = sqlx::query("SELECT id, username, role, bay FROM users ORDER BY username")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().filter_map(user_from_row).collect())
+    }
+
+    /// The user with this name and its password hash.
+    pub async fn user_by_name(
+        &self,
+        username: &str,
+    ) -> Result<Option<(User, String)>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT id, username, role, bay, password_hash FROM users WHERE username = $1 AND disabled = 0",
+        )
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.and_then(|r| user_from_row(&r).map(|u| (u, r.get(4)))))
+    }
+
+    /// Starts a login session; returns the session token.
+    pub async fn new_session(&self, user_id: i64) -> Result<String, sqlx::Error> {
+        self.insert_session(user_id, "login", SESSION_HOURS * 3_600_000)
+            .await
+    }
+
+    /// Issues a long-lived API token for a user (scripts, Prometheus). Audited.
+    pub async fn new_api_token(
+        &self,
+        actor: &str,
+        username: &str,
+        days: i64,
+    ) -> Result<Option<String>, sqlx::Error> {
+        let Some((user, _)) = self.user_by_name(username).await? else {
+            return Ok(None);
+        };
+        let token = self
+            .insert_session(user.id, "api", days * 86_400_000)
+            .await?;
+        self.audit(
+            actor,
+            "token.issue",
+            &format!("user:{username}"),
+            &serde_json::json!({"days": days, "token_sha256_prefix": &hash_token(&token)[..12]}),
+        )
+        .await?;
+        Ok(Some(token))
+    }
+
+    async fn insert_session(
+        &self,
+        user_id: i64,
+        kind: &str,
+        lifetime_ms: i64,
+    ) -> Result<String, sqlx::Error> {
+        let token = new_token("bls_");
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO sessions (token_hash, user_id, kind, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(hash_token(&token))
+        .bind(user_id)
+        .bind(kind)
+        .bind(now)
+        .bind(now + lifetime_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(token)
+    }
+
+    /// The user of a live session or API token.
+    pub async fn user_by_session(&self, token: &str) -> Result<Option<User>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT u.id, u.username, u.role, u.bay FROM sessions s JOIN users u ON u.id = s.user_id
+             WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.disabled = 0",
+        )
+        .bind(hash_token(token))
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.and_then(|r| user_from_row(&r)))
+    }
+
+    /// Ends a session or revokes an API token, at once.
+    pub async fn end_session(&self, token: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+            .bind(hash_token(token))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Registers an agent and returns its id and token; the token is not stored and cannot be
+    /// shown again. Audited.
+    pub async fn add_agent(
+        &self,
+        actor: &str,
+        name: &str,
+        bay: &str,
+    ) -> Result<(i64, String), sqlx::Error> {
+        let token = new_token("bla_");
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "INSERT INTO agents (name, bay, token_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(name)
+        .bind(bay)
+        .bind(hash_token(&token))
+        .bind(now_ms())
+        .fetch_one(&mut *tx)
+        .await?;
+        self.audit_in(
+            &mut tx,
+            actor,
+            "agent.token.issue",
+            &format!("agent:{name}"),
+            &serde_json::json!({"bay": bay}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok((row.get(0), token))
+    }
+
+    /// Revokes an agent's token; it stops working with the next request. Audited.
+    pub async fn revoke_agent(&self, actor: &str, name: &str) -> Result<bool, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let done =
+            sqlx::query("UPDATE agents SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL")
+                .bind(now_ms())
+                .bind(name)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+        if done {
+            self.audit_in(
+                &mut tx,
+                actor,
+                "agent.token.revoke",
+                &format!("agent:{name}"),
+                &serde_json::json!({}),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    /// The live (not revoked) agent holding this token.
+    pub async fn agent_by_token(&self, token: &str) -> Result<Option<Agent>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT id, name, bay FROM agents WHERE token_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(hash_token(token))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| Agent {
+            id: r.get(0),
+            name: r.get(1),
+            bay: r.get(2),
+        }))
+    }
+
+    /// Records a heartbeat.
+    pub async fn heartbeat(&self, agent: &Agent, hb: &Heartbeat) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE agents SET last_seen_at = $1, version = $2, models_json = $3, queue_depth = $4 WHERE id = $5",
+        )
+        .bind(now_ms())
+        .bind(&hb.version)
+        .bind(serde_json::to_string(&hb.models).unwrap_or_default())
+        .bind(i64::from(hb.queue_depth))
+        .bind(agent.id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Every agent, by name.
+    pub async fn list_agents(&self) -> Result<Vec<AgentInfo>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT id, name, bay, created_at, revoked_at, last_seen_at, version, models_json, queue_depth
+             FROM agents ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| AgentInfo {
+                id: r.get(0),
+                name: r.get(1),
+                bay: r.get(2),
+                created_at: ms_to_rfc3339(r.get(3)),
+                revoked_at: r.get::<Option<i64>, _>(4).map(ms_to_rfc3339),
+                last_seen_at: r.get::<Option<i64>, _>(5).map(ms_to_rfc3339),
+                version: r.get(6),
+                models: r
+                    .get::<Option<String>, _>(7)
+                    .and_then(|s| serde_json::from_str(&s).ok())
+                    .unwrap_or(serde_json::Value::Null),
+                queue_depth: r.get(8),
+            })
+            .collect())
+    }
+}
