@@ -115,12 +115,14 @@ async fn bad_reports_get_precise_errors_and_store_nothing() {
 }
 
 #[tokio::test]
-async fn the_case_page_sends_anonymous_visitors_to_the_login() {
+async fn pages_send_anonymous_visitors_to_the_login() {
     let (_dir, state, _) = setup().await;
-    let response = app(state)
-        .oneshot(Request::get("/cases").body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert_eq!(response.headers()[header::LOCATION], "/login");
+    for page in ["/queue", "/cases/1", "/audit", "/dashboard"] {
+        let response = app(state.clone())
+            .oneshot(Request::get(page).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{page}");
+        assert_eq!(response.headers()[header::LOCATION], "/login", "{page}");
+    }
 }

@@ -1,0 +1,189 @@
+//! The role matrix: every endpoint in `ROUTES` × every kind of caller gets the expected
+//! status. Allowed callers must succeed (2xx) with a valid request; everyone else gets 401
+//! (no, unknown, expired or revoked credentials) or 403 (known, but not allowed).
+
+mod common;
+
+use axum::http::StatusCode;
+use baylens_server::auth::Role;
+use baylens_server::{AppState, ROUTES};
+use common::{call, json};
+
+/// The callers of the matrix.
+const CALLERS: &[&str] = &[
+    "none",
+    "unknown-token",
+    "expired-session",
+    "revoked-agent",
+    "agent",
+    "agent-other-bay",
+    "officer",
+    "officer-other-bay",
+    "supervisor",
+    "admin",
+    "agency-shared",
+    "agency-not-shared",
+];
+
+/// Who may call each route (everyone else: 401 or 403).
+fn allowed(method: &str, path: &str) -> &'static [&'static str] {
+    const USERS: &[&str] = &[
+        "officer",
+        "officer-other-bay",
+        "supervisor",
+        "admin",
+        "agency-shared",
+        "agency-not-shared",
+    ];
+    const CUSTOMS: &[&str] = &["officer", "officer-other-bay", "supervisor", "admin"];
+    const CASE_READERS: &[&str] = &["officer", "supervisor", "admin", "agency-shared"];
+    match (method, path) {
+        ("GET", "/healthz") | ("GET", "/readyz") | ("POST", "/api/v1/session") => CALLERS,
+        ("GET", "/metrics") => &["admin"],
+        ("GET", "/api/v1/openapi.json") | ("DELETE", "/api/v1/session") => USERS,
+        ("POST", "/api/v1/reports") | ("PUT", "/api/v1/scans/{scan_id}/preview") => &["agent"],
+        ("POST", "/api/v1/agents/heartbeat") | ("GET", "/api/v1/declarations/sync") => {
+            &["agent", "agent-other-bay"]
+        }
+        (_, "/api/v1/agents") | (_, "/api/v1/agents/{name}") => &["admin"],
+        ("GET", "/api/v1/declarations") | ("GET", "/api/v1/release-times") => CUSTOMS,
+        ("GET", "/api/v1/declarations/{reference}") => &["officer", "supervisor", "admin"],
+        ("POST", "/api/v1/declarations") | ("POST", "/api/v1/declarations/import") => {
+            &["supervisor", "admin"]
+        }
+        ("GET", "/api/v1/cases") | ("GET", "/api/v1/events") => USERS,
+        ("GET", "/api/v1/cases/{id}") | ("GET", "/api/v1/cases/{id}/preview") => CASE_READERS,
+        ("POST", "/api/v1/cases/{id}/examinations") | ("POST", "/api/v1/cases/{id}/notes") => {
+            &["officer", "supervisor"]
+        }
+        ("POST", "/api/v1/cases/{id}/decisions")
+        | ("POST", "/api/v1/cases/{id}/assignment")
+        | ("POST", "/api/v1/cases/{id}/shares") => &["supervisor"],
+        (_, "/api/v1/users") | (_, "/api/v1/users/{username}/role") => &["admin"],
+        ("GET", "/api/v1/audit") | ("GET", "/api/v1/audit/verify") => &["supervisor", "admin"],
+        other => panic!("route {other:?} has no row in the role matrix"),
+    }
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    state: AppState,
+    tokens: std::collections::HashMap<&'static str, String>,
+    case_id: i64,
+}
+
+async fn fixture() -> Fixture {
+    let (dir, store) = common::open("sqlite").await;
+    let mut tokens = std::collections::HashMap::new();
+    tokens.insert("unknown-token", "bls_0000".to_owned());
+    let (_, t) = store.add_agent("test", "agent-1", "bay-1").await.unwrap();
+    tokens.insert("agent", t.clone());
+    let (_, t2) = store.add_agent("test", "agent-2", "bay-2").await.unwrap();
+    tokens.insert("agent-other-bay", t2);
+    let (_, revoked) = store.add_agent("test", "agent-old", "bay-1").await.unwrap();
+    store.revoke_agent("test", "agent-old").await.unwrap();
+    tokens.insert("revoked-agent", revoked);
+    for (name, role, bay) in [
+        ("officer", Role::Officer, Some("bay-1")),
+        ("officer-other-bay", Role::Officer, Some("bay-2")),
+        ("supervisor", Role::Supervisor, None),
+        ("admin", Role::Admin, None),
+        ("agency-shared", Role::Agency, None),
+        ("agency-not-shared", Role::Agency, None),
+    ] {
+        tokens.insert(name, common::user(&store, name, role, bay).await);
+    }
+    // An expired session: valid token, expiry in the past.
+    let expired = common::user(&store, "expired", Role::Supervisor, None).await;
+    sqlx::query("UPDATE sessions SET expires_at = 0 WHERE user_id = (SELECT id FROM users WHERE username = 'expired')")
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    tokens.insert("expired-session", expired);
+    store
+        .lodge_declaration("test", &serde_json::from_value(common::declaration("R-1", "bay-1")).unwrap())
+        .await
+        .unwrap();
+    let state = AppState::new(store);
+    let r = json(&state, "POST", "/api/v1/reports", Some(&t), &common::report("r-1", "bay-1-1", "bay-1", 0.8)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let case_id = r.json["case_id"].as_i64().unwrap();
+    let r = call(&state, "PUT", "/api/v1/scans/bay-1-1/preview", Some(&t), Some("image/png"), png()).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let sup = tokens["supervisor"].clone();
+    let r = json(&state, "POST", &format!("/api/v1/cases/{case_id}/shares"), Some(&sup), &serde_json::json!({"username": "agency-shared"})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    Fixture { _dir: dir, state, tokens, case_id }
+}
+
+fn png() -> Vec<u8> {
+    let mut out = Vec::new();
+    image::RgbImage::new(4, 2)
+        .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .unwrap();
+    out
+}
+
+/// A valid request for the route, from `caller` (the n-th allowed call of this route).
+fn request(method: &str, path: &str, case_id: i64, n: usize) -> (String, Option<&'static str>, Vec<u8>) {
+    let path = path
+        .replace("{id}", &case_id.to_string())
+        .replace("{scan_id}", "bay-1-1")
+        .replace("{reference}", "R-1")
+        .replace("{name}", "agent-2")
+        .replace("{username}", "officer-other-bay");
+    let body = match (method, path.as_str()) {
+        ("POST", "/api/v1/session") => serde_json::json!({"username": "supervisor", "password": "correct horse battery"}),
+        ("POST", "/api/v1/reports") => common::report(&format!("r-x{n}"), &format!("bay-1-x{n}"), "bay-1", 0.3),
+        ("POST", "/api/v1/agents/heartbeat") => serde_json::json!({"version": "0.1.0", "models": {"concealment-v1": "ab"}, "queue_depth": 3}),
+        ("POST", "/api/v1/agents") => serde_json::json!({"name": format!("agent-n{n}"), "bay": "bay-3"}),
+        ("POST", "/api/v1/declarations") => common::declaration(&format!("R-N{n}"), "bay-1"),
+        ("POST", "/api/v1/declarations/import") => serde_json::json!([common::declaration(&format!("R-I{n}"), "bay-2")]),
+        ("POST", "/api/v1/users") => serde_json::json!({"username": format!("new-user-{n}"), "password": "a long enough password", "role": "supervisor"}),
+        ("PUT", _) if path.ends_with("/role") => serde_json::json!({"role": "officer", "bay": "bay-3"}),
+        ("POST", p) if p.ends_with("/decisions") => serde_json::json!({"decision": "hold", "note": "seal broken"}),
+        ("POST", p) if p.ends_with("/examinations") => serde_json::json!({"result": "consistent"}),
+        ("POST", p) if p.ends_with("/notes") => serde_json::json!({"note": "driver waiting"}),
+        ("POST", p) if p.ends_with("/assignment") => serde_json::json!({"username": "officer"}),
+        ("POST", p) if p.ends_with("/shares") => serde_json::json!({"username": "agency-not-shared"}),
+        ("PUT", _) => return (path, Some("image/png"), png()),
+        _ => return (path, None, Vec::new()),
+    };
+    (path, Some("application/json"), body.to_string().into_bytes())
+}
+
+#[tokio::test]
+async fn every_route_answers_every_caller_as_the_matrix_says() {
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for &(method, route) in ROUTES {
+        let allow = allowed(method, route);
+        let f = fixture().await;
+        // Refused callers first, so that allowed calls (which change state) cannot hide a refusal.
+        let (refused, ok): (Vec<&str>, Vec<&str>) = CALLERS.iter().partition(|c| !allow.contains(c));
+        for (n, caller) in refused.iter().chain(ok.iter()).enumerate() {
+            let (path, ct, body) = request(method, route, f.case_id, n);
+            let token = f.tokens.get(caller).map(String::as_str);
+            let r = call(&f.state, method, &path, token, ct, body).await;
+            let expected_ok = allow.contains(caller);
+            let good = if expected_ok {
+                r.status.is_success()
+            } else if matches!(*caller, "none" | "unknown-token" | "expired-session" | "revoked-agent") {
+                r.status == StatusCode::UNAUTHORIZED
+            } else {
+                r.status == StatusCode::FORBIDDEN
+            };
+            checked += 1;
+            if !good {
+                failures.push(format!(
+                    "{method} {route} as {caller}: got {} (expected {}) {}",
+                    r.status,
+                    if expected_ok { "2xx" } else { "401/403" },
+                    r.text.chars().take(200).collect::<String>()
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} of {checked} failed:\n{}", failures.len(), failures.join("\n"));
+    assert_eq!(checked, ROUTES.len() * CALLERS.len());
+}
