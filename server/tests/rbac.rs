@@ -101,19 +101,49 @@ async fn fixture() -> Fixture {
         .unwrap();
     tokens.insert("expired-session", expired);
     store
-        .lodge_declaration("test", &serde_json::from_value(common::declaration("R-1", "bay-1")).unwrap())
+        .lodge_declaration(
+            "test",
+            &serde_json::from_value(common::declaration("R-1", "bay-1")).unwrap(),
+        )
         .await
         .unwrap();
     let state = AppState::new(store);
-    let r = json(&state, "POST", "/api/v1/reports", Some(&t), &common::report("r-1", "bay-1-1", "bay-1", 0.8)).await;
+    let r = json(
+        &state,
+        "POST",
+        "/api/v1/reports",
+        Some(&t),
+        &common::report("r-1", "bay-1-1", "bay-1", 0.8),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let case_id = r.json["case_id"].as_i64().unwrap();
-    let r = call(&state, "PUT", "/api/v1/scans/bay-1-1/preview", Some(&t), Some("image/png"), png()).await;
+    let r = call(
+        &state,
+        "PUT",
+        "/api/v1/scans/bay-1-1/preview",
+        Some(&t),
+        Some("image/png"),
+        png(),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
     let sup = tokens["supervisor"].clone();
-    let r = json(&state, "POST", &format!("/api/v1/cases/{case_id}/shares"), Some(&sup), &serde_json::json!({"username": "agency-shared"})).await;
+    let r = json(
+        &state,
+        "POST",
+        &format!("/api/v1/cases/{case_id}/shares"),
+        Some(&sup),
+        &serde_json::json!({"username": "agency-shared"}),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    Fixture { _dir: dir, state, tokens, case_id }
+    Fixture {
+        _dir: dir,
+        state,
+        tokens,
+        case_id,
+    }
 }
 
 fn png() -> Vec<u8> {
@@ -125,7 +155,12 @@ fn png() -> Vec<u8> {
 }
 
 /// A valid request for the route, from `caller` (the n-th allowed call of this route).
-fn request(method: &str, path: &str, case_id: i64, n: usize) -> (String, Option<&'static str>, Vec<u8>) {
+fn request(
+    method: &str,
+    path: &str,
+    case_id: i64,
+    n: usize,
+) -> (String, Option<&'static str>, Vec<u8>) {
     let path = path
         .replace("{id}", &case_id.to_string())
         .replace("{scan_id}", "bay-1-1")
@@ -133,23 +168,45 @@ fn request(method: &str, path: &str, case_id: i64, n: usize) -> (String, Option<
         .replace("{name}", "agent-2")
         .replace("{username}", "officer-other-bay");
     let body = match (method, path.as_str()) {
-        ("POST", "/api/v1/session") => serde_json::json!({"username": "supervisor", "password": "correct horse battery"}),
-        ("POST", "/api/v1/reports") => common::report(&format!("r-x{n}"), &format!("bay-1-x{n}"), "bay-1", 0.3),
-        ("POST", "/api/v1/agents/heartbeat") => serde_json::json!({"version": "0.1.0", "models": {"concealment-v1": "ab"}, "queue_depth": 3}),
-        ("POST", "/api/v1/agents") => serde_json::json!({"name": format!("agent-n{n}"), "bay": "bay-3"}),
+        ("POST", "/api/v1/session") => {
+            serde_json::json!({"username": "supervisor", "password": "correct horse battery"})
+        }
+        ("POST", "/api/v1/reports") => {
+            common::report(&format!("r-x{n}"), &format!("bay-1-x{n}"), "bay-1", 0.3)
+        }
+        ("POST", "/api/v1/agents/heartbeat") => {
+            serde_json::json!({"version": "0.1.0", "models": {"concealment-v1": "ab"}, "queue_depth": 3})
+        }
+        ("POST", "/api/v1/agents") => {
+            serde_json::json!({"name": format!("agent-n{n}"), "bay": "bay-3"})
+        }
         ("POST", "/api/v1/declarations") => common::declaration(&format!("R-N{n}"), "bay-1"),
-        ("POST", "/api/v1/declarations/import") => serde_json::json!([common::declaration(&format!("R-I{n}"), "bay-2")]),
-        ("POST", "/api/v1/users") => serde_json::json!({"username": format!("new-user-{n}"), "password": "a long enough password", "role": "supervisor"}),
-        ("PUT", _) if path.ends_with("/role") => serde_json::json!({"role": "officer", "bay": "bay-3"}),
-        ("POST", p) if p.ends_with("/decisions") => serde_json::json!({"decision": "hold", "note": "seal broken"}),
+        ("POST", "/api/v1/declarations/import") => {
+            serde_json::json!([common::declaration(&format!("R-I{n}"), "bay-2")])
+        }
+        ("POST", "/api/v1/users") => {
+            serde_json::json!({"username": format!("new-user-{n}"), "password": "a long enough password", "role": "supervisor"})
+        }
+        ("PUT", _) if path.ends_with("/role") => {
+            serde_json::json!({"role": "officer", "bay": "bay-3"})
+        }
+        ("POST", p) if p.ends_with("/decisions") => {
+            serde_json::json!({"decision": "hold", "note": "seal broken"})
+        }
         ("POST", p) if p.ends_with("/examinations") => serde_json::json!({"result": "consistent"}),
         ("POST", p) if p.ends_with("/notes") => serde_json::json!({"note": "driver waiting"}),
         ("POST", p) if p.ends_with("/assignment") => serde_json::json!({"username": "officer"}),
-        ("POST", p) if p.ends_with("/shares") => serde_json::json!({"username": "agency-not-shared"}),
+        ("POST", p) if p.ends_with("/shares") => {
+            serde_json::json!({"username": "agency-not-shared"})
+        }
         ("PUT", _) => return (path, Some("image/png"), png()),
         _ => return (path, None, Vec::new()),
     };
-    (path, Some("application/json"), body.to_string().into_bytes())
+    (
+        path,
+        Some("application/json"),
+        body.to_string().into_bytes(),
+    )
 }
 
 #[tokio::test]
@@ -160,7 +217,8 @@ async fn every_route_answers_every_caller_as_the_matrix_says() {
         let allow = allowed(method, route);
         let f = fixture().await;
         // Refused callers first, so that allowed calls (which change state) cannot hide a refusal.
-        let (refused, ok): (Vec<&str>, Vec<&str>) = CALLERS.iter().partition(|c| !allow.contains(c));
+        let (refused, ok): (Vec<&str>, Vec<&str>) =
+            CALLERS.iter().partition(|c| !allow.contains(c));
         for (n, caller) in refused.iter().chain(ok.iter()).enumerate() {
             let (path, ct, body) = request(method, route, f.case_id, n);
             let token = f.tokens.get(caller).map(String::as_str);
@@ -168,7 +226,10 @@ async fn every_route_answers_every_caller_as_the_matrix_says() {
             let expected_ok = allow.contains(caller);
             let good = if expected_ok {
                 r.status.is_success()
-            } else if matches!(*caller, "none" | "unknown-token" | "expired-session" | "revoked-agent") {
+            } else if matches!(
+                *caller,
+                "none" | "unknown-token" | "expired-session" | "revoked-agent"
+            ) {
                 r.status == StatusCode::UNAUTHORIZED
             } else {
                 r.status == StatusCode::FORBIDDEN
@@ -184,6 +245,11 @@ async fn every_route_answers_every_caller_as_the_matrix_says() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} of {checked} failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     assert_eq!(checked, ROUTES.len() * CALLERS.len());
 }
