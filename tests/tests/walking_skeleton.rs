@@ -1,99 +1,13 @@
 //! Scanner -> drop folder -> edge agent (real ONNX model) -> HTTP -> server (SQLite) -> case API.
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+mod support;
 
-use baylens_protocol::{BayId, ScanId};
-use baylens_server::AppState;
+use baylens_protocol::ScanId;
 use baylens_server::auth::Role;
-use baylens_server::store::Store;
-use edge_agent::AgentConfig;
-use scanner_sim::write::write_scan;
-use scanner_sim::{Scenario, ScenarioChoice, generate};
+use scanner_sim::Scenario;
+use std::time::Duration;
+use support::*;
 use tokio::sync::oneshot;
-
-const PASSWORD: &str = "a-long-test-password";
-
-struct Server {
-    url: String,
-    store: Store,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-async fn start_server(dir: &Path) -> Server {
-    let store = Store::open(dir).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(baylens_server::run(
-        listener,
-        AppState::new(store.clone()),
-        async {
-            let _ = stopped.await;
-        },
-    ));
-    Server {
-        url,
-        store,
-        stop: Some(stop),
-        task,
-    }
-}
-
-fn agent_config(root: &Path, server_url: &str, token_file: &Path) -> AgentConfig {
-    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/onnx");
-    AgentConfig::from_toml(&format!(
-        "bay = \"BAY01\"\ndrop_dir = {:?}\ndata_dir = {:?}\nmodels_dir = {:?}\npoll_interval_ms = 100\n[server]\nurl = {:?}\ntoken_file = {:?}\nmax_backoff_secs = 2\n",
-        root.join("drop"),
-        root.join("agent"),
-        models,
-        server_url,
-        token_file,
-    ))
-    .unwrap()
-}
-
-async fn session_token(client: &reqwest::Client, url: &str, user: &str) -> String {
-    let r: serde_json::Value = client
-        .post(format!("{url}/api/v1/session"))
-        .json(&serde_json::json!({ "username": user, "password": PASSWORD }))
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    r["token"].as_str().unwrap().to_owned()
-}
-
-fn drop_scan(drop: &Path, scenario: Scenario, index: u64) -> scanner_sim::Generated {
-    let id = ScanId::parse(&format!("BAY01-e2e-{index}")).unwrap();
-    let g = generate(
-        ScenarioChoice::Fixed(scenario),
-        4242,
-        index,
-        id,
-        BayId::parse("BAY01").unwrap(),
-        chrono::Utc::now(),
-    );
-    write_scan(drop, &g.scan, &g.meta, false).unwrap();
-    g
-}
-
-fn files_in(dir: PathBuf) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_scan_becomes_a_case_with_the_models_findings() {

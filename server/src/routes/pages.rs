@@ -527,7 +527,12 @@ async fn case_page(
             escape(&decl.reference),
             escape(&decl.declarant.name),
             escape(&decl.declarant.id),
-            escape(&decl.expected_arrival.to_rfc3339()),
+            escape(
+                &decl
+                    .expected_arrival
+                    .format("%Y-%m-%d %H:%M UTC")
+                    .to_string(),
+            ),
             decl.gross_mass_kg,
             if decl.declared_empty {
                 " (declared empty)"

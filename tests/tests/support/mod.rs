@@ -1,0 +1,103 @@
+//! Helpers shared by the end-to-end tests: a server on a loopback port, agent configs and
+//! simulated scans in a drop folder.
+
+#![allow(dead_code)]
+
+use baylens_protocol::{BayId, ScanId};
+use baylens_server::AppState;
+use baylens_server::store::Store;
+use edge_agent::AgentConfig;
+use scanner_sim::write::write_scan;
+use scanner_sim::{Scenario, ScenarioChoice, generate};
+use std::path::{Path, PathBuf};
+use tokio::sync::oneshot;
+
+pub const PASSWORD: &str = "a-long-test-password";
+
+pub struct Server {
+    pub url: String,
+    pub store: Store,
+    pub stop: Option<oneshot::Sender<()>>,
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+pub async fn start_server(dir: &Path) -> Server {
+    let store = Store::open(dir).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(baylens_server::run(
+        listener,
+        // Plain HTTP on loopback, as in the demo: cookies without the Secure flag.
+        AppState::with_settings(
+            store.clone(),
+            baylens_server::Settings {
+                secure_cookies: false,
+                ..Default::default()
+            },
+        ),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    Server {
+        url,
+        store,
+        stop: Some(stop),
+        task,
+    }
+}
+
+pub fn agent_config(root: &Path, server_url: &str, token_file: &Path) -> AgentConfig {
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/onnx");
+    AgentConfig::from_toml(&format!(
+        "bay = \"BAY01\"\ndrop_dir = {:?}\ndata_dir = {:?}\nmodels_dir = {:?}\npoll_interval_ms = 100\n[server]\nurl = {:?}\ntoken_file = {:?}\nmax_backoff_secs = 2\n",
+        root.join("drop"),
+        root.join("agent"),
+        models,
+        server_url,
+        token_file,
+    ))
+    .unwrap()
+}
+
+pub async fn session_token(client: &reqwest::Client, url: &str, user: &str) -> String {
+    let r: serde_json::Value = client
+        .post(format!("{url}/api/v1/session"))
+        .json(&serde_json::json!({ "username": user, "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    r["token"].as_str().unwrap().to_owned()
+}
+
+pub fn drop_scan(drop: &Path, scenario: Scenario, index: u64) -> scanner_sim::Generated {
+    let id = ScanId::parse(&format!("BAY01-e2e-{index}")).unwrap();
+    let g = generate(
+        ScenarioChoice::Fixed(scenario),
+        4242,
+        index,
+        id,
+        BayId::parse("BAY01").unwrap(),
+        chrono::Utc::now(),
+    );
+    write_scan(drop, &g.scan, &g.meta, false).unwrap();
+    g
+}
+
+pub fn files_in(dir: PathBuf) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
