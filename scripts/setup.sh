@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs BayLens's native dependencies. Idempotent: when everything is in place it prints nothing.
+# With --test it also installs what only the tests need (see the end of this file).
 #  - Debian packages: pkg-config, clang, libclang-dev, libopencv-dev (camera side, OpenCV videoio/calib3d)
 #  - ONNX Runtime: the shared library from the PyPI wheel onnxruntime==1.31.1, pinned by sha256,
 #    unpacked into .ort/ (ignored by git). Nothing is fetched from any host other than the registries.
@@ -9,8 +10,13 @@ cd "$root"
 
 die() { echo "setup: $*" >&2; exit 1; }
 
+with_test=false
+[ "${1:-}" = "--test" ] && with_test=true
+
 # --- Debian packages -------------------------------------------------------------------------
 apt_packages=(pkg-config clang libclang-dev libopencv-dev)
+# Tests: Debian's Chromium for the browser tests.
+$with_test && apt_packages+=(chromium)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -65,4 +71,25 @@ PY
   ln -sfn "libonnxruntime.so.${ort_version}" "$ort_dir/libonnxruntime.so"
   rm -f "$ort_dir"/.installed-*
   touch "$stamp"
+fi
+
+$with_test || exit 0
+
+# --- Test-only tools ---------------------------------------------------------------------------
+# playwright-core (npm, pinned by tests/browser/package-lock.json) drives Debian's Chromium.
+if [ ! -f tests/browser/node_modules/playwright-core/package.json ]; then
+  command -v npm >/dev/null || die "npm is needed for the browser tests (apt-get install npm)"
+  echo "setup: installing playwright-core for the browser tests (npm ci)"
+  (cd tests/browser && npm ci --silent --no-audit --no-fund) || die "npm ci in tests/browser failed"
+fi
+# openapi-spec-validator (PyPI, pinned in scripts/test-requirements.txt) checks the OpenAPI document.
+tools="$root/.tools/venv"
+req="$root/scripts/test-requirements.txt"
+req_stamp="$tools/.installed-$(sha256sum "$req" | cut -c1-16)"
+if [ ! -f "$req_stamp" ]; then
+  echo "setup: installing Python test tools from scripts/test-requirements.txt"
+  python3 -m venv "$tools" || die "python3 -m venv failed (apt-get install python3-venv)"
+  "$tools/bin/pip" install -q --disable-pip-version-check -r "$req" || die "pip install -r $req failed"
+  rm -f "$tools"/.installed-*
+  touch "$req_stamp"
 fi

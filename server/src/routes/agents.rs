@@ -96,7 +96,7 @@ async fn ingest_report(
             state.metrics.ingest("created");
             let id = summary.id;
             // Nobody listening is fine.
-            let _ = state.events.send(summary);
+            let _ = state.events.send(*summary);
             (StatusCode::CREATED, id, false)
         }
         Ingested::Duplicate(id) => {

@@ -15,7 +15,7 @@ use crate::store::Agent;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Ingested {
     /// New case.
-    Created(CaseSummary),
+    Created(Box<CaseSummary>),
     /// Same report id seen before.
     Duplicate(i64),
     /// The scan already has a case from a different report.
@@ -310,7 +310,7 @@ impl Store {
                 .case_summary(id)
                 .await?
                 .ok_or(sqlx::Error::RowNotFound)?;
-            return Ok(Ingested::Created(summary));
+            return Ok(Ingested::Created(Box::new(summary)));
         }
         let existing =
             sqlx::query("SELECT id, report_id FROM cases WHERE report_id = $1 OR scan_id = $2")
