@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The demo: a server, one edge agent and the scanner simulator, all under .demo/.
-# Prints the case-list URL and a one-time login; Ctrl-C stops everything.
+# Prints the review-queue URL and one-time logins; Ctrl-C stops everything. The server runs with
+# --demo (plain HTTP, so session cookies are not marked Secure).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -17,8 +18,12 @@ export ORT_DYLIB_PATH="$root/.ort/libonnxruntime.so"
 rm -rf "$demo"
 mkdir -p "$demo/drop"
 password=$(head -c 18 /dev/urandom | base64 | tr -d '/+=' | head -c 20)
-BAYLENS_DEMO_PASSWORD="$password" "$bin/server" --data-dir "$demo/server" user add \
-  --username supervisor --role supervisor --password-env BAYLENS_DEMO_PASSWORD >/dev/null
+# One password for the demo's three people, new on every run; production has no demo users.
+for who in "supervisor --role supervisor" "officer1 --role officer --bay BAY01" "officer2 --role officer --bay BAY02"; do
+  # shellcheck disable=SC2086
+  BAYLENS_DEMO_PASSWORD="$password" "$bin/server" --data-dir "$demo/server" user add \
+    --username $who --password-env BAYLENS_DEMO_PASSWORD >/dev/null
+done
 "$bin/server" --data-dir "$demo/server" agent add --name bay01-agent --bay BAY01 --token-file "$demo/agent.token" >/dev/null
 cat > "$demo/agent.toml" <<TOML
 bay = "BAY01"
@@ -43,7 +48,7 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
-RUST_LOG="${RUST_LOG:-info}" "$bin/server" --data-dir "$demo/server" serve --listen "127.0.0.1:$port" >"$demo/server.log" 2>&1 &
+RUST_LOG="${RUST_LOG:-info}" "$bin/server" --data-dir "$demo/server" serve --demo --listen "127.0.0.1:$port" >"$demo/server.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 50); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
 curl -fs "http://127.0.0.1:$port/healthz" >/dev/null || { echo "demo: the server did not start; see $demo/server.log" >&2; exit 1; }
@@ -55,8 +60,10 @@ pids+=($!)
 cat <<MSG
 
   BayLens demo is running.
-  Case list:  http://127.0.0.1:$port/cases
-  Log in as:  supervisor / $password   (one-time demo password, new on every run)
+  Review queue:  http://127.0.0.1:$port/queue
+  Log in as:     supervisor / $password   (decides; sees every bay)
+                 officer1 or officer2, same password (officers of BAY01 / BAY02; the feed is BAY01)
+                 one-time demo password, new on every run
   Logs:       $demo/server.log, $demo/agent.log
   Press Ctrl-C to stop.
 

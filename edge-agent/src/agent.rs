@@ -17,8 +17,8 @@ use crate::analysis::build_report;
 use crate::ingest::Rejection;
 use crate::ingest::decode::decode_image16;
 use crate::ingest::drop_folder::{DropFolder, ReadyScan};
-use crate::outbox::{Accepted, Outbox, PREVIEW_FILE, StoredFile};
-use crate::preview::render_preview;
+use crate::outbox::{Accepted, HEAT_FILE, Outbox, PREVIEW_FILE, StoredFile};
+use crate::preview::{render_heat_layer, render_preview};
 use crate::uplink::{self, Uplink};
 use crate::{AgentConfig, AgentError};
 
@@ -184,16 +184,12 @@ fn prepare(
     let output = model
         .analyse(&high.samples, high.width, high.height, meta.air, meta.dark)
         .map_err(|e| Rejection(format!("analysis failed: {e}")))?;
-    let preview = render_preview(
-        &high.samples,
-        high.width,
-        high.height,
-        meta.air,
-        meta.dark,
-        &output,
-    )
-    .map_err(|e| Rejection(format!("preview failed: {e}")))?;
+    let preview = render_preview(&high.samples, high.width, high.height, meta.air, meta.dark)
+        .map_err(|e| Rejection(format!("preview failed: {e}")))?;
     files.push((PREVIEW_FILE.to_owned(), preview));
+    let heat = render_heat_layer(high.width, high.height, &output)
+        .map_err(|e| Rejection(format!("heat layer failed: {e}")))?;
+    files.push((HEAT_FILE.to_owned(), heat));
     let report_id =
         ReportId::parse(&uuid::Uuid::new_v4().to_string()).map_err(|e| Rejection(e.to_string()))?;
     let report = build_report(

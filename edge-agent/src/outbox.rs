@@ -36,6 +36,8 @@ pub struct Pending {
     pub report_json: String,
     /// The preview PNG.
     pub preview_path: PathBuf,
+    /// The heat-map layer PNG (may be missing).
+    pub heat_path: PathBuf,
     /// Attempts so far.
     pub attempts: u32,
 }
@@ -60,6 +62,8 @@ pub struct Outbox {
 
 /// Name of the preview file in each scan folder.
 pub const PREVIEW_FILE: &str = "preview.png";
+/// Name of the heat-map layer in each scan folder (absent for scans stored by older agents).
+pub const HEAT_FILE: &str = "heat.png";
 
 fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
@@ -173,6 +177,7 @@ impl Outbox {
             .map_err(|e| AgentError::Config(format!("corrupt outbox row: {e}")))?;
         Ok(Some(Pending {
             preview_path: self.scan_dir(&scan_id).join(PREVIEW_FILE),
+            heat_path: self.scan_dir(&scan_id).join(HEAT_FILE),
             scan_id,
             report_json: row.get(1),
             attempts: row.get::<i64, _>(2).try_into().unwrap_or(u32::MAX),

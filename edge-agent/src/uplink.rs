@@ -2,7 +2,7 @@
 //!
 //! One report at a time, oldest first: `POST /api/v1/reports` with the stored JSON (the server
 //! stores it once per report id, so resending after a lost answer is harmless), then
-//! `PUT /api/v1/scans/{scan_id}/preview`. Network errors, timeouts and 5xx answers are retried
+//! `PUT /api/v1/scans/{scan_id}/preview`, then `PUT /api/v1/scans/{scan_id}/layers/heat`. Network errors, timeouts and 5xx answers are retried
 //! with exponential backoff and full jitter, so a fleet of bays does not hammer a server that has
 //! just come back. A permanent 4xx refusal is recorded and kept, never dropped silently.
 
@@ -125,13 +125,35 @@ impl Uplink {
             .send()
             .await;
         match sent {
+            Ok(r) if r.status().is_success() => {}
+            Ok(r) => {
+                let status = r.status();
+                let body = r.text().await.unwrap_or_default();
+                return classify(status, &body, "preview");
+            }
+            Err(e) => return Attempt::Retry(format!("preview: {e}")),
+        }
+        // Scans stored by an agent before layers existed have no heat file.
+        let Ok(heat) = tokio::fs::read(&pending.heat_path).await else {
+            return Attempt::Delivered;
+        };
+        let url = format!("{}/api/v1/scans/{}/layers/heat", self.base, pending.scan_id);
+        let sent = self
+            .client
+            .put(&url)
+            .bearer_auth(&self.token)
+            .header(reqwest::header::CONTENT_TYPE, "image/png")
+            .body(heat)
+            .send()
+            .await;
+        match sent {
             Ok(r) if r.status().is_success() => Attempt::Delivered,
             Ok(r) => {
                 let status = r.status();
                 let body = r.text().await.unwrap_or_default();
-                classify(status, &body, "preview")
+                classify(status, &body, "heat layer")
             }
-            Err(e) => Attempt::Retry(format!("preview: {e}")),
+            Err(e) => Attempt::Retry(format!("heat layer: {e}")),
         }
     }
 }

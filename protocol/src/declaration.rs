@@ -465,3 +465,15 @@ mod tests {
         assert!(normalise_hs_code("24 02 20").is_ok());
     }
 }
+
+#[cfg(test)]
+mod example {
+    /// The example in `assets/declarations/` (used by the README) stays valid.
+    #[test]
+    fn the_documented_example_is_valid() {
+        let text = include_str!("../../assets/declarations/example.json");
+        let d: super::Declaration = serde_json::from_str(text).unwrap();
+        let lodged = d.expected_arrival - chrono::Duration::days(1);
+        super::Declaration::from_json(text, lodged).unwrap();
+    }
+}

@@ -41,7 +41,9 @@ fn allowed(method: &str, path: &str) -> &'static [&'static str] {
         ("GET", "/healthz") | ("GET", "/readyz") | ("POST", "/api/v1/session") => CALLERS,
         ("GET", "/metrics") => &["admin"],
         ("GET", "/api/v1/openapi.json") | ("DELETE", "/api/v1/session") => USERS,
-        ("POST", "/api/v1/reports") | ("PUT", "/api/v1/scans/{scan_id}/preview") => &["agent"],
+        ("POST", "/api/v1/reports")
+        | ("PUT", "/api/v1/scans/{scan_id}/preview")
+        | ("PUT", "/api/v1/scans/{scan_id}/layers/{layer}") => &["agent"],
         ("POST", "/api/v1/agents/heartbeat") | ("GET", "/api/v1/declarations/sync") => {
             &["agent", "agent-other-bay"]
         }
@@ -52,7 +54,9 @@ fn allowed(method: &str, path: &str) -> &'static [&'static str] {
             &["supervisor", "admin"]
         }
         ("GET", "/api/v1/cases") | ("GET", "/api/v1/events") => USERS,
-        ("GET", "/api/v1/cases/{id}") | ("GET", "/api/v1/cases/{id}/preview") => CASE_READERS,
+        ("GET", "/api/v1/cases/{id}")
+        | ("GET", "/api/v1/cases/{id}/preview")
+        | ("GET", "/api/v1/cases/{id}/layers/{layer}") => CASE_READERS,
         ("POST", "/api/v1/cases/{id}/examinations") | ("POST", "/api/v1/cases/{id}/notes") => {
             &["officer", "supervisor"]
         }
@@ -128,6 +132,16 @@ async fn fixture() -> Fixture {
     )
     .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let r = call(
+        &state,
+        "PUT",
+        "/api/v1/scans/bay-1-1/layers/heat",
+        Some(&t),
+        Some("image/png"),
+        png(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
     let sup = tokens["supervisor"].clone();
     let r = json(
         &state,
@@ -165,6 +179,7 @@ fn request(
         .replace("{id}", &case_id.to_string())
         .replace("{scan_id}", "bay-1-1")
         .replace("{reference}", "R-1")
+        .replace("{layer}", "heat")
         .replace("{name}", "agent-2")
         .replace("{username}", "officer-other-bay");
     let body = match (method, path.as_str()) {

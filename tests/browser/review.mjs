@@ -86,6 +86,14 @@ try {
   await page.screenshot({ path: `${shots}/03-case.png`, fullPage: true });
 
   step = "toggle layers";
+  await page.waitForFunction(() => {
+    const img = document.querySelector("img#layer-img-heat");
+    return img && img.complete && img.naturalWidth > 0;
+  });
+  check(await page.isVisible("#layer-img-heat"), "the bay's heat map shown by default");
+  await page.uncheck('input[data-layer="layer-img-heat"]');
+  check(await page.isHidden("#layer-img-heat"), "heat map hidden after toggle");
+  await page.check('input[data-layer="layer-img-heat"]');
   check(await page.isVisible("#layer-findings"), "finding boxes shown by default");
   check(await page.isHidden("#layer-expected"), "expected cargo hidden by default");
   await page.uncheck('input[data-layer="layer-findings"]');

@@ -29,6 +29,10 @@ pub fn router() -> Router<AppState> {
             put(upload_preview).layer(DefaultBodyLimit::disable()),
         )
         .route(
+            "/api/v1/scans/{scan_id}/layers/{layer}",
+            put(upload_layer).layer(DefaultBodyLimit::disable()),
+        )
+        .route(
             "/api/v1/agents/heartbeat",
             post(heartbeat).layer(DefaultBodyLimit::max(MAX_SMALL_BODY_BYTES)),
         )
@@ -134,7 +138,45 @@ async fn upload_preview(
 ) -> Result<StatusCode> {
     let agent = principal.agent()?;
     let scan_id = ScanId::parse(&scan_id).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
-    content_type_is(&headers, "image/png")?;
+    let key = preview_key(&scan_id);
+    let case_id = store_png(&state, &agent, &scan_id, &key, &headers, body).await?;
+    state.store.set_preview(case_id, key.as_ref()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn upload_layer(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((scan_id, layer)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<StatusCode> {
+    let agent = principal.agent()?;
+    let scan_id = ScanId::parse(&scan_id).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+    if !crate::store::cases::LAYERS.contains(&layer.as_str()) {
+        return Err(ApiError::Unprocessable(format!(
+            "unknown layer {:?}; layers are {}",
+            layer.chars().take(40).collect::<String>(),
+            crate::store::cases::LAYERS.join(", ")
+        )));
+    }
+    let key = object_store::path::Path::from(format!("scans/{scan_id}/{layer}.png"));
+    let case_id = store_png(&state, &agent, &scan_id, &key, &headers, body).await?;
+    state.store.set_layer(case_id, &layer, key.as_ref()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Streams a PNG body into the object store at `key`, for a scan of the agent's own bay;
+/// returns the scan's case id.
+async fn store_png(
+    state: &AppState,
+    agent: &crate::store::Agent,
+    scan_id: &ScanId,
+    key: &object_store::path::Path,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<i64> {
+    content_type_is(headers, "image/png")?;
     if let Some(len) = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
@@ -154,11 +196,10 @@ async fn upload_preview(
     }
     // Streamed into the object store, size-checked as it arrives; the object appears only
     // when the upload completes, so a cut connection leaves no half image behind.
-    let key = preview_key(&scan_id);
     let upload = state
         .store
         .images
-        .put_multipart(&key)
+        .put_multipart(key)
         .await
         .map_err(|e| ApiError::Internal(format!("image store: {e}")))?;
     let mut writer = WriteMultipart::new(upload);
@@ -198,8 +239,7 @@ async fn upload_preview(
         .finish()
         .await
         .map_err(|e| ApiError::Internal(format!("image store: {e}")))?;
-    state.store.set_preview(case_id, key.as_ref()).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(case_id)
 }
 
 async fn heartbeat(

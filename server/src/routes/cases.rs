@@ -31,6 +31,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/cases", get(list))
         .route("/api/v1/cases/{id}", get(detail))
         .route("/api/v1/cases/{id}/preview", get(preview))
+        .route("/api/v1/cases/{id}/layers/{layer}", get(layer))
         .route("/api/v1/cases/{id}/decisions", post(decide))
         .route("/api/v1/cases/{id}/examinations", post(examine))
         .route("/api/v1/cases/{id}/notes", post(note))
@@ -165,7 +166,24 @@ async fn preview(
         .case_preview(id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let key = key.ok_or(ApiError::NotFound)?;
+    png_response(&state, key.ok_or(ApiError::NotFound)?).await
+}
+
+async fn layer(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((id, layer)): Path<(i64, String)>,
+) -> Result<Response> {
+    visible_case(&state, principal, id).await?;
+    let key = state
+        .store
+        .layer_key(id, &layer)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    png_response(&state, key).await
+}
+
+async fn png_response(state: &AppState, key: String) -> Result<Response> {
     let object = state
         .store
         .images

@@ -621,6 +621,25 @@ async fn case_page(
             "<div id=\"layer-scan\" class=\"layer noimage\" data-w=\"{width}\" data-h=\"{height}\">Image not received yet</div>"
         )
     };
+    // Layers the bay sent (heat map, material map, ...), stacked over the scan.
+    let mut layer_imgs = String::new();
+    let mut layer_toggles = String::new();
+    for name in &d.layers {
+        let label = match name.as_str() {
+            "heat" => "Concealment heat map",
+            "material" => "Material map",
+            "expected" => "Expected cargo (bay)",
+            "findings" => "Findings (bay)",
+            other => other,
+        };
+        let n = escape(name);
+        layer_imgs.push_str(&format!(
+            "<img id=\"layer-img-{n}\" class=\"layer overlay\" src=\"/api/v1/cases/{id}/layers/{n}\" alt=\"{label}\" width=\"{width}\" height=\"{height}\">"
+        ));
+        layer_toggles.push_str(&format!(
+            "<label><input type=\"checkbox\" data-layer=\"layer-img-{n}\" checked> {label}</label>"
+        ));
+    }
     let body = format!(
         "<p><a href=\"/queue\">← Queue</a></p>\
          <h1>Case #{id} {lane} <span class=\"status\">{status}</span></h1>\
@@ -628,13 +647,13 @@ async fn case_page(
          <div class=\"case\">\
          <section class=\"viewer-wrap\">\
            <div class=\"toolbar\"><fieldset class=\"layers\"><legend>Layers</legend>\
-             <label><input type=\"checkbox\" data-layer=\"layer-scan\" checked> Scan (heat map and boxes from the bay)</label>\
+             <label><input type=\"checkbox\" data-layer=\"layer-scan\" checked> Scan</label>{layer_toggles}\
              <label><input type=\"checkbox\" data-layer=\"layer-findings\" checked> Finding boxes</label>\
              <label><input type=\"checkbox\" data-layer=\"layer-expected\"> Expected cargo (declaration)</label></fieldset>\
              <span class=\"zoom\"><button type=\"button\" data-zoom=\"in\" aria-label=\"Zoom in\">+</button><button type=\"button\" data-zoom=\"out\" aria-label=\"Zoom out\">−</button>\
              <button type=\"button\" data-zoom=\"fit\">Fit</button><button type=\"button\" data-zoom=\"full\">1:1</button></span></div>\
            <div class=\"viewer\" id=\"viewer\" tabindex=\"0\" aria-label=\"Scan viewer: drag to pan, wheel to zoom\">\
-             <div class=\"stage\" id=\"stage\" data-w=\"{width}\" data-h=\"{height}\">{image}\
+             <div class=\"stage\" id=\"stage\" data-w=\"{width}\" data-h=\"{height}\">{image}{layer_imgs}\
                <svg id=\"layer-findings\" class=\"layer\" viewBox=\"0 0 {width} {height}\" width=\"{width}\" height=\"{height}\">{boxes}</svg>\
                <svg id=\"layer-expected\" class=\"layer hidden\" viewBox=\"0 0 {width} {height}\" width=\"{width}\" height=\"{height}\">{expected}</svg>\
              </div></div>\

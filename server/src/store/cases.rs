@@ -147,7 +147,12 @@ pub struct CaseDetail {
     pub events: Vec<CaseEvent>,
     /// Agencies it is shared with.
     pub shared_with: Vec<String>,
+    /// Image layers the bay sent besides the preview (see [`LAYERS`]).
+    pub layers: Vec<String>,
 }
+
+/// Image layers a bay may send, bottom to top as the viewer stacks them.
+pub const LAYERS: [&str; 4] = ["material", "heat", "expected", "findings"];
 
 /// Sort orders of the case list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -356,6 +361,30 @@ impl Store {
         Ok(())
     }
 
+    /// Records (or replaces) the object key of a case's image layer.
+    pub async fn set_layer(&self, case_id: i64, name: &str, key: &str) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO case_layers (case_id, name, object_key, uploaded_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (case_id, name) DO UPDATE SET object_key = excluded.object_key, uploaded_at = excluded.uploaded_at",
+        )
+        .bind(case_id)
+        .bind(name)
+        .bind(key)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The object key of a case's image layer.
+    pub async fn layer_key(&self, case_id: i64, name: &str) -> Result<Option<String>, sqlx::Error> {
+        sqlx::query_scalar("SELECT object_key FROM case_layers WHERE case_id = $1 AND name = $2")
+            .bind(case_id)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
     /// Cases `user` may see, filtered and sorted.
     pub async fn list_cases(
         &self,
@@ -488,12 +517,22 @@ impl Store {
         .iter()
         .map(|r| r.get(0))
         .collect();
+        let mut layers: Vec<String> =
+            sqlx::query("SELECT name FROM case_layers WHERE case_id = $1")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+        layers.sort_by_key(|l| LAYERS.iter().position(|x| x == l));
         Ok(Some(CaseDetail {
             summary,
             report,
             declaration,
             events,
             shared_with,
+            layers,
         }))
     }
 
