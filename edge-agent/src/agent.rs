@@ -22,6 +22,9 @@ use crate::preview::{render_heat_layer, render_preview};
 use crate::uplink::{self, Uplink};
 use crate::{AgentConfig, AgentError};
 
+/// Seconds between heartbeats to the server.
+pub const HEARTBEAT_SECS: u64 = 60;
+
 /// Runs the agent until `shutdown` resolves.
 pub async fn run(
     config: AgentConfig,
@@ -51,6 +54,27 @@ pub async fn run(
                 let _ = stop.wait_for(|s| *s).await;
             })
             .await
+        })
+    };
+
+    let heartbeat_task = {
+        let outbox = outbox.clone();
+        let client = Uplink::new(&config.server.url, config.token()?)?;
+        let sha = model.sha256().to_owned();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(HEARTBEAT_SECS));
+            loop {
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => return,
+                    _ = every.tick() => {}
+                }
+                let depth = outbox.counts().await.map(|c| c.0).unwrap_or(0);
+                let depth = u32::try_from(depth).unwrap_or(u32::MAX);
+                if let Err(e) = client.heartbeat(&[(MODEL_NAME, &sha)], depth).await {
+                    tracing::debug!("heartbeat not delivered: {e}");
+                }
+            }
         })
     };
 
@@ -102,6 +126,7 @@ pub async fn run(
         }
     };
     let _ = stop_tx.send(true);
+    let _ = heartbeat_task.await;
     match uplink_task.await {
         Ok(r) => r?,
         Err(e) => tracing::error!("uplink task failed: {e}"),

@@ -86,6 +86,29 @@ impl Uplink {
         })
     }
 
+    /// Tells the server this agent's version, model hashes and outbox depth, for its operators'
+    /// `/metrics`. Best effort: a failure only delays the next heartbeat.
+    pub async fn heartbeat(&self, models: &[(&str, &str)], queue_depth: u32) -> Result<(), String> {
+        let body = serde_json::json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "models": models.iter().map(|(n, h)| (n.to_string(), h.to_string())).collect::<std::collections::BTreeMap<_, _>>(),
+            "queue_depth": queue_depth,
+        });
+        let r = self
+            .client
+            .post(format!("{}/api/v1/agents/heartbeat", self.base))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if r.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("HTTP {}", r.status()))
+        }
+    }
+
     /// Tries once to deliver a report and its preview.
     pub async fn deliver(&self, pending: &Pending) -> Attempt {
         let url = format!("{}/api/v1/reports", self.base);

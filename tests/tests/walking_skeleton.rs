@@ -160,6 +160,25 @@ async fn a_dropped_scan_becomes_a_case_with_the_models_findings() {
         .unwrap();
     assert!(seen.is_empty());
 
+    // The agent's heartbeat told the server its version and model.
+    let agents = server.store.list_agents().await.unwrap();
+    assert_eq!(
+        agents[0].version.as_deref(),
+        Some(env!("CARGO_PKG_VERSION"))
+    );
+    assert_eq!(
+        agents[0].models["concealment-v1"],
+        baylens_models::concealment::SHA256
+    );
+    // The heat map arrived as its own layer.
+    let detail = server
+        .store
+        .case_detail(flagged["id"].as_i64().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(detail.layers, ["heat"]);
+
     // Originals left the drop folder only after being stored.
     assert!(files_in(drop.join("done")).contains(&"BAY01-e2e-1.high.png".to_owned()));
     assert!(!drop.join("BAY01-e2e-1.json").exists());

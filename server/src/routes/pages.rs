@@ -592,6 +592,17 @@ async fn case_page(
             )
         ));
     }
+    if v.user.role == Role::Supervisor {
+        actions.push_str(&format!(
+            "<form class=\"api\" data-action=\"/api/v1/cases/{id}/assignment\" data-kind=\"assignment\"><h3>Assign</h3>\
+             <label>Officer of {bay} or supervisor<input name=\"username\" required maxlength=\"64\" autocomplete=\"off\"></label>\
+             <button type=\"submit\">Assign</button><p class=\"form-error\" role=\"alert\"></p></form>\
+             <form class=\"api\" data-action=\"/api/v1/cases/{id}/shares\" data-kind=\"share\"><h3>Share with an agency</h3>\
+             <label>Agency account<input name=\"username\" required maxlength=\"64\" autocomplete=\"off\"></label>\
+             <button type=\"submit\">Share</button><p class=\"form-error\" role=\"alert\"></p></form>",
+            bay = escape(&c.bay)
+        ));
+    }
     if matches!(v.user.role, Role::Officer | Role::Supervisor) {
         actions.push_str(&format!(
             "<form class=\"api\" data-action=\"/api/v1/cases/{id}/examinations\" data-kind=\"examination\">\
