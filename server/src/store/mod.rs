@@ -23,7 +23,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use object_store::ObjectStore;
 use object_store::local::LocalFileSystem;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
 use tokio::sync::Mutex;
 
 pub use audit::{AuditEntry, AuditVerdict};
@@ -99,7 +99,11 @@ impl Store {
             ));
         };
         let options: AnyConnectOptions = url.parse()?;
+        // One direct connection first: a pool would retry until its timeout and then report
+        // only "timed out"; this surfaces the real cause (refused, auth, no such database).
+        options.connect().await?.close().await?;
         let pool = AnyPoolOptions::new()
+            .acquire_timeout(std::time::Duration::from_secs(10))
             .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
