@@ -16,6 +16,7 @@ if [ -n "${BAYLENS_TEST_POSTGRES_URL:-}" ]; then
   echo "== PostgreSQL: $BAYLENS_TEST_POSTGRES_URL"
   # Each test makes its own schema; drop those of earlier runs.
   if command -v psql >/dev/null; then
+    export PGOPTIONS="-c client_min_messages=warning"
     psql -q "$BAYLENS_TEST_POSTGRES_URL" -At -c "SELECT string_agg(format('DROP SCHEMA %I CASCADE;', nspname), ' ') FROM pg_namespace WHERE nspname LIKE 't\_%'" \
       | { read -r drops || true; [ -z "$drops" ] || psql -q "$BAYLENS_TEST_POSTGRES_URL" -c "$drops" >/dev/null; }
   fi

@@ -71,8 +71,14 @@ pub async fn run(
                 }
                 let depth = outbox.counts().await.map(|c| c.0).unwrap_or(0);
                 let depth = u32::try_from(depth).unwrap_or(u32::MAX);
-                if let Err(e) = client.heartbeat(&[(MODEL_NAME, &sha)], depth).await {
-                    tracing::debug!("heartbeat not delivered: {e}");
+                let models = [(MODEL_NAME, sha.as_str())];
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => return,
+                    sent = client.heartbeat(&models, depth) => {
+                        if let Err(e) = sent {
+                            tracing::debug!("heartbeat not delivered: {e}");
+                        }
+                    }
                 }
             }
         })

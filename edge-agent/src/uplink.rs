@@ -174,7 +174,15 @@ impl Uplink {
             Ok(r) => {
                 let status = r.status();
                 let body = r.text().await.unwrap_or_default();
-                classify(status, &body, "heat layer")
+                match classify(status, &body, "heat layer") {
+                    // The report and preview are stored; a server that refuses the optional
+                    // layer (an older one, say) must not turn the report into a refusal.
+                    Attempt::Refused(why) => {
+                        tracing::warn!(scan_id = %pending.scan_id, "heat layer not stored: {why}");
+                        Attempt::Delivered
+                    }
+                    other => other,
+                }
             }
             Err(e) => Attempt::Retry(format!("heat layer: {e}")),
         }

@@ -78,7 +78,10 @@ pub struct DeclaredItem {
 impl DeclaredItem {
     /// HS chapter (first two digits), 1..=97.
     pub fn chapter(&self) -> u8 {
-        self.hs_code[..2].parse().unwrap_or(0)
+        self.hs_code
+            .get(..2)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0)
     }
 }
 

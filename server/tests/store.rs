@@ -373,3 +373,53 @@ async fn revoked_agents_and_ended_sessions_stop_at_once() {
         assert!(store.user_by_session(&session).await.unwrap().is_none());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_audited_changes_all_land_and_the_chain_holds() {
+    for b in common::backends() {
+        let (_d, store) = common::open(b).await;
+        let sup = user(&store, "sup", Role::Supervisor, None).await;
+        let a = agent(&store, "agent-1", "bay-1").await;
+        let r = parse_report(&common::report("r1", "bay-1-1", "bay-1", 0.9));
+        let Ingested::Created(case) = store.ingest_report(&a, &r, "{}").await.unwrap() else {
+            panic!()
+        };
+        let case_id = case.id;
+        let mut tasks = Vec::new();
+        for i in 0..16 {
+            let (store, sup) = (store.clone(), sup.clone());
+            tasks.push(tokio::spawn(async move {
+                store
+                    .add_event(&sup, case_id, "note", None, Some(&format!("note {i}")))
+                    .await
+            }));
+        }
+        // Two supervisors close the case at the same moment: exactly one wins.
+        let (s1, s2) = (store.clone(), store.clone());
+        let (u1, u2) = (sup.clone(), sup.clone());
+        let seize = tokio::spawn(async move {
+            s1.decide(&u1, case_id, Decision::Seize, Some("cigarettes"))
+                .await
+        });
+        let release =
+            tokio::spawn(async move { s2.decide(&u2, case_id, Decision::Release, None).await });
+        for t in tasks {
+            t.await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("{b}: a concurrent note failed: {e}"));
+        }
+        let outcomes = [
+            seize.await.unwrap().unwrap(),
+            release.await.unwrap().unwrap(),
+        ];
+        assert_eq!(
+            outcomes.iter().filter(|o| o.is_ok()).count(),
+            1,
+            "{b}: {outcomes:?}"
+        );
+        let AuditVerdict::Intact { rows, .. } = store.verify_audit().await.unwrap() else {
+            panic!("{b}: chain broken by concurrent appends")
+        };
+        assert_eq!(rows, 2 + 16 + 1, "{b}: user, agent, 16 notes, one decision");
+    }
+}

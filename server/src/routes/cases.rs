@@ -393,32 +393,59 @@ async fn share(
     Ok(StatusCode::CREATED)
 }
 
-/// New cases the user may see, as server-sent events named `case` with a case summary.
+/// How often an open event stream re-checks its session.
+pub const EVENTS_RECHECK: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// New cases the user may see, as server-sent events named `case` with a case summary. The
+/// stream re-checks its session every [`EVENTS_RECHECK`] and ends when the session has ended
+/// or the user's role or bay has changed.
 async fn events(
     State(state): State<AppState>,
     principal: Principal,
+    headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = std::result::Result<Event, Infallible>>>> {
     let user = principal.user()?;
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_owned())
+        .or_else(|| session_cookie(&headers))
+        .ok_or(ApiError::Unauthorized)?;
     let rx = state.events.subscribe();
-    let stream = futures_util::stream::unfold((rx, user), |(mut rx, user)| async move {
-        loop {
-            match rx.recv().await {
-                Ok(case) => {
-                    if can_see(&user, &case.bay, false) {
-                        let event = Event::default()
-                            .event("case")
-                            .json_data(&case)
-                            .unwrap_or_else(|_| Event::default().comment("unserialisable"));
-                        return Some((Ok(event), (rx, user)));
+    let mut recheck = tokio::time::interval(EVENTS_RECHECK);
+    recheck.reset();
+    let store = state.store.clone();
+    let stream = futures_util::stream::unfold(
+        (rx, user, token, store, recheck),
+        |(mut rx, user, token, store, mut recheck)| async move {
+            loop {
+                tokio::select! {
+                    _ = recheck.tick() => {
+                        match store.user_by_session(&token).await {
+                            Ok(Some(now)) if now == user => continue,
+                            _ => return None,
+                        }
+                    }
+                    received = rx.recv() => match received {
+                        Ok(case) => {
+                            if can_see(&user, &case.bay, false) {
+                                let event = Event::default()
+                                    .event("case")
+                                    .json_data(&case)
+                                    .unwrap_or_else(|_| Event::default().comment("unserialisable"));
+                                return Some((Ok(event), (rx, user, token, store, recheck)));
+                            }
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                            let event = Event::default().event("lagged").data(n.to_string());
+                            return Some((Ok(event), (rx, user, token, store, recheck)));
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
                     }
                 }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    let event = Event::default().event("lagged").data(n.to_string());
-                    return Some((Ok(event), (rx, user)));
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
             }
-        }
-    });
+        },
+    );
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }

@@ -110,32 +110,25 @@ async fn import(
                 d.reference
             )));
         }
-        if let Some(existing) = state.store.declaration(&d.reference).await?
-            && existing.declaration != *d
-        {
-            return Err(ApiError::Conflict(format!(
-                "declaration {} was lodged before with different content",
-                d.reference
-            )));
-        }
     }
     let actor = format!("user:{}", user.username);
-    let (mut created, mut unchanged) = (0, 0);
-    for d in &valid {
-        match state.store.lodge_declaration(&actor, d).await? {
-            Lodged::Created(_) => created += 1,
-            Lodged::Unchanged(_) => unchanged += 1,
-            Lodged::Conflict => {
-                return Err(ApiError::Conflict(format!(
-                    "declaration {} was lodged concurrently with different content",
-                    d.reference
-                )));
-            }
-        }
-    }
-    Ok(Json(
-        serde_json::json!({ "lodged": created, "unchanged": unchanged }),
-    ))
+    let outcomes = state
+        .store
+        .lodge_declarations(&actor, &valid)
+        .await?
+        .map_err(|reference| {
+            ApiError::Conflict(format!(
+                "declaration {reference} was lodged before with different content; nothing was imported"
+            ))
+        })?;
+    let created = outcomes
+        .iter()
+        .filter(|o| matches!(o, Lodged::Created(_)))
+        .count();
+    Ok(Json(serde_json::json!({
+        "lodged": created,
+        "unchanged": outcomes.len() - created
+    })))
 }
 
 /// Query of the declaration list.

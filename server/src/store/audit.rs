@@ -3,8 +3,9 @@
 //! Row `n` stores `hash_n = sha256(hash_{n-1} ‖ n ‖ at ‖ actor ‖ action ‖ subject ‖ detail)`
 //! (fields separated by a 0x1f byte, `hash_0` = 64 zeros). Editing any field of any row, or
 //! deleting or reordering rows, breaks the chain at that row, which [`Store::verify_audit`]
-//! reports. Appends are serialised by a lock within a process, and by the primary key on
-//! `seq` across replicas (a racing append fails and its transaction rolls back).
+//! reports. Appends happen in transactions from [`Store::begin_audited`], serialised until
+//! commit by a lock within the process and, on PostgreSQL, an advisory lock across replicas;
+//! the primary key on `seq` is the last line of defence.
 //!
 //! Cutting rows off the *end* of the log leaves a valid, shorter chain; operators who need
 //! to detect that publish the head hash (`server audit verify` prints it) somewhere else.
@@ -89,14 +90,15 @@ impl Store {
         subject: &str,
         detail: &serde_json::Value,
     ) -> Result<(), sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
+        let (mut tx, _lock) = self.begin_audited().await?;
         self.audit_in(&mut tx, actor, action, subject, detail)
             .await?;
         tx.commit().await
     }
 
     /// Appends an entry inside the caller's transaction, so the entry and the change it
-    /// records commit together or not at all.
+    /// records commit together or not at all. The transaction must come from
+    /// [`Store::begin_audited`], whose guard serialises appends until the commit.
     pub async fn audit_in(
         &self,
         tx: &mut Transaction<'static, Any>,
@@ -105,9 +107,6 @@ impl Store {
         subject: &str,
         detail: &serde_json::Value,
     ) -> Result<(), sqlx::Error> {
-        // Held until the function returns; the caller commits right after, and a second
-        // append in the same process waits here rather than reading a stale head.
-        let _guard = self.audit_lock.lock().await;
         let head = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
             .fetch_optional(&mut **tx)
             .await?;

@@ -557,7 +557,7 @@ impl Store {
         decision: Decision,
         note: Option<&str>,
     ) -> Result<Result<&'static str, String>, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
+        let (mut tx, _lock) = self.begin_audited().await?;
         let status: String = sqlx::query_scalar("SELECT status FROM cases WHERE id = $1")
             .bind(case_id)
             .fetch_one(&mut *tx)
@@ -567,10 +567,11 @@ impl Store {
         }
         let now = now_ms();
         let new_status = decision.status();
-        sqlx::query(
+        // The status condition repeats the check above inside the write itself.
+        let updated = sqlx::query(
             "UPDATE cases SET status = $1, decision = $2, decided_at = COALESCE(decided_at, $3),
                  released_at = CASE WHEN $4 = 1 THEN $3 ELSE released_at END
-             WHERE id = $5",
+             WHERE id = $5 AND status <> 'released' AND status <> 'seized'",
         )
         .bind(new_status)
         .bind(decision.as_str())
@@ -579,6 +580,9 @@ impl Store {
         .bind(case_id)
         .execute(&mut *tx)
         .await?;
+        if updated.rows_affected() != 1 {
+            return Ok(Err(status));
+        }
         self.event_in(
             &mut tx,
             user,
@@ -610,7 +614,7 @@ impl Store {
         value: Option<&str>,
         note: Option<&str>,
     ) -> Result<(), sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
+        let (mut tx, _lock) = self.begin_audited().await?;
         self.event_in(&mut tx, user, case_id, kind, value, note, now_ms())
             .await?;
         if kind == "assignment" {
@@ -676,6 +680,12 @@ impl Store {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<ReleaseRow>, sqlx::Error> {
+        let bay = match (user.role, &user.bay) {
+            (Role::Supervisor | Role::Admin, _) => String::new(),
+            (Role::Officer, Some(bay)) => bay.clone(),
+            // Agencies see only what is shared with them, case by case; officers need a bay.
+            (Role::Agency, _) | (Role::Officer, None) => return Ok(Vec::new()),
+        };
         let rows = sqlx::query(
             "SELECT c.id, c.bay, c.lane, d.lodged_at, c.captured_at, c.received_at, c.decided_at, c.released_at
              FROM cases c LEFT JOIN declarations d ON d.id = c.declaration_id
@@ -684,10 +694,7 @@ impl Store {
         )
         .bind(from_ms)
         .bind(to_ms)
-        .bind(match user.role {
-            Role::Officer => user.bay.clone().unwrap_or_else(|| "\u{0}".into()),
-            _ => String::new(),
-        })
+        .bind(bay)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows

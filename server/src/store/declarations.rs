@@ -2,8 +2,8 @@
 
 use baylens_protocol::Declaration;
 use serde::Serialize;
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
 
 use super::{Store, from_ms, ms_to_rfc3339, now_ms};
 use crate::risk;
@@ -58,8 +58,48 @@ impl Store {
         actor: &str,
         d: &Declaration,
     ) -> Result<Lodged, sqlx::Error> {
+        let (mut tx, _lock) = self.begin_audited().await?;
+        let lodged = self.lodge_in(&mut tx, actor, d).await?;
+        tx.commit().await?;
+        Ok(lodged)
+    }
+
+    /// Lodges several declarations in one transaction: all of them, or (on a conflict or an
+    /// error) none. Returns each outcome; on the first conflict, nothing is stored.
+    pub async fn lodge_declarations(
+        &self,
+        actor: &str,
+        ds: &[Declaration],
+    ) -> Result<Result<Vec<Lodged>, String>, sqlx::Error> {
+        let (mut tx, _lock) = self.begin_audited().await?;
+        let mut out = Vec::with_capacity(ds.len());
+        for d in ds {
+            let lodged = self.lodge_in(&mut tx, actor, d).await?;
+            if lodged == Lodged::Conflict {
+                tx.rollback().await?;
+                return Ok(Err(d.reference.clone()));
+            }
+            out.push(lodged);
+        }
+        tx.commit().await?;
+        Ok(Ok(out))
+    }
+
+    async fn lodge_in(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        actor: &str,
+        d: &Declaration,
+    ) -> Result<Lodged, sqlx::Error> {
         let body = serde_json::to_string(d).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-        if let Some(existing) = self.declaration(&d.reference).await? {
+        let existing = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM declarations WHERE reference = $1"
+        ))
+        .bind(&d.reference)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if let Some(row) = existing {
+            let existing = from_row(&row)?;
             return Ok(if existing.declaration == *d {
                 Lodged::Unchanged(existing)
             } else {
@@ -69,16 +109,17 @@ impl Store {
         let prior: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM declarations WHERE declarant_id = $1")
                 .bind(&d.declarant.id)
-                .fetch_one(&self.pool)
+                .fetch_one(&mut **tx)
                 .await?;
         let now = now_ms();
         let (pre_risk, reasons) = risk::pre_arrival(d, prior, from_ms(now));
-        let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query(
+        // Audited transactions run one at a time, so the reference cannot appear between the
+        // check above and this insert.
+        let row = sqlx::query(
             "INSERT INTO declarations (reference, declarant_id, office, bay, container_code, expected_arrival,
                  declared_empty, gross_mass_kg, pre_risk, risk_reasons, body, lodged_at, lodged_by)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-             ON CONFLICT DO NOTHING RETURNING id",
+             RETURNING id",
         )
         .bind(&d.reference)
         .bind(&d.declarant.id)
@@ -93,21 +134,16 @@ impl Store {
         .bind(&body)
         .bind(now)
         .bind(actor)
-        .fetch_optional(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
-        let Some(row) = inserted else {
-            // Lost a race with an identical reference.
-            return Ok(Lodged::Conflict);
-        };
         self.audit_in(
-            &mut tx,
+            tx,
             actor,
             "declaration.lodge",
             &format!("declaration:{}", d.reference),
             &serde_json::json!({"pre_risk": pre_risk, "reasons": reasons}),
         )
         .await?;
-        tx.commit().await?;
         Ok(Lodged::Created(DeclarationRow {
             id: row.get(0),
             declaration: d.clone(),

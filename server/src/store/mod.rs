@@ -24,7 +24,7 @@ use object_store::ObjectStore;
 use object_store::local::LocalFileSystem;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 pub use audit::{AuditEntry, AuditVerdict};
 pub use cases::{
@@ -133,6 +133,28 @@ impl Store {
             images: Arc::new(images),
             audit_lock: Arc::new(Mutex::new(())),
         })
+    }
+
+    /// Begins a write transaction that will append to the audit log. The returned guard keeps
+    /// audited transactions of this process in single file until it is dropped, which the
+    /// caller does after committing; on PostgreSQL a transaction-scoped advisory lock does the
+    /// same across replicas, and on SQLite `BEGIN IMMEDIATE` takes the write lock up front, so
+    /// a transaction that reads before it writes cannot fail with "database is locked".
+    pub async fn begin_audited(
+        &self,
+    ) -> Result<(sqlx::Transaction<'static, sqlx::Any>, OwnedMutexGuard<()>), sqlx::Error> {
+        let guard = self.audit_lock.clone().lock_owned().await;
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock(6346)")
+                    .execute(&mut *tx)
+                    .await?;
+                tx
+            }
+        };
+        Ok((tx, guard))
     }
 
     /// A cheap round trip, for `/readyz`.

@@ -89,7 +89,7 @@ impl Store {
         bay: Option<&str>,
     ) -> Result<i64, sqlx::Error> {
         let hash = hash_password(password);
-        let mut tx = self.pool.begin().await?;
+        let (mut tx, _lock) = self.begin_audited().await?;
         let row = sqlx::query(
             "INSERT INTO users (username, password_hash, role, bay, disabled, created_at)
              VALUES ($1, $2, $3, $4, 0, $5) RETURNING id",
@@ -123,7 +123,7 @@ impl Store {
         role: Role,
         bay: Option<&str>,
     ) -> Result<bool, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
+        let (mut tx, _lock) = self.begin_audited().await?;
         let done = sqlx::query("UPDATE users SET role = $1, bay = $2 WHERE username = $3")
             .bind(role.as_str())
             .bind(bay)
@@ -255,7 +255,7 @@ impl Store {
         bay: &str,
     ) -> Result<(i64, String), sqlx::Error> {
         let token = new_token("bla_");
-        let mut tx = self.pool.begin().await?;
+        let (mut tx, _lock) = self.begin_audited().await?;
         let row = sqlx::query(
             "INSERT INTO agents (name, bay, token_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
         )
@@ -279,7 +279,7 @@ impl Store {
 
     /// Revokes an agent's token; it stops working with the next request. Audited.
     pub async fn revoke_agent(&self, actor: &str, name: &str) -> Result<bool, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
+        let (mut tx, _lock) = self.begin_audited().await?;
         let done =
             sqlx::query("UPDATE agents SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL")
                 .bind(now_ms())
