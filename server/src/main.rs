@@ -24,6 +24,10 @@ struct Cli {
     /// Database URL: `postgres://…` for PostgreSQL; default SQLite at DATA_DIR/baylens.db.
     #[arg(long, env = "BAYLENS_DATABASE_URL", global = true)]
     database_url: Option<String>,
+    /// Where images go: `file:///absolute/path` or (built with `--features s3`)
+    /// `s3://bucket/prefix`; default DATA_DIR/images.
+    #[arg(long, env = "BAYLENS_IMAGES_URL", global = true)]
+    images_url: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -132,6 +136,12 @@ async fn main() -> Result<()> {
         None => Store::open(&cli.data_dir)
             .await
             .with_context(|| format!("opening the store in {}", cli.data_dir.display()))?,
+    };
+    let store = match &cli.images_url {
+        Some(url) => store
+            .with_images_url(url)
+            .context("opening the image store")?,
+        None => store,
     };
     match cli.command {
         Command::Serve { listen, demo } => {

@@ -411,3 +411,55 @@ async fn readiness_reflects_the_database() {
         StatusCode::SERVICE_UNAVAILABLE
     );
 }
+
+#[tokio::test]
+async fn images_can_live_at_a_configured_url() {
+    let (_d, store) = common::open("sqlite").await;
+    let elsewhere = tempfile::tempdir().unwrap();
+    let url = format!("file://{}/scans-store", elsewhere.path().display());
+    let store = store.with_images_url(&url).unwrap();
+    let state = AppState::new(store);
+    let (_, agent) = state
+        .store
+        .add_agent("test", "agent-1", "bay-1")
+        .await
+        .unwrap();
+    json(
+        &state,
+        "POST",
+        "/api/v1/reports",
+        Some(&agent),
+        &common::report("r1", "bay-1-1", "bay-1", 0.9),
+    )
+    .await;
+    let mut png = Vec::new();
+    image::GrayImage::new(4, 2)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    let r = call(
+        &state,
+        "PUT",
+        "/api/v1/scans/bay-1-1/preview",
+        Some(&agent),
+        Some("image/png"),
+        png.clone(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let stored = elsewhere
+        .path()
+        .join("scans-store/scans/bay-1-1/preview.png");
+    assert_eq!(std::fs::read(&stored).unwrap(), png);
+    // A scheme this build cannot serve is a clear configuration error.
+    let (_d2, other) = common::open("sqlite").await;
+    let err = other
+        .with_images_url("s3://bucket/prefix")
+        .err()
+        .unwrap()
+        .to_string();
+    if cfg!(feature = "s3") {
+        let _ = err;
+    } else {
+        assert!(err.contains("--features s3"), "{err}");
+    }
+}

@@ -157,6 +157,38 @@ impl Store {
         Ok((tx, guard))
     }
 
+    /// Keeps images at `url` instead of `DATA_DIR/images`: `file:///absolute/path`, or, in a
+    /// build with the `s3` feature, `s3://bucket/prefix` (credentials, region and endpoint from
+    /// the usual `AWS_*` environment variables, so S3-compatible stores such as MinIO or Ceph
+    /// work too).
+    pub fn with_images_url(mut self, url: &str) -> Result<Self, sqlx::Error> {
+        let config = |e: String| sqlx::Error::Configuration(e.into());
+        let parsed =
+            url::Url::parse(url).map_err(|e| config(format!("images URL {url:?}: {e}")))?;
+        let images: Arc<dyn ObjectStore> = if parsed.scheme() == "file" {
+            let dir = parsed
+                .to_file_path()
+                .map_err(|()| config(format!("images URL {url:?} is not an absolute file path")))?;
+            std::fs::create_dir_all(&dir).map_err(sqlx::Error::Io)?;
+            Arc::new(
+                LocalFileSystem::new_with_prefix(&dir)
+                    .map_err(|e| config(format!("images folder {}: {e}", dir.display())))?,
+            )
+        } else {
+            let aws_env = std::env::vars()
+                .filter(|(k, _)| k.starts_with("AWS_"))
+                .map(|(k, v)| (k.to_ascii_lowercase(), v));
+            let (store, prefix) = object_store::parse_url_opts(&parsed, aws_env).map_err(|e| {
+                config(format!(
+                    "images URL {url:?}: {e} (s3:// needs a server built with --features s3)"
+                ))
+            })?;
+            Arc::new(object_store::prefix::PrefixStore::new(store, prefix))
+        };
+        self.images = images;
+        Ok(self)
+    }
+
     /// A cheap round trip, for `/readyz`.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
