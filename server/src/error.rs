@@ -11,6 +11,9 @@ pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 /// Everything a handler can fail with.
 #[derive(Debug, Error)]
 pub enum ApiError {
+    /// A path or query parameter could not be read.
+    #[error("bad request: {0}")]
+    BadRequest(String),
     /// No or unknown credentials.
     #[error("authentication required")]
     Unauthorized,
@@ -53,6 +56,7 @@ impl ApiError {
     /// The HTTP status for this error.
     pub fn status_code(&self) -> StatusCode {
         match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,

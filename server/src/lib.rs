@@ -9,7 +9,8 @@
 //! - [`risk`]: pre-arrival and case risk.
 //! - [`routes`]: one module per resource, each with its own `router()`.
 //! - [`metrics`]: Prometheus counters and latency histograms.
-//! - [`error`]: [`error::ApiError`], the one error type of every handler.
+//! - [`error`]: [`error::ApiError`], the one error type of every handler; [`extract`]: path and
+//!   query extractors that fail with it.
 //!
 //! [`app`] builds the router (tested without a socket); [`run`] serves it on a listener the
 //! caller binds, until the caller's shutdown future resolves. [`ROUTES`] lists every endpoint;
@@ -17,6 +18,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod extract;
 pub mod metrics;
 pub mod risk;
 pub mod routes;

@@ -2,7 +2,7 @@
 //! (WCO Time Release Study intervals, TFA Art. 7.6).
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::agents::json_body;
 use crate::auth::{Principal, Role};
 use crate::error::{ApiError, Result};
+use crate::extract::{P, Q};
 use crate::store::{AuditEntry, AuditVerdict, ReleaseRow, User, from_ms, ms_to_rfc3339, now_ms};
 use crate::{AppState, MAX_SMALL_BODY_BYTES};
 
@@ -145,7 +146,7 @@ struct RoleBody {
 async fn set_role(
     State(state): State<AppState>,
     principal: Principal,
-    Path(username): Path<String>,
+    P(username): P<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode> {
@@ -186,7 +187,7 @@ struct AuditQuery {
 async fn audit(
     State(state): State<AppState>,
     principal: Principal,
-    Query(q): Query<AuditQuery>,
+    Q(q): Q<AuditQuery>,
 ) -> Result<Json<Vec<AuditEntry>>> {
     principal.user_with(&[Role::Supervisor, Role::Admin])?;
     Ok(Json(
@@ -361,7 +362,7 @@ pub async fn release_data(
 async fn release_times(
     State(state): State<AppState>,
     principal: Principal,
-    Query(q): Query<ReleaseQuery>,
+    Q(q): Q<ReleaseQuery>,
 ) -> Result<Response> {
     let user = principal.user_with(&[Role::Officer, Role::Supervisor, Role::Admin])?;
     let (rows, groups) = release_data(&state, &user, &q).await?;

@@ -3,7 +3,7 @@
 //! revocation.
 
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::auth::{Principal, Role};
 use crate::error::{ApiError, Result};
+use crate::extract::{P, Q};
 use crate::store::{AgentInfo, DeclarationRow, Heartbeat, Ingested, now_ms};
 use crate::{AppState, MAX_PREVIEW_BYTES, MAX_REPORT_BYTES, MAX_SMALL_BODY_BYTES};
 
@@ -132,7 +133,7 @@ pub fn preview_key(scan_id: &ScanId) -> object_store::path::Path {
 async fn upload_preview(
     State(state): State<AppState>,
     principal: Principal,
-    Path(scan_id): Path<String>,
+    P(scan_id): P<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<StatusCode> {
@@ -147,7 +148,7 @@ async fn upload_preview(
 async fn upload_layer(
     State(state): State<AppState>,
     principal: Principal,
-    Path((scan_id, layer)): Path<(String, String)>,
+    P((scan_id, layer)): P<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<StatusCode> {
@@ -270,7 +271,7 @@ struct SyncQuery {
 async fn sync_declarations(
     State(state): State<AppState>,
     principal: Principal,
-    Query(q): Query<SyncQuery>,
+    Q(q): Q<SyncQuery>,
 ) -> Result<Json<serde_json::Value>> {
     let agent = principal.agent()?;
     let now = now_ms();
@@ -340,7 +341,7 @@ async fn add_agent(
 async fn revoke_agent(
     State(state): State<AppState>,
     principal: Principal,
-    Path(name): Path<String>,
+    P(name): P<String>,
 ) -> Result<StatusCode> {
     let admin = principal.user_with(&[Role::Admin])?;
     if state

@@ -5,7 +5,7 @@
 use std::convert::Infallible;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -19,6 +19,7 @@ use crate::AppState;
 use crate::MAX_SMALL_BODY_BYTES;
 use crate::auth::{Principal, Role, csrf_token, session_cookie, verify_password};
 use crate::error::{ApiError, Result};
+use crate::extract::{P, Q};
 use crate::store::{CaseDetail, CaseFilter, CaseSummary, Decision, User, cases::can_see};
 
 /// Longest note accepted.
@@ -120,7 +121,7 @@ async fn logout(
 async fn list(
     State(state): State<AppState>,
     principal: Principal,
-    Query(filter): Query<CaseFilter>,
+    Q(filter): Q<CaseFilter>,
 ) -> Result<Json<Vec<CaseSummary>>> {
     let user = principal.user()?;
     Ok(Json(state.store.list_cases(&user, &filter).await?))
@@ -143,7 +144,7 @@ pub async fn visible_case(state: &AppState, principal: Principal, id: i64) -> Re
 async fn detail(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<i64>,
+    P(id): P<i64>,
 ) -> Result<Json<CaseDetail>> {
     visible_case(&state, principal, id).await?;
     Ok(Json(
@@ -158,7 +159,7 @@ async fn detail(
 async fn preview(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<i64>,
+    P(id): P<i64>,
 ) -> Result<Response> {
     visible_case(&state, principal, id).await?;
     let (_, key) = state
@@ -172,7 +173,7 @@ async fn preview(
 async fn layer(
     State(state): State<AppState>,
     principal: Principal,
-    Path((id, layer)): Path<(i64, String)>,
+    P((id, layer)): P<(i64, String)>,
 ) -> Result<Response> {
     visible_case(&state, principal, id).await?;
     let key = state
@@ -226,7 +227,7 @@ struct DecisionBody {
 async fn decide(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<i64>,
+    P(id): P<i64>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<serde_json::Value>> {
@@ -264,7 +265,7 @@ struct ExaminationBody {
 async fn examine(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<i64>,
+    P(id): P<i64>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode> {
@@ -303,7 +304,7 @@ struct NoteBody {
 async fn note(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<i64>,
+    P(id): P<i64>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode> {
@@ -332,7 +333,7 @@ struct UserRef {
 async fn assign(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<i64>,
+    P(id): P<i64>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode> {
@@ -366,7 +367,7 @@ async fn assign(
 async fn share(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<i64>,
+    P(id): P<i64>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode> {

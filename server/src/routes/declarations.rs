@@ -2,7 +2,7 @@
 //! Lodging validates every rule (422 lists them all) and scores the pre-arrival risk.
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -13,6 +13,7 @@ use serde::Deserialize;
 use super::agents::content_type_is;
 use crate::auth::{Principal, Role};
 use crate::error::{ApiError, Result};
+use crate::extract::{P, Q};
 use crate::store::{DeclarationRow, Lodged, now_ms};
 use crate::{AppState, MAX_DECLARATION_BYTES};
 
@@ -146,7 +147,7 @@ struct ListQuery {
 async fn list(
     State(state): State<AppState>,
     principal: Principal,
-    Query(q): Query<ListQuery>,
+    Q(q): Q<ListQuery>,
 ) -> Result<Json<Vec<DeclarationRow>>> {
     let user = principal.user_with(&[Role::Officer, Role::Supervisor, Role::Admin])?;
     let bay = if user.role == Role::Officer {
@@ -173,7 +174,7 @@ async fn list(
 async fn one(
     State(state): State<AppState>,
     principal: Principal,
-    Path(reference): Path<String>,
+    P(reference): P<String>,
 ) -> Result<Json<DeclarationRow>> {
     let user = principal.user_with(&[Role::Officer, Role::Supervisor, Role::Admin])?;
     let row = state

@@ -6,7 +6,7 @@
 //! Pages: `/login`, `/queue` (risk-ranked, filters), `/cases/{id}` (viewer, declaration,
 //! findings, decisions, history), `/audit`, `/dashboard` (release times).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -16,6 +16,7 @@ use serde::Deserialize;
 use crate::AppState;
 use crate::auth::{Principal, Role, SESSION_COOKIE, constant_time_eq, csrf_token, session_cookie};
 use crate::error::{ApiError, Result};
+use crate::extract::{P, Q};
 use crate::routes::admin::{ReleaseQuery, release_data};
 use crate::routes::cases::{Credentials, check_credentials};
 use crate::store::users::SESSION_HOURS;
@@ -289,7 +290,7 @@ fn parse_day(s: &Option<String>, end: bool) -> Option<chrono::DateTime<chrono::U
 async fn queue_page(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<QueueQuery>,
+    Q(q): Q<QueueQuery>,
 ) -> Result<Response> {
     let Some(v) = viewer(&state, &headers).await? else {
         return Ok(Redirect::to("/login").into_response());
@@ -400,7 +401,7 @@ async fn queue_page(
 async fn case_page(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    P(id): P<i64>,
 ) -> Result<Response> {
     let Some(v) = viewer(&state, &headers).await? else {
         return Ok(Redirect::to("/login").into_response());
@@ -702,7 +703,7 @@ struct AuditPageQuery {
 async fn audit_page(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<AuditPageQuery>,
+    Q(q): Q<AuditPageQuery>,
 ) -> Result<Response> {
     let Some(v) = viewer(&state, &headers).await? else {
         return Ok(Redirect::to("/login").into_response());
