@@ -45,7 +45,11 @@ pub async fn run(
     let wake = Arc::new(Notify::new());
     let uplink_task = {
         let outbox = outbox.clone();
-        let client = Uplink::new(&config.server.url, token)?;
+        let client = Uplink::new(
+            &config.server.url,
+            token,
+            Duration::from_secs(config.server.request_timeout_secs),
+        )?;
         let wake = wake.clone();
         let mut stop = stop_rx.clone();
         let max_backoff = Duration::from_secs(config.server.max_backoff_secs);
@@ -59,7 +63,11 @@ pub async fn run(
 
     let heartbeat_task = {
         let outbox = outbox.clone();
-        let client = Uplink::new(&config.server.url, config.token()?)?;
+        let client = Uplink::new(
+            &config.server.url,
+            config.token()?,
+            Duration::from_secs(config.server.request_timeout_secs),
+        )?;
         let sha = model.sha256().to_owned();
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {

@@ -50,6 +50,10 @@ pub struct ServerConfig {
     /// Longest wait between delivery attempts while the server is unreachable, seconds.
     #[serde(default = "default_max_backoff_secs")]
     pub max_backoff_secs: u64,
+    /// Longest a single request to the server may take, seconds; a stalled connection is
+    /// abandoned and retried after this.
+    #[serde(default = "default_request_timeout_secs")]
+    pub request_timeout_secs: u64,
 }
 
 fn default_models_dir() -> PathBuf {
@@ -66,6 +70,9 @@ fn default_max_image_bytes() -> u64 {
 }
 fn default_max_backoff_secs() -> u64 {
     300
+}
+fn default_request_timeout_secs() -> u64 {
+    60
 }
 
 impl AgentConfig {

@@ -72,11 +72,12 @@ fn classify(status: StatusCode, body: &str, what: &str) -> Attempt {
 }
 
 impl Uplink {
-    /// A client for `base` (e.g. `http://127.0.0.1:8080`) that authenticates with `token`.
-    pub fn new(base: &str, token: String) -> Result<Self, AgentError> {
+    /// A client for `base` (e.g. `http://127.0.0.1:8080`) that authenticates with `token` and
+    /// gives up on a request after `timeout`.
+    pub fn new(base: &str, token: String, timeout: Duration) -> Result<Self, AgentError> {
         let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(60))
+            .connect_timeout(Duration::from_secs(5).min(timeout))
+            .timeout(timeout)
             .build()
             .map_err(|e| AgentError::Config(format!("HTTP client: {e}")))?;
         Ok(Self {
