@@ -9,7 +9,7 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,21 +20,6 @@ use rand::{Rng, SeedableRng};
 use scanner_sim::write::write_scan;
 use scanner_sim::{ScenarioChoice, generate};
 use support::*;
-
-/// The `edge-agent` binary next to this test's executable, built on demand.
-fn agent_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let bin = dir.join("edge-agent");
-    if !bin.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "-p", "edge-agent"])
-            .status()
-            .unwrap();
-        assert!(status.success(), "building edge-agent");
-    }
-    bin
-}
 
 fn start_agent(bin: &Path, config: &Path, log: &Path) -> Child {
     let log = std::fs::OpenOptions::new()
@@ -84,7 +69,7 @@ async fn no_scan_is_lost_or_duplicated_when_the_agent_is_killed() {
         ),
     )
     .unwrap();
-    let bin = agent_binary();
+    let bin = workspace_binary("edge-agent", "edge-agent");
     let log = root.path().join("agent.log");
 
     // The scanner: a scan every 120 ms until told to stop.

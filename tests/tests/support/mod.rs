@@ -101,3 +101,19 @@ pub fn files_in(dir: PathBuf) -> Vec<String> {
     names.sort();
     names
 }
+
+/// A binary of the workspace (`name`, from package `package`) next to this test's executable,
+/// built on demand when `cargo test` did not build it already.
+pub fn workspace_binary(name: &str, package: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let bin = dir.join(name);
+    if !bin.exists() {
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "-p", package, "--bin", name])
+            .status()
+            .unwrap();
+        assert!(status.success(), "building {name}");
+    }
+    bin
+}
