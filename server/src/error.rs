@@ -38,6 +38,9 @@ pub enum ApiError {
     /// Wrong content type.
     #[error("unsupported media type: {0}")]
     UnsupportedMedia(String),
+    /// The request took longer than this many seconds.
+    #[error("request not completed within {0} s")]
+    Timeout(u64),
     /// Too many attempts; retry after this many seconds.
     #[error("too many attempts; try again in {0} s")]
     TooManyRequests(u64),
@@ -65,6 +68,7 @@ impl ApiError {
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -42,6 +42,10 @@ pub const MAX_REPORT_BYTES: usize = 1024 * 1024;
 pub const MAX_PREVIEW_BYTES: usize = 16 * 1024 * 1024;
 /// Largest declaration (or declaration import) body accepted.
 pub const MAX_DECLARATION_BYTES: usize = 2 * 1024 * 1024;
+/// Longest an upload (preview or layer, up to 16 MiB over a weak bay link) may take.
+pub const UPLOAD_TIMEOUT: Duration = Duration::from_secs(600);
+/// Longest any other request may take, body included, before it is answered 408.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest body of any other request.
 pub const MAX_SMALL_BODY_BYTES: usize = 64 * 1024;
 
@@ -217,15 +221,33 @@ async fn security_headers(
     response
 }
 
+/// `router` with every request cut off after `limit` (408), so a client that sends its body
+/// slowly, or not at all, cannot hold a handler for ever. Timeouts before the headers are
+/// complete belong to the TLS reverse proxy in front of the server.
+pub fn with_timeout(router: Router<AppState>, limit: Duration) -> Router<AppState> {
+    router.layer(
+        tower::ServiceBuilder::new()
+            .layer(axum::error_handling::HandleErrorLayer::new(
+                move |_: tower::BoxError| async move { error::ApiError::Timeout(limit.as_secs()) },
+            ))
+            .layer(tower::timeout::TimeoutLayer::new(limit)),
+    )
+}
+
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(routes::health::router())
-        .merge(routes::agents::router())
-        .merge(routes::declarations::router())
-        .merge(routes::cases::router())
-        .merge(routes::admin::router())
-        .merge(routes::pages::router())
+        .merge(with_timeout(routes::agents::uploads(), UPLOAD_TIMEOUT))
+        .merge(with_timeout(
+            Router::new()
+                .merge(routes::agents::router())
+                .merge(routes::declarations::router())
+                .merge(routes::cases::router())
+                .merge(routes::admin::router())
+                .merge(routes::pages::router()),
+            REQUEST_TIMEOUT,
+        ))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

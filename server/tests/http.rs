@@ -463,3 +463,31 @@ async fn images_can_live_at_a_configured_url() {
         assert!(err.contains("--features s3"), "{err}");
     }
 }
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_body_is_cut_off() {
+    use futures_util::StreamExt;
+    let (_d, state) = state().await;
+    let sup = common::user(&state.store, "sup", Role::Supervisor, None).await;
+    // One byte of JSON, then nothing, for ever.
+    let stalled = futures_util::stream::iter(vec![Ok::<_, std::io::Error>(
+        bytes::Bytes::from_static(b"{"),
+    )])
+    .chain(futures_util::stream::pending());
+    let app = baylens_server::with_timeout(
+        baylens_server::routes::declarations::router(),
+        std::time::Duration::from_millis(300),
+    )
+    .with_state(state);
+    let r = app
+        .oneshot(
+            Request::post("/api/v1/declarations")
+                .header(header::AUTHORIZATION, format!("Bearer {sup}"))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from_stream(stalled))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::REQUEST_TIMEOUT);
+}

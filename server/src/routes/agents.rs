@@ -18,13 +18,9 @@ use crate::extract::{P, Q};
 use crate::store::{AgentInfo, DeclarationRow, Heartbeat, Ingested, now_ms};
 use crate::{AppState, MAX_PREVIEW_BYTES, MAX_REPORT_BYTES, MAX_SMALL_BODY_BYTES};
 
-/// Routes.
-pub fn router() -> Router<AppState> {
+/// Image uploads (streamed; they get a longer timeout than other requests).
+pub fn uploads() -> Router<AppState> {
     Router::new()
-        .route(
-            "/api/v1/reports",
-            post(ingest_report).layer(DefaultBodyLimit::max(MAX_REPORT_BYTES)),
-        )
         .route(
             "/api/v1/scans/{scan_id}/preview",
             put(upload_preview).layer(DefaultBodyLimit::disable()),
@@ -32,6 +28,15 @@ pub fn router() -> Router<AppState> {
         .route(
             "/api/v1/scans/{scan_id}/layers/{layer}",
             put(upload_layer).layer(DefaultBodyLimit::disable()),
+        )
+}
+
+/// Routes other than [`uploads`].
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/v1/reports",
+            post(ingest_report).layer(DefaultBodyLimit::max(MAX_REPORT_BYTES)),
         )
         .route(
             "/api/v1/agents/heartbeat",
