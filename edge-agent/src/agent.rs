@@ -95,6 +95,7 @@ pub async fn run(
     tokio::pin!(shutdown);
     let mut tick = tokio::time::interval(Duration::from_millis(config.poll_interval_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_full_warning: Option<std::time::Instant> = None;
     let result = loop {
         tokio::select! {
             () = &mut shutdown => break Ok(()),
@@ -108,7 +109,20 @@ pub async fn run(
             tracing::warn!(?stray, "moving aside an image no sidecar names");
             folder.reject_stray(stray)?;
         }
+        let waiting = ready.len();
         for scan in ready {
+            if let Some(why) = store_is_full(&config, &outbox).await? {
+                // This scan and the rest stay in the drop folder; the folder offers them
+                // again at a later poll.
+                if last_full_warning
+                    .is_none_or(|t: std::time::Instant| t.elapsed() >= Duration::from_secs(60))
+                {
+                    tracing::warn!(waiting, "not taking new scans: {why}");
+                    last_full_warning = Some(std::time::Instant::now());
+                }
+                break;
+            }
+            last_full_warning = None;
             let outcome;
             (model, outcome) = {
                 let config = config.clone();
@@ -125,13 +139,18 @@ pub async fn run(
                     tracing::warn!(sidecar = %scan.sidecar.display(), "scan rejected: {rejection}");
                     folder.reject(&scan, &rejection.0)?;
                 }
-                Ok(prepared) => match store(&outbox, &prepared).await? {
-                    Accepted::New | Accepted::AlreadyStored => {
+                Ok(prepared) => match store(&outbox, &prepared).await {
+                    Err(AgentError::Io { context, source }) => {
+                        // Disk full or failing: the originals stay in the drop folder.
+                        tracing::error!(sidecar = %scan.sidecar.display(), "could not store the scan, left in the drop folder: {context}: {source}");
+                    }
+                    Err(e) => return Err(e),
+                    Ok(Accepted::New | Accepted::AlreadyStored) => {
                         folder.finish(&scan)?;
                         tracing::info!(scan_id = %prepared.report.scan_id, risk = prepared.report.risk, lane = prepared.report.lane.as_str(), "scan accepted");
                         wake.notify_one();
                     }
-                    Accepted::Conflict => folder.reject(
+                    Ok(Accepted::Conflict) => folder.reject(
                         &scan,
                         &format!("scan_id {} was already used by a different scan; give each scan a unique id", prepared.report.scan_id),
                     )?,
@@ -146,6 +165,46 @@ pub async fn run(
         Err(e) => tracing::error!("uplink task failed: {e}"),
     }
     result
+}
+
+/// Why new scans cannot be stored now, if so: the store is over its quota, or the disk is
+/// nearly full, even after deleting the files of scans the server already has.
+async fn store_is_full(
+    config: &AgentConfig,
+    outbox: &Outbox,
+) -> Result<Option<String>, AgentError> {
+    let quota = config.store_quota_mb.saturating_mul(1024 * 1024);
+    let min_free = config.min_free_disk_mb.saturating_mul(1024 * 1024);
+    let free = || fs4::available_space(&config.data_dir).unwrap_or(u64::MAX);
+    if outbox.usage_bytes() < quota && free() >= min_free {
+        return Ok(None);
+    }
+    // Make room from delivered scans first: down to 90 % of the quota, or by what the disk lacks.
+    let lacking = min_free.saturating_sub(free());
+    let target = (quota / 10 * 9).min(outbox.usage_bytes().saturating_sub(lacking));
+    let freed = outbox.prune_delivered(target).await?;
+    if freed > 0 {
+        tracing::info!(
+            freed_bytes = freed,
+            "deleted files of delivered scans to make room"
+        );
+    }
+    let (used, free) = (outbox.usage_bytes(), free());
+    if used >= quota {
+        Ok(Some(format!(
+            "store quota reached: {} MiB of {} MiB hold scans the server does not have yet",
+            used / (1024 * 1024),
+            config.store_quota_mb
+        )))
+    } else if free < min_free {
+        Ok(Some(format!(
+            "disk nearly full: {} MiB free, {} MiB required (min_free_disk_mb)",
+            free / (1024 * 1024),
+            config.min_free_disk_mb
+        )))
+    } else {
+        Ok(None)
+    }
 }
 
 /// A scan that passed every check, with its analysis, ready to be stored.

@@ -34,6 +34,15 @@ pub struct AgentConfig {
     /// Largest image file accepted, bytes.
     #[serde(default = "default_max_image_bytes")]
     pub max_image_bytes: u64,
+    /// Most the agent's store (scan copies and images under `data_dir/scans`) may hold, MiB.
+    /// When it is reached, files of scans already delivered are deleted, oldest first; if that
+    /// is not enough, new scans wait in the drop folder. Unsent scans are never deleted.
+    #[serde(default = "default_store_quota_mb")]
+    pub store_quota_mb: u64,
+    /// New scans wait in the drop folder while the disk holding `data_dir` has less free
+    /// space than this, MiB.
+    #[serde(default = "default_min_free_disk_mb")]
+    pub min_free_disk_mb: u64,
     /// The central server.
     pub server: ServerConfig,
 }
@@ -64,6 +73,12 @@ fn default_model_threads() -> usize {
 }
 fn default_poll_interval_ms() -> u64 {
     500
+}
+fn default_store_quota_mb() -> u64 {
+    20 * 1024
+}
+fn default_min_free_disk_mb() -> u64 {
+    1024
 }
 fn default_max_image_bytes() -> u64 {
     256 * 1024 * 1024

@@ -10,6 +10,8 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use baylens_protocol::{ScanId, ScanReport};
 use chrono::Utc;
@@ -58,6 +60,24 @@ pub enum Accepted {
 pub struct Outbox {
     pool: SqlitePool,
     scans_dir: PathBuf,
+    /// Bytes of scan files held under `scans_dir`.
+    usage: Arc<AtomicU64>,
+}
+
+/// Total size of the files under `dir`, recursively.
+fn dir_bytes(dir: &Path) -> u64 {
+    fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| match e.file_type() {
+                    Ok(t) if t.is_dir() => dir_bytes(&e.path()),
+                    Ok(_) => e.metadata().map_or(0, |m| m.len()),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 /// Name of the preview file in each scan folder.
@@ -92,7 +112,50 @@ impl Outbox {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool, scans_dir })
+        let usage = Arc::new(AtomicU64::new(dir_bytes(&scans_dir)));
+        Ok(Self {
+            pool,
+            scans_dir,
+            usage,
+        })
+    }
+
+    /// Bytes of scan files the outbox holds.
+    pub fn usage_bytes(&self) -> u64 {
+        self.usage.load(Ordering::SeqCst)
+    }
+
+    /// Deletes the files of delivered scans, oldest first, until the outbox holds at most
+    /// `target` bytes. Pending and refused scans are never touched. Returns the bytes freed.
+    pub async fn prune_delivered(&self, target: u64) -> Result<u64, AgentError> {
+        let mut freed = 0;
+        while self.usage_bytes() > target {
+            let Some(row) = sqlx::query(
+                "SELECT scan_id FROM scans WHERE state = 'delivered' AND pruned_at IS NULL
+                 ORDER BY delivered_at, scan_id LIMIT 1",
+            )
+            .fetch_optional(&self.pool)
+            .await?
+            else {
+                break;
+            };
+            let scan_id: String = row.get(0);
+            let dir = self.scans_dir.join(&scan_id);
+            let bytes = dir_bytes(&dir);
+            if dir.exists() {
+                fs::remove_dir_all(&dir)
+                    .map_err(AgentError::io(format!("pruning {}", dir.display())))?;
+            }
+            sqlx::query("UPDATE scans SET pruned_at = ? WHERE scan_id = ?")
+                .bind(Utc::now().to_rfc3339())
+                .bind(&scan_id)
+                .execute(&self.pool)
+                .await?;
+            self.usage
+                .fetch_sub(bytes.min(self.usage_bytes()), Ordering::SeqCst);
+            freed += bytes;
+        }
+        Ok(freed)
     }
 
     /// Folder of one scan's files.
@@ -125,7 +188,8 @@ impl Outbox {
             .map(|f| (f.name.to_owned(), f.bytes.to_vec()))
             .collect();
         let dir_for_write = dir.clone();
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        let total: u64 = files.iter().map(|(_, b)| b.len() as u64).sum();
+        let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             fs::create_dir_all(&dir_for_write)?;
             for (name, bytes) in &files {
                 write_synced(&dir_for_write.join(name), bytes)?;
@@ -137,11 +201,17 @@ impl Outbox {
         .map_err(|e| AgentError::Io {
             context: "store task".into(),
             source: std::io::Error::other(e),
-        })?
-        .map_err(AgentError::io(format!(
-            "writing scan files into {}",
-            dir.display()
-        )))?;
+        })?;
+        if let Err(e) = written {
+            // A full disk leaves half a scan behind: remove it, so the retry starts clean
+            // and the space comes back. The originals are still in the drop folder.
+            let _ = fs::remove_dir_all(&dir);
+            return Err(AgentError::Io {
+                context: format!("writing scan files into {}", dir.display()),
+                source: e,
+            });
+        }
+        self.usage.fetch_add(total, Ordering::SeqCst);
         let report_json = serde_json::to_string(report).map_err(|e| AgentError::Io {
             context: "encoding report".into(),
             source: e.into(),
@@ -237,5 +307,56 @@ impl Outbox {
         .fetch_one(&self.pool)
         .await?;
         Ok((row.get(0), row.get(1), row.get(2)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(n: u32) -> ScanReport {
+        let now = Utc::now().to_rfc3339();
+        ScanReport::from_json(
+            serde_json::json!({
+                "contract": "baylens.report/1", "report_id": format!("r-{n}"), "scan_id": format!("BAY01-{n}"),
+                "bay": "BAY01", "captured_at": now, "analysed_at": now, "width": 4, "height": 2,
+                "model": {"name": "m", "sha256": "ab", "max_probability": 0.0, "flagged_fraction": 0.0, "inference_ms": 1.0},
+                "findings": [], "risk": 0.0, "lane": "green"
+            })
+            .to_string()
+            .as_bytes(),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn pruning_frees_only_delivered_scans_and_usage_follows() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(dir.path()).await.unwrap();
+        let bytes = vec![7u8; 1000];
+        for n in 1..=3 {
+            let files = [StoredFile {
+                name: PREVIEW_FILE,
+                bytes: &bytes,
+            }];
+            outbox
+                .accept(&report(n), &format!("sha{n}"), &files)
+                .await
+                .unwrap();
+        }
+        assert_eq!(outbox.usage_bytes(), 3000);
+        outbox
+            .mark_delivered(&ScanId::parse("BAY01-1").unwrap())
+            .await
+            .unwrap();
+        // Asked to go to zero, it can only free the delivered scan.
+        assert_eq!(outbox.prune_delivered(0).await.unwrap(), 1000);
+        assert_eq!(outbox.usage_bytes(), 2000);
+        assert!(!dir.path().join("scans/BAY01-1").exists());
+        assert!(dir.path().join("scans/BAY01-2/preview.png").exists());
+        assert!(dir.path().join("scans/BAY01-3/preview.png").exists());
+        // A reopened outbox measures the same usage from disk.
+        drop(outbox);
+        assert_eq!(Outbox::open(dir.path()).await.unwrap().usage_bytes(), 2000);
     }
 }

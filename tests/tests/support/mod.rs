@@ -22,8 +22,13 @@ pub struct Server {
 }
 
 pub async fn start_server(dir: &Path) -> Server {
+    start_server_at(dir, "127.0.0.1:0").await
+}
+
+/// A server on `addr` (e.g. a port an agent was configured with before the server existed).
+pub async fn start_server_at(dir: &Path, addr: &str) -> Server {
     let store = Store::open(dir).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(baylens_server::run(
