@@ -24,6 +24,8 @@ else
   echo "== PostgreSQL: BAYLENS_TEST_POSTGRES_URL not set, SQLite only"
 fi
 echo "== cargo test --workspace"
+# The crash tests run the real binaries; build them first rather than from inside a test.
+cargo build --workspace --bins --quiet
 export BAYLENS_BROWSER_TESTS=1
 cargo test --workspace --quiet
 echo "== screenshots of the browser test: target/screenshots/"

@@ -763,7 +763,11 @@ async fn dashboard_page(State(state): State<AppState>, headers: HeaderMap) -> Re
         format: None,
     };
     let (_, groups) = release_data(&state, &v.user, &q).await?;
-    let f = |m: Option<f64>| m.map(|m| format!("{m:.1}")).unwrap_or_else(|| "—".into());
+    // Negative lodging → scan means the declaration came after the truck (late lodging).
+    let f = |m: Option<f64>| {
+        m.map(|m| format!("{:.1}", if m.abs() < 0.05 { 0.0 } else { m }))
+            .unwrap_or_else(|| "—".into())
+    };
     let rows: String = groups
         .iter()
         .map(|g| {
