@@ -189,7 +189,7 @@ async fn reports_made_during_outages_arrive_exactly_once() {
     // 3. Answers are lost after the server stored the report: the agent must resend, and the
     //    server must keep one case per report.
     proxy.mode.store(CUT, Ordering::SeqCst);
-    for _ in 0..100 {
+    for _ in 0..300 {
         if proxy.cut.load(Ordering::SeqCst) >= 3 {
             break;
         }

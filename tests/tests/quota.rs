@@ -65,11 +65,20 @@ async fn a_full_store_makes_scans_wait_and_loses_none() {
             i,
         );
     }
-    // The agent takes what fits in 1 MiB and stops there.
-    let mut taken = 0;
-    for _ in 0..60 {
+    // The agent takes what fits in 1 MiB and stops there: wait until the count holds still.
+    let (mut taken, mut still) = (0, 0);
+    for _ in 0..300 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        taken = count(&drop.join("done"), ".json");
+        let now = count(&drop.join("done"), ".json");
+        still = if now == taken && now > 0 {
+            still + 1
+        } else {
+            0
+        };
+        taken = now;
+        if still >= 20 {
+            break;
+        }
     }
     assert!(
         taken >= 1 && taken < total as usize,
