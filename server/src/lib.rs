@@ -170,12 +170,15 @@ impl AppState {
         Self::with_settings(store, Settings::default())
     }
 
-    /// State with the given settings.
+    /// State with the given settings. On PostgreSQL this starts the task that hears of new
+    /// cases from every replica, so it must be called inside a Tokio runtime.
     pub fn with_settings(store: Store, settings: Settings) -> Self {
+        let events = broadcast::channel(256).0;
+        store.forward_announcements(events.clone());
         Self {
             store,
             settings: Arc::new(settings),
-            events: broadcast::channel(256).0,
+            events,
             metrics: Arc::default(),
             logins: Arc::default(),
         }

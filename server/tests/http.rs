@@ -491,3 +491,45 @@ async fn a_client_that_never_finishes_its_body_is_cut_off() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::REQUEST_TIMEOUT);
 }
+
+#[tokio::test]
+async fn on_postgresql_new_cases_reach_the_live_queue_of_every_replica() {
+    use futures_util::StreamExt;
+    if !common::backends().contains(&"postgres") {
+        return;
+    }
+    let (_d, store) = common::open("postgres").await;
+    // Two replicas over one database: ingest on A, watch on B.
+    let a = AppState::new(store.clone());
+    let b = AppState::new(store);
+    let sup = common::user(&a.store, "sup", Role::Supervisor, None).await;
+    let (_, agent) = a.store.add_agent("test", "agent-1", "bay-1").await.unwrap();
+    let r = app(b.clone())
+        .oneshot(
+            Request::get("/api/v1/events")
+                .header(header::AUTHORIZATION, format!("Bearer {sup}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let mut stream = r.into_body().into_data_stream();
+    // Give B's listener time to connect and LISTEN before A notifies.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let posted = json(
+        &a,
+        "POST",
+        "/api/v1/reports",
+        Some(&agent),
+        &common::report("r1", "bay-1-1", "bay-1", 0.9),
+    )
+    .await;
+    assert_eq!(posted.status, StatusCode::CREATED);
+    let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next())
+        .await
+        .expect("replica B heard of the case")
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&chunk);
+    assert!(text.contains("\"scan_id\":\"bay-1-1\""), "{text}");
+}

@@ -105,8 +105,18 @@ async fn ingest_report(
         Ingested::Created(summary) => {
             state.metrics.ingest("created");
             let id = summary.id;
-            // Nobody listening is fine.
-            let _ = state.events.send(*summary);
+            match state.store.backend {
+                // Every replica, this one included, hears it through LISTEN/NOTIFY.
+                crate::store::Backend::Postgres => {
+                    if let Err(e) = state.store.announce_case(id).await {
+                        tracing::warn!(case_id = id, "announcing the new case failed: {e}");
+                    }
+                }
+                // Nobody listening is fine.
+                crate::store::Backend::Sqlite => {
+                    let _ = state.events.send(*summary);
+                }
+            }
             (StatusCode::CREATED, id, false)
         }
         Ingested::Duplicate(id) => {

@@ -52,7 +52,12 @@ pub struct Store {
     /// Scan images (previews and layers).
     pub images: Arc<dyn ObjectStore>,
     audit_lock: Arc<Mutex<()>>,
+    /// The database URL (for PostgreSQL's LISTEN connection).
+    url: String,
 }
+
+/// PostgreSQL channel on which every replica hears of new cases.
+pub const CASES_CHANNEL: &str = "baylens_cases";
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
@@ -132,6 +137,7 @@ impl Store {
             backend,
             images: Arc::new(images),
             audit_lock: Arc::new(Mutex::new(())),
+            url: url.to_owned(),
         })
     }
 
@@ -187,6 +193,53 @@ impl Store {
         };
         self.images = images;
         Ok(self)
+    }
+
+    /// Announces a new case to every replica (PostgreSQL `NOTIFY`); a no-op on SQLite, where
+    /// the one server process announces it itself.
+    pub async fn announce_case(&self, case_id: i64) -> Result<(), sqlx::Error> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT CAST(pg_notify($1, $2) AS TEXT)")
+                .bind(CASES_CHANNEL)
+                .bind(case_id.to_string())
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Forwards every replica's new cases into `events` for as long as the runtime runs
+    /// (PostgreSQL only; reconnects after a pause when the connection drops).
+    pub fn forward_announcements(
+        &self,
+        events: tokio::sync::broadcast::Sender<cases::CaseSummary>,
+    ) {
+        if self.backend != Backend::Postgres {
+            return;
+        }
+        let store = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match sqlx::postgres::PgListener::connect(&store.url).await {
+                    Ok(mut listener) => {
+                        if let Err(e) = listener.listen(CASES_CHANNEL).await {
+                            tracing::warn!("LISTEN {CASES_CHANNEL} failed: {e}");
+                        } else {
+                            while let Ok(n) = listener.recv().await {
+                                let Ok(id) = n.payload().parse::<i64>() else {
+                                    continue;
+                                };
+                                if let Ok(Some(case)) = store.case_summary(id).await {
+                                    let _ = events.send(case);
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!("connecting the case listener failed: {e}"),
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            }
+        });
     }
 
     /// A cheap round trip, for `/readyz`.
