@@ -304,11 +304,8 @@ impl Store {
         .bind(raw)
         .fetch_optional(&self.pool)
         .await?;
-        sqlx::query("UPDATE agents SET last_seen_at = $1 WHERE id = $2")
-            .bind(now)
-            .bind(agent.id)
-            .execute(&self.pool)
-            .await?;
+        // `last_seen_at` comes from heartbeats: a second write per report would cost a second
+        // fsync on the ingest path.
         if let Some(row) = inserted {
             let id: i64 = row.get(0);
             let summary = self
