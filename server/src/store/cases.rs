@@ -10,6 +10,7 @@ use super::{DeclarationRow, Store, User, ms_to_rfc3339, now_ms};
 use crate::auth::Role;
 use crate::risk;
 use crate::store::Agent;
+use crate::store::ingest::{Inserted, NewCase};
 
 /// What storing a report did.
 #[derive(Debug, Clone, PartialEq)]
@@ -273,58 +274,44 @@ impl Store {
         let scan_risk = f64::from(report.risk);
         let risk = risk::case_risk(scan_risk, matched.as_ref().map(|m| m.2));
         let lane = Lane::for_risk(risk as f32);
-        let now = now_ms();
-        let inserted = sqlx::query(
-            "INSERT INTO cases (report_id, scan_id, bay, agent_id, captured_at, received_at, container_code,
-                                declaration_ref, declaration_id, scan_risk, risk, lane, status, model_name,
-                                model_sha256, findings_count, report_json)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'open', $13, $14, $15, $16)
-             ON CONFLICT DO NOTHING RETURNING id",
-        )
-        .bind(report.report_id.as_str())
-        .bind(report.scan_id.as_str())
-        .bind(report.bay.as_str())
-        .bind(agent.id)
-        .bind(captured)
-        .bind(now)
-        .bind(report.container_code.as_ref().map(|c| c.as_str()))
-        .bind(
-            matched
+        let row = NewCase {
+            report_id: report.report_id.as_str().to_owned(),
+            scan_id: report.scan_id.as_str().to_owned(),
+            bay: report.bay.as_str().to_owned(),
+            agent_id: agent.id,
+            captured_at: captured,
+            container_code: report
+                .container_code
+                .as_ref()
+                .map(|c| c.as_str().to_owned()),
+            declaration_ref: matched
                 .as_ref()
                 .map(|m| m.1.clone())
                 .or_else(|| report.declaration_ref.clone()),
-        )
-        .bind(matched.as_ref().map(|m| m.0))
-        .bind(scan_risk)
-        .bind(risk)
-        .bind(lane.as_str())
-        .bind(&report.model.name)
-        .bind(&report.model.sha256)
-        .bind(report.findings.len() as i64)
-        .bind(raw)
-        .fetch_optional(&self.pool)
-        .await?;
+            declaration_id: matched.as_ref().map(|m| m.0),
+            scan_risk,
+            risk,
+            lane: lane.as_str(),
+            model_name: report.model.name.clone(),
+            model_sha256: report.model.sha256.clone(),
+            findings_count: report.findings.len() as i64,
+            report_json: raw.to_owned(),
+        };
+        // Committed together with the other reports of the same few milliseconds (group
+        // commit: one fsync for the batch); answered only after that commit.
+        let outcome = self.commit_case(row).await?;
         // `last_seen_at` comes from heartbeats: a second write per report would cost a second
         // fsync on the ingest path.
-        if let Some(row) = inserted {
-            let id: i64 = row.get(0);
-            let summary = self
-                .case_summary(id)
-                .await?
-                .ok_or(sqlx::Error::RowNotFound)?;
-            return Ok(Ingested::Created(Box::new(summary)));
-        }
-        let existing =
-            sqlx::query("SELECT id, report_id FROM cases WHERE report_id = $1 OR scan_id = $2")
-                .bind(report.report_id.as_str())
-                .bind(report.scan_id.as_str())
-                .fetch_one(&self.pool)
-                .await?;
-        let report_id: String = existing.get(1);
-        if report_id == report.report_id.as_str() {
-            Ok(Ingested::Duplicate(existing.get(0)))
-        } else {
-            Ok(Ingested::ScanConflict(existing.get(0)))
+        match outcome {
+            Inserted::New(id) => {
+                let summary = self
+                    .case_summary(id)
+                    .await?
+                    .ok_or(sqlx::Error::RowNotFound)?;
+                Ok(Ingested::Created(Box::new(summary)))
+            }
+            Inserted::SameReport(id) => Ok(Ingested::Duplicate(id)),
+            Inserted::OtherReport(id) => Ok(Ingested::ScanConflict(id)),
         }
     }
 

@@ -14,6 +14,7 @@
 pub mod audit;
 pub mod cases;
 pub mod declarations;
+pub mod ingest;
 pub mod users;
 
 use std::path::Path;
@@ -54,6 +55,8 @@ pub struct Store {
     audit_lock: Arc<Mutex<()>>,
     /// The database URL (for PostgreSQL's LISTEN connection).
     url: String,
+    /// The group-commit writer of new cases.
+    ingest: tokio::sync::mpsc::Sender<ingest::Job>,
 }
 
 /// PostgreSQL channel on which every replica hears of new cases.
@@ -132,12 +135,15 @@ impl Store {
             .run(&pool)
             .await
             .map_err(|e| sqlx::Error::Migrate(Box::new(e)))?;
+        let (ingest, jobs) = tokio::sync::mpsc::channel(ingest::QUEUE);
+        tokio::spawn(ingest::writer(pool.clone(), backend, jobs));
         Ok(Self {
             pool,
             backend,
             images: Arc::new(images),
             audit_lock: Arc::new(Mutex::new(())),
             url: url.to_owned(),
+            ingest,
         })
     }
 
