@@ -8,8 +8,9 @@
 //! migration folders (`migrations/sqlite`, `migrations/postgres`) differ only in how an id is
 //! generated; `tests/store.rs` checks that they define the same tables and columns.
 //!
-//! Images go through [`object_store`] (local filesystem by default), so S3-compatible storage
-//! is a configuration change, not a code change.
+//! Images go through [`object_store`] (local filesystem by default; `s3://` with the `s3`
+//! feature). New cases are written by one group-commit writer ([`ingest`]); changes people
+//! make are written in audited transactions ([`Store::begin_audited`]).
 
 pub mod audit;
 pub mod cases;
