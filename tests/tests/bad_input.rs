@@ -19,23 +19,8 @@ fn png_header_claiming(width: u32, height: u32) -> Vec<u8> {
     let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
     bytes.extend_from_slice(&13u32.to_be_bytes());
     bytes.extend_from_slice(&ihdr);
-    bytes.extend_from_slice(&crc32(&ihdr).to_be_bytes());
+    bytes.extend_from_slice(&crc32fast::hash(&ihdr).to_be_bytes());
     bytes
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }
 
 fn edit_sidecar(path: &Path, edit: impl FnOnce(&mut serde_json::Value)) {

@@ -141,6 +141,18 @@ pub async fn visible_case(state: &AppState, principal: Principal, id: i64) -> Re
     }
 }
 
+/// The user, if they may see case `id` and work on it (officers of its bay, supervisors).
+async fn case_worker(state: &AppState, principal: Principal, id: i64, what: &str) -> Result<User> {
+    let user = visible_case(state, principal, id).await?;
+    if matches!(user.role, Role::Officer | Role::Supervisor) {
+        Ok(user)
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "only officers and supervisors {what}"
+        )))
+    }
+}
+
 async fn detail(
     State(state): State<AppState>,
     principal: Principal,
@@ -269,12 +281,7 @@ async fn examine(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode> {
-    let user = visible_case(&state, principal, id).await?;
-    if !matches!(user.role, Role::Officer | Role::Supervisor) {
-        return Err(ApiError::Forbidden(
-            "only officers and supervisors record examination results".into(),
-        ));
-    }
+    let user = case_worker(&state, principal, id, "record examination results").await?;
     let e: ExaminationBody = json_body(&headers, &body)?;
     if !matches!(e.result.as_str(), "consistent" | "discrepancy") {
         return Err(ApiError::Unprocessable(format!(
@@ -308,12 +315,7 @@ async fn note(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode> {
-    let user = visible_case(&state, principal, id).await?;
-    if !matches!(user.role, Role::Officer | Role::Supervisor) {
-        return Err(ApiError::Forbidden(
-            "only officers and supervisors add notes".into(),
-        ));
-    }
+    let user = case_worker(&state, principal, id, "add notes").await?;
     let n: NoteBody = json_body(&headers, &body)?;
     let note = check_note(Some(&n.note), true, "a note")?;
     state
