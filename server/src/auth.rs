@@ -115,14 +115,20 @@ pub enum Principal {
     User(User),
 }
 
-fn bearer(parts: &Parts) -> Option<&str> {
-    parts
-        .headers
+fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
         .get(axum::http::header::AUTHORIZATION)?
         .to_str()
         .ok()?
         .strip_prefix("Bearer ")
         .map(str::trim)
+}
+
+/// The token a request authenticates with: the bearer token, else the session cookie.
+pub fn request_token(headers: &axum::http::HeaderMap) -> Option<String> {
+    bearer(headers)
+        .map(str::to_owned)
+        .or_else(|| session_cookie(headers))
 }
 
 /// The session token from the `Cookie` header, if any.
@@ -145,7 +151,7 @@ impl FromRequestParts<AppState> for Principal {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        if let Some(token) = bearer(parts) {
+        if let Some(token) = bearer(&parts.headers) {
             if token.starts_with("bla_") {
                 return state
                     .store

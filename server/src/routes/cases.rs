@@ -17,7 +17,7 @@ use serde::Deserialize;
 use super::agents::json_body;
 use crate::AppState;
 use crate::MAX_SMALL_BODY_BYTES;
-use crate::auth::{Principal, Role, csrf_token, session_cookie, verify_password};
+use crate::auth::{Principal, Role, csrf_token, request_token, verify_password};
 use crate::error::{ApiError, Result};
 use crate::extract::{P, Q};
 use crate::store::{CaseDetail, CaseFilter, CaseSummary, Decision, User, cases::can_see};
@@ -106,13 +106,7 @@ async fn logout(
     headers: HeaderMap,
 ) -> Result<StatusCode> {
     principal.user()?;
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::to_owned)
-        .or_else(|| session_cookie(&headers));
-    if let Some(token) = token {
+    if let Some(token) = request_token(&headers) {
         state.store.end_session(&token).await?;
     }
     Ok(StatusCode::NO_CONTENT)
@@ -332,6 +326,30 @@ struct UserRef {
     username: String,
 }
 
+/// For a supervisor's action on case `id` naming another user: the supervisor, the case, and
+/// the user the body names.
+async fn supervisor_names_user(
+    state: &AppState,
+    principal: Principal,
+    id: i64,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(User, CaseSummary, User)> {
+    let user = principal.user_with(&[Role::Supervisor])?;
+    let target: UserRef = json_body(headers, body)?;
+    let case = state
+        .store
+        .case_summary(id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let (named, _) = state
+        .store
+        .user_by_name(&target.username)
+        .await?
+        .ok_or_else(|| ApiError::Unprocessable(format!("no user {:?}", target.username)))?;
+    Ok((user, case, named))
+}
+
 async fn assign(
     State(state): State<AppState>,
     principal: Principal,
@@ -339,18 +357,8 @@ async fn assign(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode> {
-    let user = principal.user_with(&[Role::Supervisor])?;
-    let target: UserRef = json_body(&headers, &body)?;
-    let case = state
-        .store
-        .case_summary(id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let (assignee, _) = state
-        .store
-        .user_by_name(&target.username)
-        .await?
-        .ok_or_else(|| ApiError::Unprocessable(format!("no user {:?}", target.username)))?;
+    let (user, case, assignee) =
+        supervisor_names_user(&state, principal, id, &headers, &body).await?;
     if !matches!(assignee.role, Role::Officer | Role::Supervisor)
         || !can_see(&assignee, &case.bay, false)
     {
@@ -373,16 +381,7 @@ async fn share(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode> {
-    let user = principal.user_with(&[Role::Supervisor])?;
-    let target: UserRef = json_body(&headers, &body)?;
-    if state.store.case_summary(id).await?.is_none() {
-        return Err(ApiError::NotFound);
-    }
-    let (agency, _) = state
-        .store
-        .user_by_name(&target.username)
-        .await?
-        .ok_or_else(|| ApiError::Unprocessable(format!("no user {:?}", target.username)))?;
+    let (user, _, agency) = supervisor_names_user(&state, principal, id, &headers, &body).await?;
     if agency.role != Role::Agency {
         return Err(ApiError::Unprocessable(format!(
             "{} is not an agency account",
@@ -408,13 +407,7 @@ async fn events(
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = std::result::Result<Event, Infallible>>>> {
     let user = principal.user()?;
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|t| t.trim().to_owned())
-        .or_else(|| session_cookie(&headers))
-        .ok_or(ApiError::Unauthorized)?;
+    let token = request_token(&headers).ok_or(ApiError::Unauthorized)?;
     let rx = state.events.subscribe();
     let mut recheck = tokio::time::interval(EVENTS_RECHECK);
     recheck.reset();
