@@ -153,13 +153,7 @@ async fn every_kind_of_bad_scan_is_moved_aside_with_a_precise_reason() {
 
     // The agent is alive and takes the next good scan.
     drop_scan(&drop, Scenario::Honest, 12);
-    for _ in 0..300 {
-        if server.store.count_cases().await.unwrap() == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(server.store.count_cases().await.unwrap(), 1);
+    assert_eq!(wait_for_cases(&server.store, 1).await, 1);
     stop.send(()).unwrap();
     agent.await.unwrap().unwrap();
     println!(

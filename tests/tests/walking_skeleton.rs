@@ -287,13 +287,7 @@ async fn an_eight_bit_scan_is_moved_aside_with_its_reason_and_the_agent_goes_on(
     assert!(drop.join("rejected/BAY01-e2e-7.low.png").exists());
     // The agent is still running and takes the next scan.
     drop_scan(&drop, Scenario::Honest, 8);
-    for _ in 0..300 {
-        if server.store.count_cases().await.unwrap() == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(server.store.count_cases().await.unwrap(), 1);
+    assert_eq!(wait_for_cases(&server.store, 1).await, 1);
     stop.send(()).unwrap();
     agent.await.unwrap().unwrap();
 }

@@ -122,3 +122,14 @@ pub fn workspace_binary(name: &str, package: &str) -> PathBuf {
     }
     bin
 }
+
+/// Waits (up to 30 s) until the server holds `n` cases; returns how many it holds then.
+pub async fn wait_for_cases(store: &Store, n: i64) -> i64 {
+    for _ in 0..300 {
+        if store.count_cases().await.unwrap() == n {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    store.count_cases().await.unwrap()
+}
