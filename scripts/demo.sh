@@ -25,6 +25,10 @@ for who in "supervisor --role supervisor" "officer1 --role officer --bay BAY01" 
     --username $who --password-env BAYLENS_DEMO_PASSWORD >/dev/null
 done
 "$bin/server" --data-dir "$demo/server" agent add --name bay01-agent --bay BAY01 --token-file "$demo/agent.token" >/dev/null
+# The traders' advance declarations, lodged as the simulator writes them (as a customs broker's
+# system would), with the supervisor's API token.
+"$bin/server" --data-dir "$demo/server" user token --username supervisor --days 1 --token-file "$demo/lodge.token" >/dev/null
+mkdir -p "$demo/declarations/lodged"
 cat > "$demo/agent.toml" <<TOML
 bay = "BAY01"
 drop_dir = "$demo/drop"
@@ -54,7 +58,22 @@ for _ in $(seq 1 50); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>
 curl -fs "http://127.0.0.1:$port/healthz" >/dev/null || { echo "demo: the server did not start; see $demo/server.log" >&2; exit 1; }
 "$bin/edge-agent" run --config "$demo/agent.toml" >"$demo/agent.log" 2>&1 &
 pids+=($!)
-"$bin/scanner-sim" feed --drop "$demo/drop" --interval "$interval" --seed "$RANDOM" --bay BAY01 &
+(
+  while true; do
+    for f in "$demo"/declarations/*.json; do
+      [ -e "$f" ] || continue
+      curl -fs -H "Authorization: Bearer $(cat "$demo/lodge.token")" -H 'Content-Type: application/json' \
+        --data @"$f" "http://127.0.0.1:$port/api/v1/declarations" >/dev/null \
+        || echo "demo: lodging $(basename "$f") failed" >&2
+      mv "$f" "$demo/declarations/lodged/"
+    done
+    sleep 0.3
+  done
+) &
+pids+=($!)
+# Declarations are written before their scan, and the agent takes a few seconds, so each case
+# finds its declaration waiting.
+"$bin/scanner-sim" feed --drop "$demo/drop" --declarations "$demo/declarations" --interval "$interval" --seed "$RANDOM" --bay BAY01 &
 pids+=($!)
 
 cat <<MSG

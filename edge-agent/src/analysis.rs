@@ -27,7 +27,7 @@ pub fn build_report(
             score: d.score.clamp(0.0, 1.0),
             region: Some(Region { x: d.x, y: d.y, width: d.width, height: d.height }),
             message: format!(
-                "Dense object of about {:.1} m x {:.1} m hidden in the cargo, {:.1} m from the left edge of the scan and {:.1} m from its top: examine there.",
+                "Possible concealment: goods of about {:.1} m x {:.1} m hidden in the cargo or behind a false wall, floor or ceiling, {:.1} m from the left edge of the scan and {:.1} m from its top: examine there.",
                 metres(d.width),
                 metres(d.height),
                 metres(d.x),

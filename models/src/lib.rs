@@ -10,7 +10,7 @@
 //! # Layout
 //! - [`runtime`]: the process-wide ONNX Runtime environment, loaded from `ORT_DYLIB_PATH`.
 //! - [`engine`]: the [`Engine`] trait and [`OrtEngine`], a verified ONNX Runtime session.
-//! - [`concealment`]: the concealment model (`concealment-v1`): attenuation in, per-pixel
+//! - [`concealment`]: the X-ray concealment model (`xray-concealment`): attenuation in, per-pixel
 //!   probability of a hidden dense package out, then regions.
 //! - [`error`]: the crate error type, [`ModelError`].
 //!

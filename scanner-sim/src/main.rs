@@ -1,49 +1,121 @@
-//! `scanner-sim`: writes synthetic scans (`generate`) or feeds them to a bay's drop folder (`feed`).
+//! `scanner-sim`: writes synthetic scans and their declarations (`generate`) or feeds them to a
+//! bay's drop folder at a steady rate (`feed`).
 
-use std::path::PathBuf;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use baylens_protocol::{BayId, ScanId};
 use chrono::Utc;
-use clap::{Parser, Subcommand};
-use scanner_sim::{ScenarioChoice, generate, write_scan};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use scanner_sim::write::write_declaration;
+use scanner_sim::{
+    ContainerType, Generated, RenderOptions, ScenarioChoice, SceneOptions, SimOptions, generate,
+    write_scan,
+};
 
 #[derive(Debug, Parser)]
 #[command(
     version,
-    about = "Synthetic X-ray cargo scans per the BayLens scan contract"
+    about = "Synthetic X-ray cargo scans and declarations per the BayLens contracts"
 )]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
+#[derive(Debug, Args)]
+struct Sim {
+    /// honest, concealment, compartment, undeclared, mismatch, false_empty, empty, or mixed.
+    #[arg(long, default_value = "mixed")]
+    scenario: String,
+    /// Random seed; the same seed gives the same scans, bit for bit.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Bay id written into the sidecars and declarations.
+    #[arg(long, default_value = "BAY01")]
+    bay: String,
+    /// Container type: 20, 40, 40hc, or any.
+    #[arg(long, default_value = "any")]
+    container: String,
+    /// Tractor and trailer in the image: yes, no, or any.
+    #[arg(long, default_value = "any")]
+    truck: String,
+    /// Pixel pitch at the container's centre plane, mm.
+    #[arg(long, default_value_t = 10.0)]
+    pitch_mm: f64,
+    /// No dead channels or motion stretch.
+    #[arg(long)]
+    no_defects: bool,
+}
+
+impl Sim {
+    fn options(&self) -> Result<(SimOptions, BayId)> {
+        let scenario = ScenarioChoice::parse(&self.scenario).with_context(|| {
+            format!(
+                "unknown scenario {:?}; use honest, concealment, compartment, undeclared, \
+                 mismatch, false_empty, empty or mixed",
+                self.scenario
+            )
+        })?;
+        let container = match self.container.as_str() {
+            "any" => None,
+            c => Some(
+                ContainerType::parse(c)
+                    .with_context(|| format!("unknown container {c:?}; use 20, 40, 40hc or any"))?,
+            ),
+        };
+        let truck = match self.truck.as_str() {
+            "any" => None,
+            "yes" => Some(true),
+            "no" => Some(false),
+            t => bail!("--truck must be yes, no or any, not {t:?}"),
+        };
+        if !(self.pitch_mm.is_finite() && (2.0..=50.0).contains(&self.pitch_mm)) {
+            bail!("--pitch-mm must be between 2 and 50");
+        }
+        let options = SimOptions {
+            scenario,
+            scene: SceneOptions { container, truck },
+            render: RenderOptions {
+                pitch_mm: self.pitch_mm,
+                defects: !self.no_defects,
+            },
+        };
+        Ok((options, BayId::parse(&self.bay)?))
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Write COUNT scans and a truth.json into OUT.
+    /// Write COUNT scans into OUT, their declarations into OUT/declarations, and truth.json.
     Generate {
-        /// honest, concealment or mixed.
-        #[arg(long, default_value = "mixed")]
-        scenario: String,
+        #[command(flatten)]
+        sim: Sim,
         /// Number of scans.
         #[arg(long, default_value_t = 10)]
         count: u64,
-        /// Random seed; the same seed gives the same scans.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
         /// Output folder.
         #[arg(long)]
         out: PathBuf,
-        /// Bay id written into the sidecars.
-        #[arg(long, default_value = "BAY01")]
-        bay: String,
         /// Also write the truth masks (`<scan_id>.mask.png`), for training.
         #[arg(long)]
         masks: bool,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+        /// Capture time of the first scan (RFC 3339; later scans follow a second apart).
+        /// Defaults to now; pass it to make the sidecars and declarations bit-identical too.
+        #[arg(long)]
+        captured_at: Option<chrono::DateTime<Utc>>,
     },
     /// Drop a scan into DROP every INTERVAL seconds, as a scanner would.
     Feed {
+        #[command(flatten)]
+        sim: Sim,
         /// The agent's drop folder.
         #[arg(long, env = "BAYLENS_DROP_DIR")]
         drop: PathBuf,
@@ -53,67 +125,118 @@ enum Command {
         /// Stop after this many scans (0: run until interrupted).
         #[arg(long, default_value_t = 0)]
         count: u64,
-        /// honest, concealment or mixed.
-        #[arg(long, default_value = "mixed")]
-        scenario: String,
-        /// Random seed.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Bay id written into the sidecars.
-        #[arg(long, default_value = "BAY01")]
-        bay: String,
+        /// Also write each scan's declaration here, before its scan is dropped (for lodging).
+        #[arg(long)]
+        declarations: Option<PathBuf>,
     },
 }
 
-fn scenario(name: &str) -> Result<ScenarioChoice> {
-    ScenarioChoice::parse(name)
-        .with_context(|| format!("unknown scenario {name:?}; use honest, concealment or mixed"))
+/// The truth record of one scan, as written into truth.json.
+fn truth_record(g: &Generated) -> serde_json::Value {
+    let concealed_boxes: Vec<[u32; 4]> = g
+        .truth
+        .items
+        .iter()
+        .filter(|i| i.concealed)
+        .filter_map(|i| i.box_px)
+        .collect();
+    serde_json::json!({
+        "scan_id": g.meta.scan_id,
+        "scenario": g.truth.scenario,
+        "variant": g.truth.variant,
+        "container": g.truth.container,
+        "truck": g.truth.truck,
+        "container_code": g.meta.container_code,
+        "declaration_ref": g.declaration.reference,
+        "width": g.scan.width,
+        "height": g.scan.height,
+        "pixel_pitch_mm": g.scan.pitch_mm,
+        "cargo_mass_kg": g.truth.cargo_mass_kg,
+        "declared_mass_kg": g.declaration.gross_mass_kg,
+        "declared_empty": g.truth.declared_empty,
+        "anomalies": g.truth.anomalies,
+        "items": g.truth.items,
+        "concealed_boxes": concealed_boxes,
+        "concealed_pixels": g.scan.concealment_mask.iter().filter(|&&m| m == 1).count(),
+        "defects": g.scan.defects,
+    })
+}
+
+fn generate_run(
+    sim: &Sim,
+    count: u64,
+    out: &Path,
+    masks: bool,
+    quiet: bool,
+    captured_at: chrono::DateTime<Utc>,
+) -> Result<()> {
+    let (options, bay) = sim.options()?;
+    let seed = sim.seed;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let declarations = out.join("declarations");
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(count).with_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} scans, {per_sec}, eta {eta}")
+                .expect("valid template"),
+        )
+    };
+    let started = Instant::now();
+    let done = AtomicU64::new(0);
+    let truths = (0..count)
+        .into_par_iter()
+        .map(|i| -> Result<serde_json::Value> {
+            let scan_id = ScanId::parse(&format!("{bay}-s{seed}-{i:06}"))?;
+            let at = captured_at + chrono::Duration::seconds(i as i64);
+            let g = generate(options, seed, i, scan_id.clone(), bay.clone(), at);
+            write_scan(out, &g.scan, &g.meta, masks)
+                .with_context(|| format!("writing scan {scan_id} into {}", out.display()))?;
+            write_declaration(&declarations, &g.declaration)
+                .with_context(|| format!("writing the declaration of {scan_id}"))?;
+            done.fetch_add(1, Ordering::Relaxed);
+            bar.inc(1);
+            Ok(truth_record(&g))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    bar.finish_and_clear();
+    let truth_path = out.join("truth.json");
+    scanner_sim::write::write_atomic(out, "truth.json", &serde_json::to_vec_pretty(&truths)?)
+        .with_context(|| format!("writing {}", truth_path.display()))?;
+    println!(
+        "wrote {} scans, their declarations and {} in {:.1} s",
+        done.load(Ordering::Relaxed),
+        truth_path.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Generate {
-            scenario: name,
+            sim,
             count,
-            seed,
             out,
-            bay,
             masks,
-        } => {
-            let choice = scenario(&name)?;
-            let bay = BayId::parse(&bay)?;
-            let mut truths = Vec::new();
-            for i in 0..count {
-                let scan_id = ScanId::parse(&format!("{bay}-s{seed}-{i:06}"))?;
-                let g = generate(choice, seed, i, scan_id.clone(), bay.clone(), Utc::now());
-                write_scan(&out, &g.scan, &g.meta, masks)
-                    .with_context(|| format!("writing scan {scan_id} into {}", out.display()))?;
-                let boxes: Vec<[u32; 4]> = g
-                    .truth
-                    .concealed
-                    .iter()
-                    .map(|c| c.package.pixel_box())
-                    .collect();
-                truths.push(serde_json::json!({
-                    "scan_id": scan_id, "scenario": g.truth.scenario, "concealed_boxes": boxes,
-                    "concealed": g.truth.concealed, "cargo": g.truth.cargo,
-                }));
-            }
-            let truth_path = out.join("truth.json");
-            std::fs::write(&truth_path, serde_json::to_vec_pretty(&truths)?)
-                .with_context(|| format!("writing {}", truth_path.display()))?;
-            println!("wrote {count} scans and {}", truth_path.display());
-        }
+            quiet,
+            captured_at,
+        } => generate_run(
+            &sim,
+            count,
+            &out,
+            masks,
+            quiet,
+            captured_at.unwrap_or_else(Utc::now),
+        )?,
         Command::Feed {
+            sim,
             drop,
             interval,
             count,
-            scenario: name,
-            seed,
-            bay,
+            declarations,
         } => {
-            let choice = scenario(&name)?;
-            let bay = BayId::parse(&bay)?;
+            let (options, bay) = sim.options()?;
             if !(interval.is_finite() && interval >= 0.0) {
                 bail!("--interval must be a non-negative number of seconds");
             }
@@ -121,7 +244,18 @@ fn main() -> Result<()> {
             let mut i = 0;
             while count == 0 || i < count {
                 let scan_id = ScanId::parse(&format!("{bay}-{run}-{i:05}"))?;
-                let g = generate(choice, seed, i, scan_id.clone(), bay.clone(), Utc::now());
+                let g = generate(
+                    options,
+                    sim.seed,
+                    i,
+                    scan_id.clone(),
+                    bay.clone(),
+                    Utc::now(),
+                );
+                if let Some(dir) = &declarations {
+                    write_declaration(dir, &g.declaration)
+                        .with_context(|| format!("writing a declaration into {}", dir.display()))?;
+                }
                 write_scan(&drop, &g.scan, &g.meta, false)
                     .with_context(|| format!("writing scan into {}", drop.display()))?;
                 let code = g
@@ -130,8 +264,8 @@ fn main() -> Result<()> {
                     .map(|c| c.to_string())
                     .unwrap_or_default();
                 println!(
-                    "scanner-sim: dropped {scan_id} ({code}, {:?})",
-                    g.truth.scenario
+                    "scanner-sim: dropped {scan_id} ({code}, {})",
+                    g.truth.scenario.name()
                 );
                 i += 1;
                 std::thread::sleep(Duration::from_secs_f64(interval));

@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use baylens_protocol::sidecar::SCAN_CONTRACT;
 use baylens_protocol::{BayId, ContainerCode, Energy, ScanId, ScanImage, ScanSidecar};
 use chrono::{DateTime, Utc};
+use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::{ImageBuffer, Luma};
 
 use crate::render::{HIGH, LOW, SimulatedScan};
-use crate::scene::PITCH_MM;
 
 /// Paths of the files written for one scan.
 #[derive(Debug, Clone, PartialEq)]
@@ -89,7 +89,7 @@ pub fn write_scan(
                 dark: LOW.dark,
             },
         ],
-        pixel_pitch_mm: PITCH_MM,
+        pixel_pitch_mm: scan.pitch_mm,
         container_code: meta.container_code.clone(),
         declaration_ref: meta.declaration_ref.clone(),
     };
@@ -101,6 +101,17 @@ pub fn write_scan(
         low,
         mask,
     })
+}
+
+/// Writes the trader's declaration as `dir/<reference>.json` (what a trader would lodge with
+/// `POST /api/v1/declarations`).
+pub fn write_declaration(
+    dir: &Path,
+    declaration: &baylens_protocol::Declaration,
+) -> std::io::Result<PathBuf> {
+    fs::create_dir_all(dir)?;
+    let json = serde_json::to_vec_pretty(declaration).map_err(std::io::Error::other)?;
+    write_atomic(dir, &format!("{}.json", declaration.reference), &json)
 }
 
 /// Encodes 16-bit grayscale samples as PNG.
@@ -115,12 +126,11 @@ where
     P: image::Pixel + image::PixelWithColorType,
     [P::Subpixel]: image::EncodableLayout,
 {
+    // Fast compression: scans are large and written often; PNG stays lossless either way.
     let mut bytes = Vec::new();
-    img.write_to(
-        &mut std::io::Cursor::new(&mut bytes),
-        image::ImageFormat::Png,
-    )
-    .map_err(std::io::Error::other)?;
+    let encoder = PngEncoder::new_with_quality(&mut bytes, CompressionType::Fast, FilterType::Sub);
+    img.write_with_encoder(encoder)
+        .map_err(std::io::Error::other)?;
     Ok(bytes)
 }
 
@@ -154,10 +164,12 @@ mod tests {
     fn written_scan_round_trips_16_bit_and_its_sidecar_validates() {
         let dir = tempfile::tempdir().unwrap();
         let mut rng = scan_rng(9, 0);
-        let scan = render(
-            &scene::build(scene::Scenario::Concealment, &mut rng),
+        let scene = scene::build(
+            scene::Scenario::Concealment,
+            scene::SceneOptions::default(),
             &mut rng,
         );
+        let scan = render(&scene, crate::RenderOptions::default(), &mut rng);
         let meta = ScanMeta {
             scan_id: ScanId::parse("T-1").unwrap(),
             bay: BayId::parse("BAY01").unwrap(),

@@ -18,7 +18,7 @@ use std::time::Duration;
 use baylens_protocol::{BayId, ScanId};
 use rand::{Rng, SeedableRng};
 use scanner_sim::write::write_scan;
-use scanner_sim::{ScenarioChoice, generate};
+use scanner_sim::{Scenario, SimOptions, generate};
 use support::*;
 
 fn start_agent(bin: &Path, config: &Path, log: &Path) -> Child {
@@ -81,8 +81,9 @@ async fn no_scan_is_lost_or_duplicated_when_the_agent_is_killed() {
             let mut i = 0u64;
             while !stop_feed.load(Ordering::Relaxed) {
                 let id = ScanId::parse(&format!("BAY01-crash-{i:05}")).unwrap();
+                let scenario = [Scenario::Honest, Scenario::Concealment][i as usize % 2];
                 let g = generate(
-                    ScenarioChoice::Mixed,
+                    SimOptions::small(scenario),
                     99,
                     i,
                     id,

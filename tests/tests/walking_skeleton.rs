@@ -95,7 +95,13 @@ async fn a_dropped_scan_becomes_a_case_with_the_models_findings() {
         hidden.meta.container_code.as_ref().unwrap().as_str()
     );
     assert!(flagged["risk"].as_f64().unwrap() >= 0.5, "{flagged:#}");
-    let [x, y, w, h] = hidden.truth.concealed[0].package.pixel_box();
+    let [x, y, w, h] = hidden
+        .truth
+        .items
+        .iter()
+        .find(|i| i.concealed)
+        .and_then(|i| i.box_px)
+        .unwrap();
     let regions = flagged["report"]["findings"].as_array().unwrap();
     let hit = regions.iter().any(|f| {
         let r = &f["region"];
@@ -167,7 +173,7 @@ async fn a_dropped_scan_becomes_a_case_with_the_models_findings() {
         Some(env!("CARGO_PKG_VERSION"))
     );
     assert_eq!(
-        agents[0].models["concealment-v1"],
+        agents[0].models[baylens_models::concealment::NAME],
         baylens_models::concealment::SHA256
     );
     // The heat map arrived as its own layer.

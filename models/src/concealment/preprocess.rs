@@ -1,5 +1,5 @@
 //! Preprocessing: raw 16-bit readings to the model's input tensor. Mirrors `preprocess` in
-//! `models/train/train_concealment.py`; the golden test holds the two together.
+//! `models/train/train_xray_concealment.py`; the golden test holds the two together.
 
 use ndarray::Array4;
 
@@ -10,9 +10,10 @@ pub const ATTENUATION_SCALE: f32 = 0.25;
 /// Transmission is clamped here so that fully opaque pixels give a finite attenuation (13.8).
 pub const T_MIN: f32 = 1e-6;
 
-/// The net pools twice, so both sides are padded up to a multiple of 4.
+/// The net halves the image three times (a stride-2 stem and two poolings), so both sides are
+/// padded up to a multiple of 8.
 pub fn padded_size(n: usize) -> usize {
-    n.div_ceil(4) * 4
+    n.div_ceil(8) * 8
 }
 
 /// `[1, 1, H', W']` tensor of `-ln(T) * ATTENUATION_SCALE`, with `T = (I - dark) / (air - dark)`
@@ -63,14 +64,14 @@ mod tests {
     #[test]
     fn air_is_zero_and_dark_is_the_clamp() {
         let x = attenuation_input(&[1000, 100, 550, 1000], 2, 2, 1000, 100).unwrap();
-        assert_eq!(x.shape(), &[1, 1, 4, 4]);
+        assert_eq!(x.shape(), &[1, 1, 8, 8]);
         assert_eq!(x[[0, 0, 0, 0]], 0.0);
         let opaque = -T_MIN.ln() * ATTENUATION_SCALE;
         assert!((x[[0, 0, 0, 1]] - opaque).abs() < 1e-5);
         assert!((x[[0, 0, 1, 0]] - 0.5f32.ln().abs() * ATTENUATION_SCALE).abs() < 1e-6);
         // Padding repeats the edge.
-        assert_eq!(x[[0, 0, 3, 3]], x[[0, 0, 1, 1]]);
-        assert_eq!(x[[0, 0, 0, 3]], x[[0, 0, 0, 1]]);
+        assert_eq!(x[[0, 0, 7, 7]], x[[0, 0, 1, 1]]);
+        assert_eq!(x[[0, 0, 0, 7]], x[[0, 0, 0, 1]]);
     }
 
     #[test]

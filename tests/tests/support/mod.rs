@@ -8,7 +8,7 @@ use baylens_server::AppState;
 use baylens_server::store::Store;
 use edge_agent::AgentConfig;
 use scanner_sim::write::write_scan;
-use scanner_sim::{Scenario, ScenarioChoice, generate};
+use scanner_sim::{Scenario, SimOptions, generate};
 use std::path::{Path, PathBuf};
 use tokio::sync::oneshot;
 
@@ -84,7 +84,7 @@ pub async fn session_token(client: &reqwest::Client, url: &str, user: &str) -> S
 pub fn drop_scan(drop: &Path, scenario: Scenario, index: u64) -> scanner_sim::Generated {
     let id = ScanId::parse(&format!("BAY01-e2e-{index}")).unwrap();
     let g = generate(
-        ScenarioChoice::Fixed(scenario),
+        SimOptions::small(scenario),
         4242,
         index,
         id,
