@@ -9,6 +9,9 @@
 //! # Layout
 //! - [`config`]: the agent's TOML configuration (unknown keys are errors).
 //! - [`ingest`]: the drop folder (`drop_folder`) and the image decoder with its limits (`decode`).
+//! - [`calibration`]: readings to attenuation and areal mass, the container's cargo space, the
+//!   cargo's estimated mass (per-scanner constants in a TOML file).
+//! - [`material_map`]: the dual-energy material classes (organic, mixed, inorganic, metal).
 //! - [`analysis`]: model output to findings, risk and lane: the report.
 //! - [`preview`]: the 8-bit preview PNG (scan plus heat map) sent with the report.
 //! - [`outbox`]: the durable store (SQLite in WAL mode plus files).
@@ -17,9 +20,11 @@
 
 pub mod agent;
 pub mod analysis;
+pub mod calibration;
 pub mod config;
 pub mod error;
 pub mod ingest;
+pub mod material_map;
 pub mod outbox;
 pub mod preview;
 pub mod uplink;

@@ -1,0 +1,429 @@
+//! Calibration: detector readings to transmission, attenuation and areal mass, the container's
+//! place in the scan, and the cargo's estimated mass. Pure functions over plain data.
+//!
+//! # Method
+//! 1. **Transmission and attenuation**, per energy: `T = clamp((I − dark) / (air − dark), 1e-6, 1)`,
+//!    `A = −ln T`. Air and dark come from the sidecar (the scanner measures them every scan).
+//! 2. **The container**: its end walls are the outermost columns that are dark over most of
+//!    their height (the steel end wall lies along the ray for the full 2.35 m width); its floor
+//!    is the dark line of the floor boards between them; its top is where the end wall stops.
+//! 3. **The cargo alone**: each row's baseline is the 2nd percentile of the (7 × 7 averaged)
+//!    attenuation across the container's length: side walls and roof are uniform along the
+//!    container, so what remains above the baseline is cargo. Containers are never loaded so
+//!    full that 2 % of their length has no gap in a row (doors, pallet gaps).
+//! 4. **Areal mass**: `ρt = A_net / (μ/ρ)` in g/cm², with μ/ρ at the high energy for the pixel's
+//!    material class (see [`crate::material_map`]); times the pixel's area at the centre plane,
+//!    summed, it is the cargo's mass. Opaque pixels give a lower bound and are counted.
+//!
+//! The constants of one scanner live in a TOML file ([`Calibration`]); the committed
+//! `assets/calibration/scanner-sim.toml` is the simulator's.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::material_map::{MaterialClass, classify};
+
+/// The committed calibration of the simulated scanner.
+pub const SCANNER_SIM: &str = include_str!("../../assets/calibration/scanner-sim.toml");
+
+/// The constants of one scanner.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Calibration {
+    /// Which scanner this file describes.
+    pub scanner: String,
+    /// μ/ρ at the high energy assumed for organic (and mixed) goods, cm²/g.
+    pub mu_rho_organic: f64,
+    /// μ/ρ at the high energy assumed for inorganic goods, cm²/g.
+    pub mu_rho_inorganic: f64,
+    /// μ/ρ at the high energy assumed for metal, cm²/g.
+    pub mu_rho_metal: f64,
+    /// Lowest low/high attenuation ratio of organic goods.
+    pub ratio_organic_min: f64,
+    /// Lowest ratio of the mixed band (organic and light inorganic not told apart).
+    pub ratio_mixed_min: f64,
+    /// Lowest ratio of inorganic goods; below it, metal.
+    pub ratio_inorganic_min: f64,
+    /// Net high-energy attenuation below which nothing is classified.
+    pub min_net_attenuation: f64,
+    /// High-energy attenuation above which a pixel is opaque.
+    pub opaque_attenuation: f64,
+    /// Half-size of the box average before classification.
+    pub smoothing_radius: usize,
+}
+
+impl Calibration {
+    /// The simulator's calibration (`assets/calibration/scanner-sim.toml`).
+    pub fn scanner_sim() -> Self {
+        Self::parse(SCANNER_SIM).expect("the committed calibration parses (tested)")
+    }
+
+    /// Parses and checks a calibration file's text.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let c: Self = toml::from_str(text).map_err(|e| e.to_string())?;
+        let positive = [c.mu_rho_organic, c.mu_rho_inorganic, c.mu_rho_metal];
+        if !positive.iter().all(|v| v.is_finite() && *v > 0.0) {
+            return Err("mass attenuation coefficients must be positive".into());
+        }
+        if !(c.ratio_organic_min > c.ratio_mixed_min && c.ratio_mixed_min > c.ratio_inorganic_min) {
+            return Err(
+                "ratio boundaries must fall: organic > mixed > inorganic (metal below)".into(),
+            );
+        }
+        if !(c.min_net_attenuation > 0.0 && c.opaque_attenuation > c.min_net_attenuation) {
+            return Err("need 0 < min_net_attenuation < opaque_attenuation".into());
+        }
+        if c.smoothing_radius > 20 {
+            return Err("smoothing_radius must be at most 20 pixels".into());
+        }
+        Ok(c)
+    }
+
+    /// Reads a calibration file.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read calibration {}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| format!("calibration {}: {e}", path.display()))
+    }
+
+    /// μ/ρ at the high energy for a material class.
+    pub fn mu_rho(&self, class: MaterialClass) -> f64 {
+        match class {
+            MaterialClass::Inorganic => self.mu_rho_inorganic,
+            MaterialClass::Metal | MaterialClass::Opaque => self.mu_rho_metal,
+            _ => self.mu_rho_organic,
+        }
+    }
+}
+
+/// Attenuation `−ln T` of 16-bit readings, with `T` clamped to `[1e-6, 1]`.
+pub fn attenuation(readings: &[u16], air: u16, dark: u16) -> Vec<f32> {
+    let span = f32::from(air.saturating_sub(dark)).max(1.0);
+    let lut: Vec<f32> = (0..=u16::MAX)
+        .map(|i| {
+            -((f32::from(i) - f32::from(dark)) / span)
+                .clamp(1e-6, 1.0)
+                .ln()
+        })
+        .collect();
+    readings.iter().map(|&r| lut[usize::from(r)]).collect()
+}
+
+/// Box average with half-size `r` (edges use the pixels that exist), by an integral image.
+pub fn box_mean(values: &[f32], w: usize, h: usize, r: usize) -> Vec<f32> {
+    let mut integral = vec![0.0f64; (w + 1) * (h + 1)];
+    for y in 0..h {
+        let mut row = 0.0;
+        for x in 0..w {
+            row += f64::from(values[y * w + x]);
+            integral[(y + 1) * (w + 1) + x + 1] = integral[y * (w + 1) + x + 1] + row;
+        }
+    }
+    let mut out = vec![0.0; w * h];
+    for y in 0..h {
+        let (y0, y1) = (y.saturating_sub(r), (y + r + 1).min(h));
+        for x in 0..w {
+            let (x0, x1) = (x.saturating_sub(r), (x + r + 1).min(w));
+            let sum = integral[y1 * (w + 1) + x1]
+                - integral[y0 * (w + 1) + x1]
+                - integral[y1 * (w + 1) + x0]
+                + integral[y0 * (w + 1) + x0];
+            out[y * w + x] = (sum / ((y1 - y0) * (x1 - x0)) as f64) as f32;
+        }
+    }
+    out
+}
+
+/// Where the container's cargo space is in the scan, in pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CargoSpace {
+    /// First column inside the front wall.
+    pub x0: usize,
+    /// One past the last column inside the doors.
+    pub x1: usize,
+    /// Topmost row of the cargo space (just under the roof).
+    pub top: usize,
+    /// One past the lowest row of the cargo space (the floor boards' top).
+    pub floor: usize,
+}
+
+impl CargoSpace {
+    /// Pixels in the cargo space.
+    pub fn pixels(&self) -> usize {
+        (self.x1 - self.x0) * (self.floor - self.top)
+    }
+}
+
+/// Attenuation of a column that counts as "dark" when looking for end walls and the floor.
+const DARK: f32 = 2.0;
+/// Columns skipped inside each end wall (corner posts, door bars).
+const WALL_MARGIN: usize = 18;
+/// Rows whose structure alone attenuates more than this are floor, underframe or roof.
+const STRUCTURE: f32 = 0.45;
+
+/// Finds the container's cargo space from the high-energy attenuation, or `None` when no
+/// container is in the scan (two end walls and a floor between them).
+pub fn locate_cargo_space(att_high: &[f32], w: usize, h: usize) -> Option<CargoSpace> {
+    if w < 3 * WALL_MARGIN || h < 20 {
+        return None;
+    }
+    let dark_rows: Vec<usize> = (0..w)
+        .map(|c| (0..h).filter(|&r| att_high[r * w + c] > DARK).count())
+        .collect();
+    let max = *dark_rows.iter().max()?;
+    if max < h / 4 {
+        return None;
+    }
+    let wall = |c: &usize| dark_rows[*c] * 100 >= max * 85;
+    let left = (0..w).find(wall)?;
+    let right = (0..w).rev().find(wall)?;
+    if right < left + 3 * WALL_MARGIN {
+        return None;
+    }
+    // The end walls' dark run gives the container's height. Under the cargo lie the floor
+    // boards, cross-members and rails; over it the roof and top rails. In a fan beam their
+    // projections smear over many rows, so the cargo space is the band of rows between them
+    // where the structure alone (the 2nd percentile along the row) stays light.
+    let wall_rows: Vec<usize> = (0..h)
+        .filter(|&r| att_high[r * w + left] > DARK || att_high[r * w + right] > DARK)
+        .collect();
+    let (&wall_top, &wall_bottom) = (wall_rows.first()?, wall_rows.last()?);
+    let (x0, x1) = (left + WALL_MARGIN, right.saturating_sub(WALL_MARGIN));
+    let structure = |r: usize| {
+        let mut row: Vec<f32> = att_high[r * w + x0..r * w + x1].to_vec();
+        let k = row.len() / 50;
+        *row.select_nth_unstable_by(k, f32::total_cmp).1
+    };
+    let middle = (wall_top + wall_bottom) / 2;
+    // A dead detector channel reads dark along its whole row, air included: not structure.
+    let dead = |r: usize| {
+        let mut row: Vec<f32> = att_high[r * w..(r + 1) * w].to_vec();
+        *row.select_nth_unstable_by(w / 2, f32::total_cmp).1 > 10.0
+    };
+    let light = |r: &usize| dead(*r) || structure(*r) < STRUCTURE;
+    let top = (wall_top..middle).find(light)?;
+    let floor = (middle..=wall_bottom)
+        .find(|r| !light(r))
+        .unwrap_or(wall_bottom + 1);
+    (floor > top + 10).then_some(CargoSpace { x0, x1, top, floor })
+}
+
+/// Per row of the cargo space, the container's own attenuation: the 2nd percentile across the
+/// cargo space's columns of the smoothed attenuation.
+pub fn row_baseline(smoothed: &[f32], w: usize, space: &CargoSpace) -> Vec<f32> {
+    (space.top..space.floor)
+        .map(|r| {
+            let mut row: Vec<f32> = smoothed[r * w + space.x0..r * w + space.x1].to_vec();
+            let k = row.len() / 50;
+            let (_, v, _) = row.select_nth_unstable_by(k, f32::total_cmp);
+            *v
+        })
+        .collect()
+}
+
+/// What the calibration makes of one scan's cargo.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CargoEstimate {
+    /// Where the cargo space is.
+    pub space: CargoSpace,
+    /// Estimated cargo mass, kg (a lower bound where pixels are opaque).
+    pub mass_kg: f64,
+    /// Share of the cargo space's pixels that are opaque.
+    pub opaque_fraction: f64,
+    /// Share of the cargo space holding material (net attenuation above the minimum).
+    pub fill_fraction: f64,
+    /// Estimated mass per material class, kg: organic, mixed, inorganic, metal, opaque.
+    pub mass_by_class: [f64; 5],
+    /// Material class of every pixel of the scan, row-major ([`MaterialClass`] as `u8`; `None`
+    /// outside the cargo space).
+    pub classes: Vec<u8>,
+}
+
+/// Estimates the cargo's mass and material classes from both energies' attenuation.
+pub fn estimate_cargo(
+    att_high: &[f32],
+    att_low: &[f32],
+    w: usize,
+    h: usize,
+    pitch_mm: f64,
+    cal: &Calibration,
+) -> Option<CargoEstimate> {
+    let space = locate_cargo_space(att_high, w, h)?;
+    let r = cal.smoothing_radius;
+    let (sh, sl) = (box_mean(att_high, w, h, r), box_mean(att_low, w, h, r));
+    let (base_h, base_l) = (row_baseline(&sh, w, &space), row_baseline(&sl, w, &space));
+    let pixel_cm2 = (pitch_mm / 10.0).powi(2);
+    let mut classes = vec![MaterialClass::None as u8; w * h];
+    let (mut mass_by_class, mut opaque, mut filled) = ([0.0f64; 5], 0usize, 0usize);
+    for (i, row) in (space.top..space.floor).enumerate() {
+        for c in space.x0..space.x1 {
+            let p = row * w + c;
+            let net_h = f64::from(att_high[p] - base_h[i]);
+            let class = classify(
+                f64::from(sh[p] - base_h[i]),
+                f64::from(sl[p] - base_l[i]),
+                f64::from(sh[p]),
+                cal,
+            );
+            classes[p] = class as u8;
+            opaque += usize::from(class == MaterialClass::Opaque);
+            filled += usize::from(class != MaterialClass::None);
+            // Signed: noise averages out instead of piling up.
+            let grams = net_h / cal.mu_rho(class) * pixel_cm2;
+            if let Some(slot) = class.index() {
+                mass_by_class[slot] += grams / 1000.0;
+            } else {
+                mass_by_class[0] += grams / 1000.0;
+            }
+        }
+    }
+    let n = space.pixels().max(1) as f64;
+    Some(CargoEstimate {
+        space,
+        mass_kg: mass_by_class.iter().sum::<f64>().max(0.0),
+        opaque_fraction: opaque as f64 / n,
+        fill_fraction: filled as f64 / n,
+        mass_by_class,
+        classes,
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use baylens_protocol::{BayId, ScanId};
+    use scanner_sim::render::{HIGH, LOW};
+    use scanner_sim::{Scenario, ScenarioChoice, SimOptions, generate};
+
+    pub(crate) fn simulated(scenario: Scenario, seed: u64, i: u64) -> scanner_sim::Generated {
+        generate(
+            SimOptions::new(ScenarioChoice::Fixed(scenario)),
+            seed,
+            i,
+            ScanId::parse("T").unwrap(),
+            BayId::parse("BAY01").unwrap(),
+            chrono::Utc::now(),
+        )
+    }
+
+    pub(crate) fn estimate(g: &scanner_sim::Generated) -> Option<CargoEstimate> {
+        let (w, h) = (g.scan.width as usize, g.scan.height as usize);
+        let ah = attenuation(&g.scan.high, HIGH.air, HIGH.dark);
+        let al = attenuation(&g.scan.low, LOW.air, LOW.dark);
+        estimate_cargo(&ah, &al, w, h, g.scan.pitch_mm, &Calibration::scanner_sim())
+    }
+
+    #[test]
+    fn the_committed_calibration_parses_and_bad_files_are_refused() {
+        let c = Calibration::scanner_sim();
+        assert!(c.ratio_organic_min > c.ratio_inorganic_min);
+        let broken = SCANNER_SIM.replace("ratio_mixed_min = 1.2200", "ratio_mixed_min = 1.3");
+        assert!(
+            Calibration::parse(&broken)
+                .unwrap_err()
+                .contains("must fall")
+        );
+        let unknown = format!("{SCANNER_SIM}\nfudge = 2\n");
+        assert!(
+            Calibration::parse(&unknown)
+                .unwrap_err()
+                .contains("unknown field")
+        );
+    }
+
+    #[test]
+    fn attenuation_is_zero_in_air_and_capped_when_dark() {
+        let a = attenuation(&[60_000, 300, 30_150], 60_000, 300);
+        assert!(a[0].abs() < 1e-6);
+        assert!((a[1] - 13.8155).abs() < 1e-3);
+        assert!((a[2] - std::f32::consts::LN_2).abs() < 1e-3);
+    }
+
+    #[test]
+    fn box_mean_of_a_constant_is_the_constant_and_it_smooths_a_spike() {
+        let mut v = vec![1.0f32; 15 * 9];
+        assert!(
+            box_mean(&v, 15, 9, 2)
+                .iter()
+                .all(|x| (x - 1.0).abs() < 1e-6)
+        );
+        v[4 * 15 + 7] = 26.0;
+        let m = box_mean(&v, 15, 9, 2);
+        assert!((m[4 * 15 + 7] - 2.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn the_cargo_space_is_found_inside_the_container_in_every_layout() {
+        for i in 0..24 {
+            let g = simulated(Scenario::Empty, 31, i);
+            let (w, h) = (g.scan.width as usize, g.scan.height as usize);
+            let ah = attenuation(&g.scan.high, HIGH.air, HIGH.dark);
+            let s = locate_cargo_space(&ah, w, h).unwrap_or_else(|| panic!("scan {i}"));
+            let [el, _, eh] = g.truth.container.exterior();
+            let length_px = el / g.scan.pitch_mm;
+            // Inside the walls, most of the container's length.
+            let stretch = g.scan.defects.stretch.map_or(1.0, |(_, _, f)| f);
+            assert!(
+                (s.x1 - s.x0) as f64 > 0.9 * length_px - 40.0
+                    && ((s.x1 - s.x0) as f64) < length_px * stretch,
+                "scan {i}: {s:?}, length {length_px}"
+            );
+            let height_px = (s.floor - s.top) as f64 * g.scan.pitch_mm;
+            assert!(
+                height_px > 0.8 * eh && height_px < 1.25 * eh,
+                "scan {i}: {s:?}"
+            );
+        }
+        // No container, no cargo space.
+        assert!(locate_cargo_space(&[0.0; 200 * 100], 200, 100).is_none());
+    }
+
+    #[test]
+    fn estimated_cargo_mass_follows_the_true_mass() {
+        let mut errors = Vec::new();
+        for i in 0..40 {
+            let g = simulated(Scenario::Honest, 41, i);
+            let e = estimate(&g).expect("a container is found");
+            if e.opaque_fraction > 0.005 || g.truth.cargo_mass_kg < 500.0 {
+                continue; // opaque loads give a lower bound only
+            }
+            let packing: Vec<_> = g
+                .truth
+                .items
+                .iter()
+                .map(|it| (it.packing, it.material))
+                .collect();
+            errors.push((
+                e.mass_kg / g.truth.cargo_mass_kg - 1.0,
+                i,
+                e.mass_kg,
+                g.truth.cargo_mass_kg,
+                packing,
+            ));
+        }
+        errors.sort_by(|a, b| a.0.abs().total_cmp(&b.0.abs()));
+        let median = errors[errors.len() / 2].0.abs();
+        let within = errors.iter().filter(|e| e.0.abs() < 0.15).count();
+        println!("mass error over {} scans: median {median:.3}", errors.len());
+        for e in errors.iter().filter(|e| e.0.abs() > 0.1) {
+            println!("  {e:?}");
+        }
+        assert!(errors.len() >= 20);
+        assert!(median < 0.08, "median relative error {median}");
+        assert!(
+            within * 10 >= errors.len() * 9,
+            "{within} of {} within 15 %",
+            errors.len()
+        );
+    }
+
+    #[test]
+    fn an_empty_container_weighs_almost_nothing() {
+        for i in 0..10 {
+            let e = estimate(&simulated(Scenario::Empty, 43, i)).unwrap();
+            assert!(e.mass_kg < 300.0, "scan {i}: {} kg", e.mass_kg);
+            assert!(e.fill_fraction < 0.02, "scan {i}: fill {}", e.fill_fraction);
+        }
+    }
+}
