@@ -12,6 +12,8 @@
 //! - [`calibration`]: readings to attenuation and areal mass, the container's cargo space, the
 //!   cargo's estimated mass (per-scanner constants in a TOML file).
 //! - [`material_map`]: the dual-energy material classes (organic, mixed, inorganic, metal).
+//! - [`manifest`]: manifest verification: the scan against the declaration (mass, material,
+//!   declared empty, container code, no declaration).
 //! - [`analysis`]: model output to findings, risk and lane: the report.
 //! - [`preview`]: the 8-bit preview PNG (scan plus heat map) sent with the report.
 //! - [`outbox`]: the durable store (SQLite in WAL mode plus files).
@@ -24,6 +26,7 @@ pub mod calibration;
 pub mod config;
 pub mod error;
 pub mod ingest;
+pub mod manifest;
 pub mod material_map;
 pub mod outbox;
 pub mod preview;

@@ -8,6 +8,7 @@
 //! - [`ids`]: identifiers that end up in file names and URLs (`ScanId`, `BayId`, `ReportId`),
 //!   restricted to a safe alphabet so that no id can traverse a path.
 //! - [`container_code`]: ISO 6346 container codes with check-digit validation.
+//! - [`hs`]: the HS chapter → material profile table (`assets/hs_chapters.csv`).
 //! - [`declaration`]: advance cargo declarations (`baylens.declaration/1`), a WCO Data Model subset.
 //! - [`sidecar`]: the scan contract (`baylens.scan/1`), documented in `SCAN_FORMAT.md`.
 //! - [`report`]: what a bay reports to the server for each scan: model output, findings, risk, lane.
@@ -16,6 +17,7 @@
 pub mod container_code;
 pub mod declaration;
 pub mod error;
+pub mod hs;
 pub mod ids;
 pub mod report;
 pub mod sidecar;

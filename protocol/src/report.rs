@@ -66,6 +66,16 @@ pub struct Region {
 pub enum FindingKind {
     /// The concealment model sees a dense object that does not belong in the surrounding cargo.
     ConcealedObject,
+    /// No advance declaration matches the scan: the whole load is undeclared.
+    NoDeclaration,
+    /// The container code read at the bay differs from the declared one.
+    ContainerCodeMismatch,
+    /// The container was declared empty but holds goods.
+    DeclaredEmptyNotEmpty,
+    /// The estimated cargo mass differs from the declared gross mass beyond tolerance.
+    MassMismatch,
+    /// Material the declared goods cannot explain (e.g. metal in a load of textiles).
+    MaterialMismatch,
 }
 
 /// One thing an officer should look at.

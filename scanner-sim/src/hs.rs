@@ -1,37 +1,21 @@
-//! The HS chapter → material profile table (`assets/hs_chapters.csv`): what a load of goods from
-//! each chapter of the Harmonized System looks like to a scanner (material, packing, stowed
-//! density), and a representative commodity for simulated declarations.
+//! The HS chapter → material profile table, with each row's material resolved to the
+//! simulator's attenuation data. The table and its parser live in
+//! [`baylens_protocol::hs`], shared with the edge agent's manifest checks.
 
 use std::sync::OnceLock;
 
-use serde::Serialize;
+pub use baylens_protocol::hs::Packing;
 
 use crate::materials::Material;
 
-/// The table as committed.
-pub const TABLE_CSV: &str = include_str!("../../assets/hs_chapters.csv");
-
-/// How goods of a chapter are usually stowed in a container.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Packing {
-    /// Unit loads on pallets, or floor-stacked cartons.
-    Pallets,
-    /// Loose goods heaped on the floor (grain, cement, feed).
-    Bulk,
-    /// Liquids in 200 l steel drums.
-    Drums,
-}
-
-/// One row of the table.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One row of the table, its material resolved.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChapterProfile {
     /// First HS chapter the row covers.
     pub first: u8,
     /// Last HS chapter the row covers.
     pub last: u8,
     /// Material the goods attenuate like.
-    #[serde(skip)]
     pub material: Material,
     /// Usual packing.
     pub packing: Packing,
@@ -43,95 +27,31 @@ pub struct ChapterProfile {
     pub description: String,
 }
 
-impl ChapterProfile {
-    /// HS chapter of the representative commodity.
-    pub fn chapter(&self) -> u8 {
-        self.hs_code[..2].parse().unwrap_or(self.first)
-    }
-}
-
-/// The parsed table (parsed once; the CSV is compiled in and checked by a test).
+/// The table with materials resolved.
 pub fn table() -> &'static [ChapterProfile] {
     static TABLE: OnceLock<Vec<ChapterProfile>> = OnceLock::new();
-    TABLE.get_or_init(|| parse(TABLE_CSV).expect("assets/hs_chapters.csv is valid (tested)"))
+    TABLE.get_or_init(|| {
+        baylens_protocol::hs::table()
+            .iter()
+            .map(|p| ChapterProfile {
+                first: p.first,
+                last: p.last,
+                material: Material::by_name(&p.material)
+                    .expect("every table material is a simulator material (tested)"),
+                packing: p.packing,
+                bulk: p.bulk,
+                hs_code: p.hs_code.clone(),
+                description: p.description.clone(),
+            })
+            .collect()
+    })
 }
 
-/// The profile of an HS chapter, if the table covers it (every chapter but the reserved 77).
+/// The profile of an HS chapter, if the table covers it.
 pub fn profile(chapter: u8) -> Option<&'static ChapterProfile> {
     table()
         .iter()
         .find(|p| (p.first..=p.last).contains(&chapter))
-}
-
-/// Parses the table: `#` comment lines, one header line, then rows.
-pub fn parse(csv: &str) -> Result<Vec<ChapterProfile>, String> {
-    let mut rows = Vec::new();
-    let mut lines = csv
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.starts_with('#') && !l.trim().is_empty());
-    lines.next().ok_or("the table has no header")?;
-    for (n, line) in lines {
-        let at = |what: &str| format!("line {}: {what}", n + 1);
-        let f = split_csv(line);
-        let [
-            first,
-            last,
-            material,
-            packing,
-            bmin,
-            bmax,
-            hs_code,
-            description,
-        ] = f.as_slice()
-        else {
-            return Err(at(&format!("{} fields, expected 8", f.len())));
-        };
-        let num = |s: &str| {
-            s.parse::<f64>()
-                .map_err(|_| at(&format!("{s:?} is not a number")))
-        };
-        let chapter = |s: &str| {
-            s.parse::<u8>()
-                .ok()
-                .filter(|c| (1..=97).contains(c))
-                .ok_or_else(|| at(&format!("{s:?} is not an HS chapter")))
-        };
-        let packing = match packing.as_str() {
-            "pallets" => Packing::Pallets,
-            "bulk" => Packing::Bulk,
-            "drums" => Packing::Drums,
-            other => return Err(at(&format!("unknown packing {other:?}"))),
-        };
-        let bulk = (num(bmin)?, num(bmax)?);
-        if !(bulk.0 > 0.0 && bulk.0 <= bulk.1 && bulk.1 < 12.0) {
-            return Err(at("bulk density range must be 0 < min <= max < 12 g/cm3"));
-        }
-        rows.push(ChapterProfile {
-            first: chapter(first)?,
-            last: chapter(last)?,
-            material: Material::by_name(material)
-                .ok_or_else(|| at(&format!("unknown material {material:?}")))?,
-            packing,
-            bulk,
-            hs_code: hs_code.clone(),
-            description: description.clone(),
-        });
-    }
-    Ok(rows)
-}
-
-fn split_csv(line: &str) -> Vec<String> {
-    let mut fields = vec![String::new()];
-    let mut quoted = false;
-    for ch in line.chars() {
-        match ch {
-            '"' => quoted = !quoted,
-            ',' if !quoted => fields.push(String::new()),
-            c => fields.last_mut().expect("starts with one field").push(c),
-        }
-    }
-    fields
 }
 
 #[cfg(test)]
@@ -139,29 +59,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_table_covers_every_chapter_but_77_once_and_its_examples_are_in_range() {
-        let t = table();
-        for chapter in 1..=97u8 {
-            let rows = t
-                .iter()
-                .filter(|p| (p.first..=p.last).contains(&chapter))
-                .count();
-            assert_eq!(rows, usize::from(chapter != 77), "chapter {chapter}");
+    fn every_row_resolves_to_a_material_whose_class_the_table_states() {
+        for (row, p) in baylens_protocol::hs::table().iter().zip(table()) {
+            assert_eq!(
+                p.material.class().as_str(),
+                row.class.as_str(),
+                "{}",
+                row.hs_code
+            );
         }
-        for p in t {
-            assert!((p.first..=p.last).contains(&p.chapter()), "{}", p.hs_code);
-            assert_eq!(p.hs_code.len(), 7, "{}", p.hs_code);
-        }
-        assert_eq!(profile(52).unwrap().description, "Cotton fabric, woven");
-        assert!(profile(77).is_none());
-    }
-
-    #[test]
-    fn bad_rows_are_reported_by_line() {
-        let err = parse("first,last\n1,2,unobtainium,pallets,0.1,0.2,0101.10,x\n").unwrap_err();
-        assert!(
-            err.contains("line 2") && err.contains("unobtainium"),
-            "{err}"
-        );
+        assert_eq!(profile(52).unwrap().material.name, "cellulose");
     }
 }
