@@ -9,14 +9,14 @@ use std::time::Duration;
 use baylens_models::ConcealmentModel;
 use baylens_models::concealment::NAME as MODEL_NAME;
 use baylens_models::engine::sha256_hex;
-use baylens_protocol::{Energy, ReportId, ScanSidecar};
+use baylens_protocol::ReportId;
 use chrono::Utc;
 use tokio::sync::Notify;
 
 use crate::analysis::build_report;
 use crate::ingest::Rejection;
-use crate::ingest::decode::decode_image16;
 use crate::ingest::drop_folder::{DropFolder, ReadyScan};
+use crate::ingest::scan::load_scan;
 use crate::outbox::{Accepted, HEAT_FILE, Outbox, PREVIEW_FILE, StoredFile};
 use crate::preview::{render_heat_layer, render_preview};
 use crate::uplink::{self, Uplink};
@@ -221,69 +221,28 @@ fn prepare(
     model: &mut ConcealmentModel,
     scan: &ReadyScan,
 ) -> Result<Prepared, Rejection> {
-    let sidecar_name = scan
-        .sidecar
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let sidecar_bytes = std::fs::read(&scan.sidecar)
-        .map_err(|e| Rejection(format!("{sidecar_name}: cannot read: {e}")))?;
-    let sidecar = ScanSidecar::from_json(&sidecar_bytes, Utc::now())
-        .map_err(|e| Rejection(format!("{sidecar_name}: {e}")))?;
-    if sidecar.bay != config.bay {
+    let loaded = load_scan(&scan.sidecar, config.max_image_bytes)?;
+    if loaded.sidecar.bay != config.bay {
         return Err(Rejection(format!(
-            "{sidecar_name}: scan is for bay {}, this agent serves bay {}",
-            sidecar.bay, config.bay
+            "{}: scan is for bay {}, this agent serves bay {}",
+            scan.sidecar
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            loaded.sidecar.bay,
+            config.bay
         )));
     }
-    let mut files = vec![("sidecar.json".to_owned(), sidecar_bytes)];
-    let mut decoded = Vec::new();
-    for image in &sidecar.images {
-        let path = scan.sidecar.with_file_name(&image.file);
-        let len = std::fs::metadata(&path)
-            .map_err(|_| {
-                Rejection(format!(
-                    "{}: named in {sidecar_name} but not found",
-                    image.file
-                ))
-            })?
-            .len();
-        if len > config.max_image_bytes {
-            return Err(Rejection(format!(
-                "{}: {len} bytes exceeds the limit of {} bytes",
-                image.file, config.max_image_bytes
-            )));
-        }
-        let bytes = std::fs::read(&path)
-            .map_err(|e| Rejection(format!("{}: cannot read: {e}", image.file)))?;
-        decoded.push(decode_image16(&image.file, &bytes)?);
-        files.push((image.file.clone(), bytes));
-    }
-    if let [a, b] = decoded.as_slice() {
-        if (a.width, a.height) != (b.width, b.height) {
-            return Err(Rejection(format!(
-                "dual-energy images differ in size: {} is {}x{}, {} is {}x{}",
-                sidecar.images[0].file,
-                a.width,
-                a.height,
-                sidecar.images[1].file,
-                b.width,
-                b.height
-            )));
-        }
-    }
-    let high_index = sidecar
-        .images
-        .iter()
-        .position(|i| i.energy == Energy::High)
-        .unwrap_or(0);
-    let high = &decoded[high_index];
+    let high_index = loaded.high_index();
+    let (high, _) = loaded.high();
+    let sidecar = &loaded.sidecar;
     let meta = sidecar.high();
     let output = model
         .analyse(&high.samples, high.width, high.height, meta.air, meta.dark)
         .map_err(|e| Rejection(format!("analysis failed: {e}")))?;
     let preview = render_preview(&high.samples, high.width, high.height, meta.air, meta.dark)
         .map_err(|e| Rejection(format!("preview failed: {e}")))?;
+    let mut files = loaded.files.clone();
     files.push((PREVIEW_FILE.to_owned(), preview));
     let heat = render_heat_layer(high.width, high.height, &output)
         .map_err(|e| Rejection(format!("heat layer failed: {e}")))?;
@@ -292,7 +251,7 @@ fn prepare(
         ReportId::parse(&uuid::Uuid::new_v4().to_string()).map_err(|e| Rejection(e.to_string()))?;
     let report = build_report(
         report_id,
-        &sidecar,
+        sidecar,
         (high.width, high.height),
         MODEL_NAME,
         model.sha256(),

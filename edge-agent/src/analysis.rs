@@ -61,6 +61,19 @@ pub fn build_report(
     }
 }
 
+/// Adds findings from other checks (manifest verification) to a report, strongest first, and
+/// sets its risk and lane again from the strongest finding.
+pub fn add_findings(report: &mut ScanReport, extra: Vec<Finding>) {
+    report.findings.extend(extra);
+    report.findings.sort_by(|a, b| b.score.total_cmp(&a.score));
+    report.risk = report
+        .findings
+        .iter()
+        .map(|f| f.score.clamp(0.0, 1.0))
+        .fold(0.0f32, f32::max);
+    report.lane = Lane::for_risk(report.risk);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

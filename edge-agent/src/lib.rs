@@ -19,9 +19,11 @@
 //! - [`outbox`]: the durable store (SQLite in WAL mode plus files).
 //! - [`uplink`]: delivery to the server, idempotent by report id, with backoff and jitter.
 //! - [`agent`]: [`run`], which wires them together until shutdown.
+//! - [`analyze`]: `edge-agent analyze`, the whole pipeline on scans from disk, no server.
 
 pub mod agent;
 pub mod analysis;
+pub mod analyze;
 pub mod calibration;
 pub mod config;
 pub mod error;

@@ -1,4 +1,5 @@
-//! `edge-agent run --config FILE`: the bay agent.
+//! `edge-agent run --config FILE`: the bay agent. `edge-agent analyze SIDECAR...`: the bay
+//! pipeline on scans from disk, no server.
 
 use std::path::PathBuf;
 
@@ -21,18 +22,154 @@ enum Command {
         #[arg(long, env = "BAYLENS_AGENT_CONFIG")]
         config: PathBuf,
     },
+    /// Analyse scans from disk and print their reports; no server needed. Exits 0 when every
+    /// scan was analysed (whatever was found), 2 when a scan or the declaration is bad.
+    Analyze {
+        /// Sidecar files (`<scan_id>.json`); the images they name sit next to them.
+        #[arg(required = true)]
+        sidecars: Vec<PathBuf>,
+        /// The advance declaration (`baylens.declaration/1`) to verify the load against; without
+        /// it, a missing declaration is itself a finding.
+        #[arg(long)]
+        declaration: Option<PathBuf>,
+        /// Folder with the ONNX models.
+        #[arg(long, env = "BAYLENS_MODELS_DIR", default_value = "models/onnx")]
+        models: PathBuf,
+        /// Per-scanner calibration (default: the simulator's, assets/calibration/scanner-sim.toml).
+        #[arg(long)]
+        calibration: Option<PathBuf>,
+        /// ONNX Runtime threads.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Print JSON (documented in edge-agent/src/analyze.rs) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn analyze(
+    sidecars: &[PathBuf],
+    declaration: Option<&PathBuf>,
+    models: &std::path::Path,
+    calibration: Option<&PathBuf>,
+    threads: usize,
+    json: bool,
+) -> Result<bool> {
+    use edge_agent::calibration::Calibration;
+    let declaration = match declaration {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            match baylens_protocol::Declaration::from_json(&text, chrono::Utc::now()) {
+                Ok(d) => Some(d),
+                Err(errors) => {
+                    let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                    eprintln!(
+                        "edge-agent analyze: {}: {}",
+                        path.display(),
+                        list.join("; ")
+                    );
+                    return Ok(false);
+                }
+            }
+        }
+        None => None,
+    };
+    let calibration = match calibration {
+        Some(path) => Calibration::load(path).map_err(anyhow::Error::msg)?,
+        None => Calibration::scanner_sim(),
+    };
+    let mut model = baylens_models::ConcealmentModel::load(models, threads)
+        .with_context(|| format!("loading the model from {}", models.display()))?;
+    let mut all_ok = true;
+    let mut out = Vec::new();
+    for sidecar in sidecars {
+        let value = match edge_agent::analyze::analyze_one(
+            sidecar,
+            &mut model,
+            &calibration,
+            declaration.as_ref(),
+        ) {
+            Ok(v) => v,
+            Err(e) => {
+                all_ok = false;
+                eprintln!("edge-agent analyze: {}: {e}", sidecar.display());
+                serde_json::json!({"sidecar": sidecar.display().to_string(), "error": e.to_string()})
+            }
+        };
+        if !json {
+            print_text(&value);
+        }
+        out.push(value);
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    }
+    Ok(all_ok)
+}
+
+fn print_text(v: &serde_json::Value) {
+    let Some(report) = v.get("report") else {
+        return;
+    };
+    println!(
+        "{}: lane {}, risk {:.2}",
+        report["scan_id"].as_str().unwrap_or("?"),
+        report["lane"].as_str().unwrap_or("?"),
+        report["risk"].as_f64().unwrap_or(0.0)
+    );
+    if let Some(mass) = v["cargo"]["mass_kg"].as_f64() {
+        println!("  cargo: about {:.1} t", mass / 1000.0);
+    }
+    for f in report["findings"].as_array().into_iter().flatten() {
+        println!(
+            "  - {} ({:.2}): {}",
+            f["kind"].as_str().unwrap_or("?"),
+            f["score"].as_f64().unwrap_or(0.0),
+            f["message"].as_str().unwrap_or("")
+        );
+    }
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    tracing_subscriber::fmt()
+    let cli = Cli::parse();
+    // `analyze` prints its results on stdout, so its logs go to stderr.
+    let to_stderr = matches!(cli.command, Command::Analyze { .. });
+    let subscriber = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         // Colours only on a terminal, not in log files.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .init();
-    match Cli::parse().command {
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
+    if to_stderr {
+        subscriber.with_writer(std::io::stderr).init();
+    } else {
+        subscriber.init();
+    }
+    match cli.command {
+        Command::Analyze {
+            sidecars,
+            declaration,
+            models,
+            calibration,
+            threads,
+            json,
+        } => {
+            let ok = tokio::task::block_in_place(|| {
+                analyze(
+                    &sidecars,
+                    declaration.as_ref(),
+                    &models,
+                    calibration.as_ref(),
+                    threads,
+                    json,
+                )
+            })?;
+            if !ok {
+                std::process::exit(2);
+            }
+        }
         Command::Run { config } => {
             let config = AgentConfig::load(&config)
                 .with_context(|| format!("loading {}", config.display()))?;

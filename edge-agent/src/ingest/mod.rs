@@ -5,6 +5,7 @@
 
 pub mod decode;
 pub mod drop_folder;
+pub mod scan;
 
 use std::fmt;
 

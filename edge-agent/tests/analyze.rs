@@ -1,0 +1,112 @@
+//! `edge-agent analyze`: the whole pipeline on simulator scans from disk, against their
+//! declarations, through the real binary and ONNX Runtime.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use baylens_protocol::{BayId, ScanId};
+use scanner_sim::write::{write_declaration, write_scan};
+use scanner_sim::{Scenario, SimOptions, generate};
+
+fn models() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/onnx")
+}
+
+fn analyze(args: &[&Path]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_edge-agent"))
+        .arg("analyze")
+        .args(args)
+        .arg("--models")
+        .arg(models())
+        .arg("--json")
+        .output()
+        .unwrap()
+}
+
+/// Writes the first scan of `scenario` (and `variant`, if given) and its declaration.
+fn scan(dir: &Path, scenario: Scenario, variant: Option<&str>) -> (PathBuf, PathBuf) {
+    for i in 0..50 {
+        let g = generate(
+            SimOptions::small(scenario),
+            61,
+            i,
+            ScanId::parse(&format!("BAY01-an-{i}")).unwrap(),
+            BayId::parse("BAY01").unwrap(),
+            chrono::Utc::now(),
+        );
+        if variant.is_some() && g.truth.variant != variant {
+            continue;
+        }
+        let files = write_scan(dir, &g.scan, &g.meta, false).unwrap();
+        let declaration = write_declaration(&dir.join("declarations"), &g.declaration).unwrap();
+        return (files.sidecar, declaration);
+    }
+    panic!("no {scenario:?} {variant:?} scan in 50 tries");
+}
+
+fn kinds(out: &Output) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    v[0]["report"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn an_under_declared_load_gets_a_mass_finding_and_an_honest_one_goes_green() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sidecar, declaration) = scan(dir.path(), Scenario::Mismatch, Some("mass"));
+    let out = analyze(&[&sidecar, Path::new("--declaration"), &declaration]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        kinds(&out).contains(&"mass_mismatch".to_owned()),
+        "{:?}",
+        kinds(&out)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v[0]["cargo"]["mass_kg"].as_f64().unwrap() > 500.0);
+
+    let honest = tempfile::tempdir().unwrap();
+    let (sidecar, declaration) = scan(honest.path(), Scenario::Honest, None);
+    let out = analyze(&[&sidecar, Path::new("--declaration"), &declaration]);
+    assert!(out.status.success());
+    assert_eq!(kinds(&out), Vec::<String>::new());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["report"]["lane"], "green");
+}
+
+#[test]
+fn without_a_declaration_the_load_is_undeclared() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sidecar, _) = scan(dir.path(), Scenario::Honest, None);
+    let out = analyze(&[&sidecar]);
+    assert!(out.status.success());
+    assert_eq!(kinds(&out), vec!["no_declaration".to_owned()]);
+}
+
+#[test]
+fn bad_input_exits_2_with_a_message_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sidecar, _) = scan(dir.path(), Scenario::Honest, None);
+    let broken = dir.path().join("broken.json");
+    std::fs::write(&broken, "{not json").unwrap();
+    let out = analyze(&[&broken, &sidecar]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("broken.json"));
+    // The good scan is still analysed.
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v[0]["error"].is_string() && v[1]["report"].is_object());
+
+    let bad_declaration = dir.path().join("decl.json");
+    std::fs::write(&bad_declaration, r#"{"contract": "baylens.declaration/1"}"#).unwrap();
+    let out = analyze(&[&sidecar, Path::new("--declaration"), &bad_declaration]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("decl.json"));
+}
