@@ -9,7 +9,7 @@
 //!   "report": { ...baylens.report/1, as sent to the server... },
 //!   "cargo": {"mass_kg": 8123.4, "opaque_fraction": 0.0, "fill_fraction": 0.41,
 //!             "mass_by_class_kg": {"organic": 7000.0, "mixed": 900.0, "inorganic": 200.0,
-//!                                  "metal": 23.4, "opaque": 0.0}}}]
+//!                                  "metal": 23.4, "opaque": 0.0, "unclassified": 12.0}}}]
 //! ```
 //!
 //! `cargo` is `null` when no container was found in the scan. A scan that cannot be read gets
@@ -39,7 +39,7 @@ fn cargo_json(c: &CargoEstimate) -> Value {
         "opaque_fraction": c.opaque_fraction,
         "fill_fraction": c.fill_fraction,
         "mass_by_class_kg": {"organic": organic, "mixed": mixed, "inorganic": inorganic,
-                             "metal": metal, "opaque": opaque},
+                             "metal": metal, "opaque": opaque, "unclassified": c.unclassified_kg},
     })
 }
 

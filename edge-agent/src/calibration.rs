@@ -6,7 +6,8 @@
 //!    `A = −ln T`. Air and dark come from the sidecar (the scanner measures them every scan).
 //! 2. **The container**: its end walls are the outermost columns that are dark over most of
 //!    their height (the steel end wall lies along the ray for the full 2.35 m width); its floor
-//!    is the dark line of the floor boards between them; its top is where the end wall stops.
+//!    is where the rows stop being light (floor boards and underframe); its top likewise under
+//!    the roof. Dead detector channels are replaced by their neighbours first.
 //! 3. **The cargo alone**: each row's baseline is the 2nd percentile of the (7 × 7 averaged)
 //!    attenuation across the container's length: side walls and roof are uniform along the
 //!    container, so what remains above the baseline is cargo. Containers are never loaded so
@@ -157,15 +158,47 @@ impl CargoSpace {
 
 /// Attenuation of a column that counts as "dark" when looking for end walls and the floor.
 const DARK: f32 = 2.0;
-/// Columns skipped inside each end wall (corner posts, door bars).
-const WALL_MARGIN: usize = 18;
+/// Millimetres skipped inside each end wall (corner posts, door bars).
+const WALL_MARGIN_MM: f64 = 180.0;
 /// Rows whose structure alone attenuates more than this are floor, underframe or roof.
 const STRUCTURE: f32 = 0.45;
 
-/// Finds the container's cargo space from the high-energy attenuation, or `None` when no
-/// container is in the scan (two end walls and a floor between them).
-pub fn locate_cargo_space(att_high: &[f32], w: usize, h: usize) -> Option<CargoSpace> {
-    if w < 3 * WALL_MARGIN || h < 20 {
+/// Whether row `r` is a dead detector channel: dark along its whole length, air included.
+fn dead_row(att: &[f32], w: usize, r: usize) -> bool {
+    let mut row: Vec<f32> = att[r * w..(r + 1) * w].to_vec();
+    *row.select_nth_unstable_by(w / 2, f32::total_cmp).1 > 10.0
+}
+
+/// A copy of `att` with every dead row replaced by its nearest live neighbour above or below,
+/// so that smoothing and sums do not spread a dead channel over its neighbours.
+pub fn patch_dead_rows(att: &[f32], w: usize, h: usize) -> Vec<f32> {
+    let mut out = att.to_vec();
+    let dead: Vec<bool> = (0..h).map(|r| dead_row(att, w, r)).collect();
+    for r in (0..h).filter(|&r| dead[r]) {
+        let live = (1..h).find_map(|d| {
+            [r.checked_sub(d), Some(r + d).filter(|&x| x < h)]
+                .into_iter()
+                .flatten()
+                .find(|&x| !dead[x])
+        });
+        if let Some(src) = live {
+            out.copy_within(src * w..(src + 1) * w, r * w);
+        }
+    }
+    out
+}
+
+/// Finds the container's cargo space from the high-energy attenuation (dead rows patched, see
+/// [`patch_dead_rows`]), or `None` when no container is in the scan (two end walls and a floor
+/// between them). `pitch_mm` turns the wall margin into pixels.
+pub fn locate_cargo_space(
+    att_high: &[f32],
+    w: usize,
+    h: usize,
+    pitch_mm: f64,
+) -> Option<CargoSpace> {
+    let wall_margin = (WALL_MARGIN_MM / pitch_mm.max(1.0)).ceil() as usize;
+    if w < 3 * wall_margin || h < 20 {
         return None;
     }
     let dark_rows: Vec<usize> = (0..w)
@@ -178,7 +211,7 @@ pub fn locate_cargo_space(att_high: &[f32], w: usize, h: usize) -> Option<CargoS
     let wall = |c: &usize| dark_rows[*c] * 100 >= max * 85;
     let left = (0..w).find(wall)?;
     let right = (0..w).rev().find(wall)?;
-    if right < left + 3 * WALL_MARGIN {
+    if right < left + 3 * wall_margin {
         return None;
     }
     // The end walls' dark run gives the container's height. Under the cargo lie the floor
@@ -189,19 +222,14 @@ pub fn locate_cargo_space(att_high: &[f32], w: usize, h: usize) -> Option<CargoS
         .filter(|&r| att_high[r * w + left] > DARK || att_high[r * w + right] > DARK)
         .collect();
     let (&wall_top, &wall_bottom) = (wall_rows.first()?, wall_rows.last()?);
-    let (x0, x1) = (left + WALL_MARGIN, right.saturating_sub(WALL_MARGIN));
+    let (x0, x1) = (left + wall_margin, right.saturating_sub(wall_margin));
     let structure = |r: usize| {
         let mut row: Vec<f32> = att_high[r * w + x0..r * w + x1].to_vec();
         let k = row.len() / 50;
         *row.select_nth_unstable_by(k, f32::total_cmp).1
     };
     let middle = (wall_top + wall_bottom) / 2;
-    // A dead detector channel reads dark along its whole row, air included: not structure.
-    let dead = |r: usize| {
-        let mut row: Vec<f32> = att_high[r * w..(r + 1) * w].to_vec();
-        *row.select_nth_unstable_by(w / 2, f32::total_cmp).1 > 10.0
-    };
-    let light = |r: &usize| dead(*r) || structure(*r) < STRUCTURE;
+    let light = |r: &usize| structure(*r) < STRUCTURE;
     let top = (wall_top..middle).find(light)?;
     let floor = (middle..=wall_bottom)
         .find(|r| !light(r))
@@ -235,6 +263,8 @@ pub struct CargoEstimate {
     pub fill_fraction: f64,
     /// Estimated mass per material class, kg: organic, mixed, inorganic, metal, opaque.
     pub mass_by_class: [f64; 5],
+    /// Mass in pixels too thin to classify (signed: noise sums to about zero), kg.
+    pub unclassified_kg: f64,
     /// Material class of every pixel of the scan, row-major ([`MaterialClass`] as `u8`; `None`
     /// outside the cargo space).
     pub classes: Vec<u8>,
@@ -249,13 +279,18 @@ pub fn estimate_cargo(
     pitch_mm: f64,
     cal: &Calibration,
 ) -> Option<CargoEstimate> {
-    let space = locate_cargo_space(att_high, w, h)?;
+    let (att_high, att_low) = (
+        &patch_dead_rows(att_high, w, h),
+        &patch_dead_rows(att_low, w, h),
+    );
+    let space = locate_cargo_space(att_high, w, h, pitch_mm)?;
     let r = cal.smoothing_radius;
     let (sh, sl) = (box_mean(att_high, w, h, r), box_mean(att_low, w, h, r));
     let (base_h, base_l) = (row_baseline(&sh, w, &space), row_baseline(&sl, w, &space));
     let pixel_cm2 = (pitch_mm / 10.0).powi(2);
     let mut classes = vec![MaterialClass::None as u8; w * h];
-    let (mut mass_by_class, mut opaque, mut filled) = ([0.0f64; 5], 0usize, 0usize);
+    let (mut mass_by_class, mut unclassified_kg) = ([0.0f64; 5], 0.0f64);
+    let (mut opaque, mut filled) = (0usize, 0usize);
     for (i, row) in (space.top..space.floor).enumerate() {
         for c in space.x0..space.x1 {
             let p = row * w + c;
@@ -274,17 +309,18 @@ pub fn estimate_cargo(
             if let Some(slot) = class.index() {
                 mass_by_class[slot] += grams / 1000.0;
             } else {
-                mass_by_class[0] += grams / 1000.0;
+                unclassified_kg += grams / 1000.0;
             }
         }
     }
     let n = space.pixels().max(1) as f64;
     Some(CargoEstimate {
         space,
-        mass_kg: mass_by_class.iter().sum::<f64>().max(0.0),
+        mass_kg: (mass_by_class.iter().sum::<f64>() + unclassified_kg).max(0.0),
         opaque_fraction: opaque as f64 / n,
         fill_fraction: filled as f64 / n,
         mass_by_class,
+        unclassified_kg,
         classes,
     })
 }
@@ -358,8 +394,9 @@ pub(crate) mod tests {
         for i in 0..24 {
             let g = simulated(Scenario::Empty, 31, i);
             let (w, h) = (g.scan.width as usize, g.scan.height as usize);
-            let ah = attenuation(&g.scan.high, HIGH.air, HIGH.dark);
-            let s = locate_cargo_space(&ah, w, h).unwrap_or_else(|| panic!("scan {i}"));
+            let ah = patch_dead_rows(&attenuation(&g.scan.high, HIGH.air, HIGH.dark), w, h);
+            let s = locate_cargo_space(&ah, w, h, g.scan.pitch_mm)
+                .unwrap_or_else(|| panic!("scan {i}"));
             let [el, _, eh] = g.truth.container.exterior();
             let length_px = el / g.scan.pitch_mm;
             // Inside the walls, most of the container's length.
@@ -376,7 +413,7 @@ pub(crate) mod tests {
             );
         }
         // No container, no cargo space.
-        assert!(locate_cargo_space(&[0.0; 200 * 100], 200, 100).is_none());
+        assert!(locate_cargo_space(&[0.0; 200 * 100], 200, 100, 10.0).is_none());
     }
 
     #[test]

@@ -58,8 +58,13 @@ fn analyze(
     use edge_agent::calibration::Calibration;
     let declaration = match declaration {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
+            let text = match std::fs::read_to_string(path) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("edge-agent analyze: {}: cannot read: {e}", path.display());
+                    return Ok(false);
+                }
+            };
             match baylens_protocol::Declaration::from_json(&text, chrono::Utc::now()) {
                 Ok(d) => Some(d),
                 Err(errors) => {
@@ -76,7 +81,13 @@ fn analyze(
         None => None,
     };
     let calibration = match calibration {
-        Some(path) => Calibration::load(path).map_err(anyhow::Error::msg)?,
+        Some(path) => match Calibration::load(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("edge-agent analyze: {e}");
+                return Ok(false);
+            }
+        },
         None => Calibration::scanner_sim(),
     };
     let mut model = baylens_models::ConcealmentModel::load(models, threads)
@@ -141,7 +152,11 @@ async fn main() -> Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         // Colours only on a terminal, not in log files.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
+        .with_ansi(if to_stderr {
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+        } else {
+            std::io::IsTerminal::is_terminal(&std::io::stdout())
+        });
     if to_stderr {
         subscriber.with_writer(std::io::stderr).init();
     } else {

@@ -144,7 +144,8 @@ pub fn verify(input: ManifestInput<'_>, width: usize, tol: Tolerances) -> Vec<Fi
         return out;
     };
     let est = cargo.mass_kg;
-    let opaque = cargo.opaque_fraction > 0.01;
+    // Any opaque pixel makes the estimate a lower bound.
+    let opaque = cargo.opaque_fraction > 0.0;
     if decl.declared_empty {
         if est > tol.empty_max_kg {
             out.push(Finding {
@@ -192,7 +193,6 @@ pub fn verify(input: ManifestInput<'_>, width: usize, tol: Tolerances) -> Vec<Fi
     // Compare composition, not mass (the mass check covers that): each class's share of the
     // observed load against the largest share the declared goods allow it.
     let allow = allowances(decl);
-    let allow_total: f64 = allow.iter().sum();
     let classes = [
         (GoodsClass::Organic, MaterialClass::Organic),
         (GoodsClass::Inorganic, MaterialClass::Inorganic),
@@ -200,11 +200,9 @@ pub fn verify(input: ManifestInput<'_>, width: usize, tol: Tolerances) -> Vec<Fi
     ];
     for (goods, pixel_class) in classes {
         let c = goods as usize;
-        let expected_share = if allow_total.is_finite() {
-            allow[c] / allow_total.max(1.0)
-        } else {
-            1.0
-        };
+        // Allowances overlap (glass may show as organic, drums as anything), so each class's
+        // allowed share is its allowance over the declared mass, not over the allowances' sum.
+        let expected_share = (allow[c] / decl.gross_mass_kg.max(1.0)).min(1.0);
         let observed_share = observed[c].max(0.0) / total.max(1.0);
         let unexplained = (observed_share - expected_share) * total;
         if unexplained > tol.class_min_kg && observed_share - expected_share > tol.class_share {

@@ -337,14 +337,18 @@ impl Loader<'_> {
         self.declare(profile, i.packages, profile.packing, i.mass_kg * noise);
     }
 
-    /// Adds a hidden item (index returned) made of `solids`.
-    fn hide(&mut self, description: &str, material: Material, solids: Vec<Solid>) -> usize {
+    /// Adds a hidden item (index returned) made of `solids`: `solids[goods]` are the hidden
+    /// goods, which give the item its mass; the others belong to the hiding place (a false
+    /// wall's sheet, the host cargo the goods displace) and are marked hidden too.
+    fn hide(
+        &mut self,
+        description: &str,
+        material: Material,
+        solids: Vec<Solid>,
+        goods: usize,
+    ) -> usize {
         let item = self.items.len();
-        let mass = solids
-            .iter()
-            .filter(|s| s.material == material.name && s.density > 0.0)
-            .map(Solid::mass_kg)
-            .sum::<f64>();
+        let mass = solids[goods].mass_kg();
         self.solids
             .extend(solids.into_iter().map(|s| s.of_item(item).hidden()));
         self.items.push(TruthItem {
@@ -502,7 +506,8 @@ pub fn build(scenario: Scenario, options: SceneOptions, rng: &mut impl Rng) -> S
                     l.ceiling -= h;
                 }
             }
-            l.hide(what, material, hidden);
+            let goods = hidden.len() - 1; // the goods are pushed last
+            l.hide(what, material, hidden, goods);
             anomalies.push(format!("{what} behind a {}", kind.replace('_', " ")));
             let p = random_profile_of(l.rng, Packing::Pallets);
             let fill = l.rng.random_range(0.5..=0.95) * (x1 - l.cursor);
@@ -675,7 +680,9 @@ fn conceal_in(l: &mut Loader<'_>, host: usize) -> Option<&'static str> {
         let bx = ([px, px + w], [py, py + t], [pz, pz + h]);
         let package = cuboid(bx.0, bx.1, bx.2, m, dens);
         let displaced = cuboid(bx.0, bx.1, bx.2, host_material, -host_density);
-        l.hide(what, m, vec![package, displaced]);
+        // The package takes the place of host goods: they are not on board.
+        l.items[host].mass_kg = round1(l.items[host].mass_kg + displaced.mass_kg());
+        l.hide(what, m, vec![package, displaced], 0);
         return Some(what);
     }
     None
