@@ -9,11 +9,9 @@ use std::time::Duration;
 use baylens_models::ConcealmentModel;
 use baylens_models::concealment::NAME as MODEL_NAME;
 use baylens_models::engine::sha256_hex;
-use baylens_protocol::ReportId;
-use chrono::Utc;
 use tokio::sync::Notify;
 
-use crate::analysis::build_report;
+use crate::analyze::model_report;
 use crate::ingest::Rejection;
 use crate::ingest::drop_folder::{DropFolder, ReadyScan};
 use crate::ingest::scan::load_scan;
@@ -234,12 +232,8 @@ fn prepare(
         )));
     }
     let high_index = loaded.high_index();
-    let (high, _) = loaded.high();
-    let sidecar = &loaded.sidecar;
-    let meta = sidecar.high();
-    let output = model
-        .analyse(&high.samples, high.width, high.height, meta.air, meta.dark)
-        .map_err(|e| Rejection(format!("analysis failed: {e}")))?;
+    let (output, report) = model_report(&loaded, model)?;
+    let (high, meta) = loaded.high();
     let preview = render_preview(&high.samples, high.width, high.height, meta.air, meta.dark)
         .map_err(|e| Rejection(format!("preview failed: {e}")))?;
     let mut files = loaded.files.clone();
@@ -247,17 +241,6 @@ fn prepare(
     let heat = render_heat_layer(high.width, high.height, &output)
         .map_err(|e| Rejection(format!("heat layer failed: {e}")))?;
     files.push((HEAT_FILE.to_owned(), heat));
-    let report_id =
-        ReportId::parse(&uuid::Uuid::new_v4().to_string()).map_err(|e| Rejection(e.to_string()))?;
-    let report = build_report(
-        report_id,
-        sidecar,
-        (high.width, high.height),
-        MODEL_NAME,
-        model.sha256(),
-        &output,
-        Utc::now(),
-    );
     Ok(Prepared {
         report,
         high_sha256: sha256_hex(&files[1 + high_index].1),

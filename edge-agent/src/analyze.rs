@@ -17,16 +17,16 @@
 
 use std::path::Path;
 
-use baylens_models::ConcealmentModel;
 use baylens_models::concealment::NAME as MODEL_NAME;
-use baylens_protocol::{Declaration, ReportId};
+use baylens_models::{ConcealmentModel, ConcealmentOutput};
+use baylens_protocol::{Declaration, ReportId, ScanReport};
 use chrono::Utc;
 use serde_json::{Value, json};
 
 use crate::analysis::{add_findings, build_report};
 use crate::calibration::{Calibration, CargoEstimate, attenuation, estimate_cargo};
 use crate::ingest::Rejection;
-use crate::ingest::scan::load_scan;
+use crate::ingest::scan::{LoadedScan, load_scan};
 use crate::manifest::{ManifestInput, Tolerances, verify};
 
 /// Largest image file `analyze` reads (the agent's default limit).
@@ -43,33 +43,19 @@ fn cargo_json(c: &CargoEstimate) -> Value {
     })
 }
 
-/// Analyses one scan; the JSON object described in the module docs.
-pub fn analyze_one(
-    sidecar: &Path,
+/// Runs the concealment model on a loaded scan's high-energy image and builds the scan's report
+/// from it (the agent and `analyze` both start here).
+pub fn model_report(
+    loaded: &LoadedScan,
     model: &mut ConcealmentModel,
-    calibration: &Calibration,
-    declaration: Option<&Declaration>,
-) -> Result<Value, Rejection> {
-    let loaded = load_scan(sidecar, MAX_IMAGE_BYTES)?;
-    let (high, high_meta) = loaded.high();
+) -> Result<(ConcealmentOutput, ScanReport), Rejection> {
+    let (high, meta) = loaded.high();
     let output = model
-        .analyse(
-            &high.samples,
-            high.width,
-            high.height,
-            high_meta.air,
-            high_meta.dark,
-        )
+        .analyse(&high.samples, high.width, high.height, meta.air, meta.dark)
         .map_err(|e| Rejection(format!("analysis failed: {e}")))?;
-    let (w, h) = (high.width as usize, high.height as usize);
-    let cargo = loaded.low().and_then(|(low, low_meta)| {
-        let ah = attenuation(&high.samples, high_meta.air, high_meta.dark);
-        let al = attenuation(&low.samples, low_meta.air, low_meta.dark);
-        estimate_cargo(&ah, &al, w, h, loaded.sidecar.pixel_pitch_mm, calibration)
-    });
     let report_id =
         ReportId::parse(&uuid::Uuid::new_v4().to_string()).map_err(|e| Rejection(e.to_string()))?;
-    let mut report = build_report(
+    let report = build_report(
         report_id,
         &loaded.sidecar,
         (high.width, high.height),
@@ -78,6 +64,25 @@ pub fn analyze_one(
         &output,
         Utc::now(),
     );
+    Ok((output, report))
+}
+
+/// Analyses one scan; the JSON object described in the module docs.
+pub fn analyze_one(
+    sidecar: &Path,
+    model: &mut ConcealmentModel,
+    calibration: &Calibration,
+    declaration: Option<&Declaration>,
+) -> Result<Value, Rejection> {
+    let loaded = load_scan(sidecar, MAX_IMAGE_BYTES)?;
+    let (_, mut report) = model_report(&loaded, model)?;
+    let (high, high_meta) = loaded.high();
+    let (w, h) = (high.width as usize, high.height as usize);
+    let cargo = loaded.low().and_then(|(low, low_meta)| {
+        let ah = attenuation(&high.samples, high_meta.air, high_meta.dark);
+        let al = attenuation(&low.samples, low_meta.air, low_meta.dark);
+        estimate_cargo(&ah, &al, w, h, loaded.sidecar.pixel_pitch_mm, calibration)
+    });
     let findings = verify(
         ManifestInput {
             declaration,

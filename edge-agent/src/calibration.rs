@@ -160,13 +160,21 @@ impl CargoSpace {
 const DARK: f32 = 2.0;
 /// Millimetres skipped inside each end wall (corner posts, door bars).
 const WALL_MARGIN_MM: f64 = 180.0;
+/// A row's structure is the attenuation that this share of its columns lie below.
+const BASELINE_QUANTILE: f64 = 0.02;
 /// Rows whose structure alone attenuates more than this are floor, underframe or roof.
 const STRUCTURE: f32 = 0.45;
 
+/// The value that `share` of `values` lie below (0.5: the median), without sorting them all.
+fn quantile(values: &[f32], share: f64) -> f32 {
+    let mut v = values.to_vec();
+    let k = ((v.len() as f64 * share) as usize).min(v.len() - 1);
+    *v.select_nth_unstable_by(k, f32::total_cmp).1
+}
+
 /// Whether row `r` is a dead detector channel: dark along its whole length, air included.
 fn dead_row(att: &[f32], w: usize, r: usize) -> bool {
-    let mut row: Vec<f32> = att[r * w..(r + 1) * w].to_vec();
-    *row.select_nth_unstable_by(w / 2, f32::total_cmp).1 > 10.0
+    quantile(&att[r * w..(r + 1) * w], 0.5) > 10.0
 }
 
 /// A copy of `att` with every dead row replaced by its nearest live neighbour above or below,
@@ -223,11 +231,7 @@ pub fn locate_cargo_space(
         .collect();
     let (&wall_top, &wall_bottom) = (wall_rows.first()?, wall_rows.last()?);
     let (x0, x1) = (left + wall_margin, right.saturating_sub(wall_margin));
-    let structure = |r: usize| {
-        let mut row: Vec<f32> = att_high[r * w + x0..r * w + x1].to_vec();
-        let k = row.len() / 50;
-        *row.select_nth_unstable_by(k, f32::total_cmp).1
-    };
+    let structure = |r: usize| quantile(&att_high[r * w + x0..r * w + x1], BASELINE_QUANTILE);
     let middle = (wall_top + wall_bottom) / 2;
     let light = |r: &usize| structure(*r) < STRUCTURE;
     let top = (wall_top..middle).find(light)?;
@@ -242,10 +246,10 @@ pub fn locate_cargo_space(
 pub fn row_baseline(smoothed: &[f32], w: usize, space: &CargoSpace) -> Vec<f32> {
     (space.top..space.floor)
         .map(|r| {
-            let mut row: Vec<f32> = smoothed[r * w + space.x0..r * w + space.x1].to_vec();
-            let k = row.len() / 50;
-            let (_, v, _) = row.select_nth_unstable_by(k, f32::total_cmp);
-            *v
+            quantile(
+                &smoothed[r * w + space.x0..r * w + space.x1],
+                BASELINE_QUANTILE,
+            )
         })
         .collect()
 }

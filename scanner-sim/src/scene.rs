@@ -1,6 +1,8 @@
 //! Scenes: a scenario turned into a truck, a container, the goods really loaded, the goods the
 //! trader declared, and the ground truth that ties them together.
 
+use std::ops::RangeInclusive;
+
 use rand::Rng;
 use rand::seq::IndexedRandom;
 use serde::Serialize;
@@ -464,18 +466,16 @@ pub fn build(scenario: Scenario, options: SceneOptions, rng: &mut impl Rng) -> S
                 "false_floor" => {
                     // A 4 mm steel plate 120–250 mm above the real floor over part of the length.
                     let h = l.rng.random_range(120.0..=250.0);
-                    let span = l.rng.random_range(0.4..=0.8) * (x1 - x0);
-                    let start = x0 + l.rng.random_range(0.0..=(x1 - x0 - span));
-                    let plate = [l.floor + h - 4.0, l.floor + h];
+                    let xs = plate_span(&mut l, [x0, x1], 0.4..=0.8);
                     hidden.push(cuboid(
-                        [start, start + span],
+                        xs,
                         [y0, y1],
-                        plate,
+                        [l.floor + h - 4.0, l.floor + h],
                         STEEL,
                         STEEL.density,
                     ));
                     hidden.push(cuboid(
-                        [start + 50.0, start + span - 50.0],
+                        [xs[0] + 50.0, xs[1] - 50.0],
                         [y0 + 50.0, y1 - 50.0],
                         [l.floor, l.floor + h - 10.0],
                         material,
@@ -486,18 +486,11 @@ pub fn build(scenario: Scenario, options: SceneOptions, rng: &mut impl Rng) -> S
                 _ => {
                     // A false ceiling 250–450 mm under the roof, goods above it.
                     let h = l.rng.random_range(250.0..=450.0);
-                    let span = l.rng.random_range(0.3..=0.6) * (x1 - x0);
-                    let start = x0 + l.rng.random_range(0.0..=(x1 - x0 - span));
+                    let xs = plate_span(&mut l, [x0, x1], 0.3..=0.6);
                     let plate = [l.ceiling - h, l.ceiling - h + 4.0];
+                    hidden.push(cuboid(xs, [y0, y1], plate, STEEL, STEEL.density));
                     hidden.push(cuboid(
-                        [start, start + span],
-                        [y0, y1],
-                        plate,
-                        STEEL,
-                        STEEL.density,
-                    ));
-                    hidden.push(cuboid(
-                        [start + 50.0, start + span - 50.0],
+                        [xs[0] + 50.0, xs[1] - 50.0],
                         [y0 + 100.0, y1 - 100.0],
                         [l.ceiling - h + 10.0, l.ceiling - 20.0],
                         material,
@@ -624,6 +617,14 @@ fn random_profile_of(rng: &mut (impl Rng + ?Sized), packing: Packing) -> &'stati
             return p;
         }
     }
+}
+
+/// Where a false floor's or ceiling's 4 mm steel plate runs: a random share of the cargo
+/// space's length `[x0, x1]`, at a random place in it.
+fn plate_span(l: &mut Loader<'_>, [x0, x1]: [f64; 2], share: RangeInclusive<f64>) -> [f64; 2] {
+    let span = l.rng.random_range(share) * (x1 - x0);
+    let start = x0 + l.rng.random_range(0.0..=(x1 - x0 - span));
+    [start, start + span]
 }
 
 /// Contraband that gets hidden: what it is, what it attenuates like, its packed density.
