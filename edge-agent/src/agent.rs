@@ -11,12 +11,16 @@ use baylens_models::concealment::NAME as MODEL_NAME;
 use baylens_models::engine::sha256_hex;
 use tokio::sync::Notify;
 
-use crate::analyze::model_report;
+use baylens_protocol::ScanSidecar;
+use baylens_protocol::risk::PreArrival;
+
+use crate::analyze::analyse;
+use crate::calibration::Calibration;
+use crate::declarations::{DeclarationCache, Matched};
 use crate::ingest::Rejection;
 use crate::ingest::drop_folder::{DropFolder, ReadyScan};
 use crate::ingest::scan::load_scan;
-use crate::outbox::{Accepted, HEAT_FILE, Outbox, PREVIEW_FILE, StoredFile};
-use crate::preview::{render_heat_layer, render_preview};
+use crate::outbox::{Accepted, Outbox, PREVIEW_FILE, StoredFile};
 use crate::uplink::{self, Uplink};
 use crate::{AgentConfig, AgentError};
 
@@ -37,7 +41,12 @@ pub async fn run(
         tokio::task::spawn_blocking(move || ConcealmentModel::load(&models_dir, threads))
             .await
             .map_err(|e| AgentError::Config(format!("model loader: {e}")))??;
-    tracing::info!(bay = %config.bay, model = MODEL_NAME, sha256 = model.sha256(), "agent ready");
+    let calibration = Arc::new(match &config.calibration_file {
+        Some(path) => Calibration::load(path).map_err(AgentError::Config)?,
+        None => Calibration::scanner_sim(),
+    });
+    let cache = DeclarationCache::new(outbox.pool().clone());
+    tracing::info!(bay = %config.bay, model = MODEL_NAME, sha256 = model.sha256(), declarations = cache.count().await?, "agent ready");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let wake = Arc::new(Notify::new());
@@ -90,6 +99,43 @@ pub async fn run(
         })
     };
 
+    let sync_task = {
+        let cache = cache.clone();
+        let client = Uplink::new(
+            &config.server.url,
+            config.token()?,
+            Duration::from_secs(config.server.request_timeout_secs),
+        )?;
+        let mut stop = stop_rx.clone();
+        let every = Duration::from_secs(config.declaration_sync_secs);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => return,
+                    _ = tick.tick() => {}
+                }
+                let since = cache.newest_lodged().await.ok().flatten();
+                let answer = tokio::select! {
+                    _ = stop.wait_for(|s| *s) => return,
+                    a = client.sync_declarations(since) => a,
+                };
+                match answer {
+                    Ok(answer) => match cache.store(&answer).await {
+                        Ok(n) if n > 0 => tracing::info!(declarations = n, "declarations synced"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!("declarations not cached: {e}"),
+                    },
+                    Err(e) => {
+                        tracing::debug!("declaration sync failed (working from the cache): {e}");
+                        let _ = cache.record_error(&format!("declaration sync: {e}")).await;
+                    }
+                }
+            }
+        })
+    };
+
     tokio::pin!(shutdown);
     let mut tick = tokio::time::interval(Duration::from_millis(config.poll_interval_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -121,12 +167,15 @@ pub async fn run(
                 break;
             }
             last_full_warning = None;
+            let matched = find_declaration(&cache, &scan).await;
             let outcome;
             (model, outcome) = {
                 let config = config.clone();
                 let scan = scan.clone();
+                let calibration = calibration.clone();
                 tokio::task::spawn_blocking(move || {
-                    let outcome = prepare(&config, &mut model, &scan);
+                    let outcome =
+                        prepare(&config, &mut model, &calibration, matched.as_ref(), &scan);
                     (model, outcome)
                 })
                 .await
@@ -158,6 +207,7 @@ pub async fn run(
     };
     let _ = stop_tx.send(true);
     let _ = heartbeat_task.await;
+    let _ = sync_task.await;
     match uplink_task.await {
         Ok(r) => r?,
         Err(e) => tracing::error!("uplink task failed: {e}"),
@@ -213,10 +263,40 @@ struct Prepared {
     files: Vec<(String, Vec<u8>)>,
 }
 
+/// Largest sidecar read ahead of the scan to find its declaration.
+const MAX_SIDECAR_BYTES: u64 = 1024 * 1024;
+
+/// The scan's declaration from the local cache, if its sidecar names one the cache holds (a
+/// sidecar that cannot be read is left for [`prepare`] to refuse with the precise reason).
+async fn find_declaration(cache: &DeclarationCache, scan: &ReadyScan) -> Option<Matched> {
+    let meta = tokio::fs::metadata(&scan.sidecar).await.ok()?;
+    if meta.len() > MAX_SIDECAR_BYTES {
+        return None;
+    }
+    let bytes = tokio::fs::read(&scan.sidecar).await.ok()?;
+    let sidecar = ScanSidecar::from_json(&bytes, chrono::Utc::now()).ok()?;
+    match cache
+        .find(
+            sidecar.declaration_ref.as_deref(),
+            sidecar.container_code.as_ref().map(|c| c.as_str()),
+            sidecar.captured_at,
+        )
+        .await
+    {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!("declaration cache unreadable, scan checked without one: {e}");
+            None
+        }
+    }
+}
+
 /// Validation, decoding and analysis: everything that can refuse a scan, nothing that writes.
 fn prepare(
     config: &AgentConfig,
     model: &mut ConcealmentModel,
+    calibration: &Calibration,
+    matched: Option<&Matched>,
     scan: &ReadyScan,
 ) -> Result<Prepared, Rejection> {
     let loaded = load_scan(&scan.sidecar, config.max_image_bytes)?;
@@ -232,17 +312,27 @@ fn prepare(
         )));
     }
     let high_index = loaded.high_index();
-    let (output, report) = model_report(&loaded, model)?;
-    let (high, meta) = loaded.high();
-    let preview = render_preview(&high.samples, high.width, high.height, meta.air, meta.dark)
-        .map_err(|e| Rejection(format!("preview failed: {e}")))?;
+    let pre = matched.map_or(PreArrival::Undeclared, |m| m.pre.clone());
+    let analysis = analyse(
+        &loaded,
+        model,
+        calibration,
+        matched.map(|m| &m.declaration),
+        &pre,
+        config.lanes,
+    )?;
     let mut files = loaded.files.clone();
-    files.push((PREVIEW_FILE.to_owned(), preview));
-    let heat = render_heat_layer(high.width, high.height, &output)
-        .map_err(|e| Rejection(format!("heat layer failed: {e}")))?;
-    files.push((HEAT_FILE.to_owned(), heat));
+    for (name, bytes) in analysis.overlay_files(&loaded)? {
+        // The contrast-enhanced scan is the preview the server shows.
+        let name = if name == "scan.png" {
+            PREVIEW_FILE.to_owned()
+        } else {
+            name
+        };
+        files.push((name, bytes));
+    }
     Ok(Prepared {
-        report,
+        report: analysis.report,
         high_sha256: sha256_hex(&files[1 + high_index].1),
         files,
     })

@@ -3,6 +3,7 @@
 
 use baylens_models::ConcealmentOutput;
 use baylens_protocol::report::REPORT_CONTRACT;
+use baylens_protocol::risk::{LaneThresholds, PreArrival, assess};
 use baylens_protocol::{
     Finding, FindingKind, Lane, ModelRun, Region, ReportId, ScanReport, ScanSidecar,
 };
@@ -35,8 +36,8 @@ pub fn build_report(
             ),
         })
         .collect();
-    // The strongest finding sets the risk; later issues fold in declaration checks.
-    let risk = findings.iter().map(|f| f.score).fold(0.0f32, f32::max);
+    // Scan evidence only; `finish_report` adds the declaration checks and its risk.
+    let risk = baylens_protocol::risk::scan_risk(&findings);
     ScanReport {
         contract: REPORT_CONTRACT.to_owned(),
         report_id,
@@ -58,20 +59,25 @@ pub fn build_report(
         findings,
         risk,
         lane: Lane::for_risk(risk),
+        breakdown: None,
     }
 }
 
 /// Adds findings from other checks (manifest verification) to a report, strongest first, and
-/// sets its risk and lane again from the strongest finding.
-pub fn add_findings(report: &mut ScanReport, extra: Vec<Finding>) {
+/// sets its risk (scan findings and the declaration's pre-arrival risk), the risk's breakdown
+/// and the lane under the site's thresholds.
+pub fn finish_report(
+    report: &mut ScanReport,
+    extra: Vec<Finding>,
+    pre: &PreArrival,
+    lanes: LaneThresholds,
+) {
     report.findings.extend(extra);
     report.findings.sort_by(|a, b| b.score.total_cmp(&a.score));
-    report.risk = report
-        .findings
-        .iter()
-        .map(|f| f.score.clamp(0.0, 1.0))
-        .fold(0.0f32, f32::max);
-    report.lane = Lane::for_risk(report.risk);
+    let (risk, breakdown) = assess(&report.findings, pre, lanes);
+    report.risk = risk;
+    report.lane = lanes.lane(risk);
+    report.breakdown = Some(breakdown);
 }
 
 #[cfg(test)]

@@ -6,12 +6,15 @@
 //!
 //! ```json
 //! [{"sidecar": "scans/BAY01-s1-000000.json",
-//!   "report": { ...baylens.report/1, as sent to the server... },
+//!   "report": { ...baylens.report/1, as sent to the server, with "breakdown" (risk per finding)... },
+//!   "overlay": {"dir": "out/BAY01-s1-000000", "files": ["scan.png", "material.png",
+//!               "expected.png", "heat.png", "findings.png", "overlay.json", "legend.svg"]},
 //!   "cargo": {"mass_kg": 8123.4, "opaque_fraction": 0.0, "fill_fraction": 0.41,
 //!             "mass_by_class_kg": {"organic": 7000.0, "mixed": 900.0, "inorganic": 200.0,
 //!                                  "metal": 23.4, "opaque": 0.0, "unclassified": 12.0}}}]
 //! ```
 //!
+//! `overlay` is `null` without `--overlay DIR` (see [`crate::overlay`] for the layers).
 //! `cargo` is `null` when no container was found in the scan. A scan that cannot be read gets
 //! `{"sidecar": ..., "error": "..."}` instead, and the exit status is then 2.
 
@@ -19,15 +22,19 @@ use std::path::Path;
 
 use baylens_models::concealment::NAME as MODEL_NAME;
 use baylens_models::{ConcealmentModel, ConcealmentOutput};
+use baylens_protocol::risk::{LaneThresholds, PreArrival};
 use baylens_protocol::{Declaration, ReportId, ScanReport};
 use chrono::Utc;
 use serde_json::{Value, json};
 
-use crate::analysis::{add_findings, build_report};
+use crate::analysis::{build_report, finish_report};
 use crate::calibration::{Calibration, CargoEstimate, attenuation, estimate_cargo};
+use crate::expected::{self, Block, ExpectedLayout};
 use crate::ingest::Rejection;
 use crate::ingest::scan::{LoadedScan, load_scan};
 use crate::manifest::{ManifestInput, Tolerances, verify};
+use crate::overlay;
+use crate::preview::render_heat_layer;
 
 /// Largest image file `analyze` reads (the agent's default limit).
 pub const MAX_IMAGE_BYTES: u64 = 256 * 1024 * 1024;
@@ -44,7 +51,7 @@ fn cargo_json(c: &CargoEstimate) -> Value {
 }
 
 /// Runs the concealment model on a loaded scan's high-energy image and builds the scan's report
-/// from it (the agent and `analyze` both start here).
+/// from it (model findings only; [`analyse`] adds the rest).
 pub fn model_report(
     loaded: &LoadedScan,
     model: &mut ConcealmentModel,
@@ -67,35 +74,185 @@ pub fn model_report(
     Ok((output, report))
 }
 
-/// Analyses one scan; the JSON object described in the module docs.
-pub fn analyze_one(
-    sidecar: &Path,
+/// Everything the bay pipeline found out about one scan.
+#[derive(Debug)]
+pub struct Analysis {
+    /// The report, with every finding, the risk breakdown and the lane.
+    pub report: ScanReport,
+    /// The concealment model's output.
+    pub output: ConcealmentOutput,
+    /// The calibrated cargo estimate (dual-energy scans with a container found).
+    pub cargo: Option<CargoEstimate>,
+    /// The declared goods laid out over the cargo space.
+    pub layout: Option<ExpectedLayout>,
+    /// The observed load, block by block.
+    pub blocks: Vec<Block>,
+}
+
+/// The bay pipeline on a loaded scan: concealment model, calibration and material map, manifest
+/// verification against `declaration`, risk with its breakdown, lane.
+pub fn analyse(
+    loaded: &LoadedScan,
     model: &mut ConcealmentModel,
     calibration: &Calibration,
     declaration: Option<&Declaration>,
-) -> Result<Value, Rejection> {
-    let loaded = load_scan(sidecar, MAX_IMAGE_BYTES)?;
-    let (_, mut report) = model_report(&loaded, model)?;
+    pre: &PreArrival,
+    lanes: LaneThresholds,
+) -> Result<Analysis, Rejection> {
+    let (output, mut report) = model_report(loaded, model)?;
     let (high, high_meta) = loaded.high();
     let (w, h) = (high.width as usize, high.height as usize);
+    let pitch = loaded.sidecar.pixel_pitch_mm;
     let cargo = loaded.low().and_then(|(low, low_meta)| {
         let ah = attenuation(&high.samples, high_meta.air, high_meta.dark);
         let al = attenuation(&low.samples, low_meta.air, low_meta.dark);
-        estimate_cargo(&ah, &al, w, h, loaded.sidecar.pixel_pitch_mm, calibration)
+        estimate_cargo(&ah, &al, w, h, pitch, calibration)
     });
+    let unreadable = loaded
+        .sidecar
+        .unreadable_container_code
+        .as_ref()
+        .map(|(raw, why)| (raw.as_str(), why.as_str()));
     let findings = verify(
         ManifestInput {
             declaration,
             container_code: loaded.sidecar.container_code.as_ref(),
             cargo: cargo.as_ref(),
+            unreadable_code: unreadable,
+            pitch_mm: pitch,
         },
         w,
         Tolerances::default(),
     );
-    add_findings(&mut report, findings);
+    if report.declaration_ref.is_none() {
+        report.declaration_ref = declaration.map(|d| d.reference.clone());
+    }
+    finish_report(&mut report, findings, pre, lanes);
+    let blocks = cargo
+        .as_ref()
+        .map(|c| expected::blocks(c, w, pitch))
+        .unwrap_or_default();
+    let layout = match (declaration, &cargo) {
+        (Some(d), Some(c)) if !d.declared_empty => {
+            // Draw at the observed mean stack height, from the end the load starts at.
+            let len: usize = blocks.iter().map(|b| b.x1 - b.x0).sum();
+            let stack_px: usize = blocks
+                .iter()
+                .map(|b| (b.bottom - b.top) * (b.x1 - b.x0))
+                .sum::<usize>()
+                / len.max(1);
+            let from_left = expected::starts_left(&blocks, c.space);
+            Some(expected::layout(
+                d,
+                c.space,
+                pitch,
+                from_left,
+                stack_px as f64 * pitch / 1000.0,
+            ))
+        }
+        _ => None,
+    };
+    Ok(Analysis {
+        report,
+        output,
+        cargo,
+        layout,
+        blocks,
+    })
+}
+
+impl Analysis {
+    /// The overlay files (see [`crate::overlay`]): PNG layers, `overlay.json`, `legend.svg`.
+    /// Layers without content (no dual energy, no declaration) are left out.
+    pub fn overlay_files(&self, loaded: &LoadedScan) -> Result<Vec<(String, Vec<u8>)>, Rejection> {
+        let (high, meta) = loaded.high();
+        let (w, h) = (high.width, high.height);
+        let fail =
+            |what: &str, e: image::ImageError| Rejection(format!("{what} layer failed: {e}"));
+        let mut files = vec![(
+            "scan.png".to_owned(),
+            overlay::render_scan(&high.samples, w, h, meta.air, meta.dark)
+                .map_err(|e| fail("scan", e))?,
+        )];
+        let mut layers = vec!["scan"];
+        if let Some(c) = &self.cargo {
+            files.push((
+                "material.png".into(),
+                overlay::render_material(c, w, h).map_err(|e| fail("material", e))?,
+            ));
+            layers.push("material");
+        }
+        if let Some(l) = &self.layout {
+            files.push((
+                "expected.png".into(),
+                overlay::render_expected(l, w, h).map_err(|e| fail("expected", e))?,
+            ));
+            layers.push("expected");
+        }
+        files.push((
+            "heat.png".into(),
+            render_heat_layer(w, h, &self.output).map_err(|e| fail("heat", e))?,
+        ));
+        files.push((
+            "findings.png".into(),
+            overlay::render_findings(&self.report.findings, w, h)
+                .map_err(|e| fail("findings", e))?,
+        ));
+        layers.extend(["heat", "findings"]);
+        let vector = overlay::vector(
+            &self.report,
+            loaded.sidecar.pixel_pitch_mm,
+            self.cargo.as_ref(),
+            self.layout.as_ref(),
+            &self.blocks,
+            &layers,
+        );
+        files.push((
+            "overlay.json".into(),
+            serde_json::to_vec_pretty(&vector).map_err(|e| Rejection(e.to_string()))?,
+        ));
+        files.push(("legend.svg".into(), overlay::legend_svg().into_bytes()));
+        Ok(files)
+    }
+}
+
+/// Analyses one scan from disk; the JSON object described in the module docs. With
+/// `overlay_dir`, the overlay files go to `overlay_dir/<scan_id>/`.
+pub fn analyze_one(
+    sidecar: &Path,
+    model: &mut ConcealmentModel,
+    calibration: &Calibration,
+    declaration: Option<&Declaration>,
+    lanes: LaneThresholds,
+    overlay_dir: Option<&Path>,
+) -> Result<Value, Rejection> {
+    let loaded = load_scan(sidecar, MAX_IMAGE_BYTES)?;
+    // A declaration from a file has no pre-arrival score; without one the scan is undeclared.
+    let pre = if declaration.is_some() {
+        PreArrival::Unscored
+    } else {
+        PreArrival::Undeclared
+    };
+    let analysis = analyse(&loaded, model, calibration, declaration, &pre, lanes)?;
+    let overlay = match overlay_dir {
+        Some(root) => {
+            let dir = root.join(analysis.report.scan_id.as_str());
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| Rejection(format!("creating {}: {e}", dir.display())))?;
+            let files = analysis.overlay_files(&loaded)?;
+            for (name, bytes) in &files {
+                std::fs::write(dir.join(name), bytes)
+                    .map_err(|e| Rejection(format!("writing {}: {e}", dir.join(name).display())))?;
+            }
+            json!({"dir": dir.display().to_string(),
+                   "files": files.iter().map(|f| f.0.clone()).collect::<Vec<_>>()})
+        }
+        None => Value::Null,
+    };
     Ok(json!({
         "sidecar": sidecar.display().to_string(),
-        "report": report,
-        "cargo": cargo.as_ref().map(cargo_json),
+        "report": analysis.report,
+        "overlay": overlay,
+        "cargo": analysis.cargo.as_ref().map(cargo_json),
     }))
 }

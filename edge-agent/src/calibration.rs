@@ -272,6 +272,11 @@ pub struct CargoEstimate {
     /// Material class of every pixel of the scan, row-major ([`MaterialClass`] as `u8`; `None`
     /// outside the cargo space).
     pub classes: Vec<u8>,
+    /// Estimated mass per column of the cargo space (`space.x0..space.x1`), kg (signed, like
+    /// `unclassified_kg`; opaque pixels count their lower bound).
+    pub column_kg: Vec<f64>,
+    /// Pixels holding material per column of the cargo space.
+    pub column_filled: Vec<u32>,
 }
 
 /// Estimates the cargo's mass and material classes from both energies' attenuation.
@@ -295,6 +300,8 @@ pub fn estimate_cargo(
     let mut classes = vec![MaterialClass::None as u8; w * h];
     let (mut mass_by_class, mut unclassified_kg) = ([0.0f64; 5], 0.0f64);
     let (mut opaque, mut filled) = (0usize, 0usize);
+    let mut column_kg = vec![0.0f64; space.x1 - space.x0];
+    let mut column_filled = vec![0u32; space.x1 - space.x0];
     for (i, row) in (space.top..space.floor).enumerate() {
         for c in space.x0..space.x1 {
             let p = row * w + c;
@@ -308,8 +315,10 @@ pub fn estimate_cargo(
             classes[p] = class as u8;
             opaque += usize::from(class == MaterialClass::Opaque);
             filled += usize::from(class != MaterialClass::None);
+            column_filled[c - space.x0] += u32::from(class != MaterialClass::None);
             // Signed: noise averages out instead of piling up.
             let grams = net_h / cal.mu_rho(class) * pixel_cm2;
+            column_kg[c - space.x0] += grams / 1000.0;
             if let Some(slot) = class.index() {
                 mass_by_class[slot] += grams / 1000.0;
             } else {
@@ -326,6 +335,8 @@ pub fn estimate_cargo(
         mass_by_class,
         unclassified_kg,
         classes,
+        column_kg,
+        column_filled,
     })
 }
 

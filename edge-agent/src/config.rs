@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use baylens_protocol::BayId;
+use baylens_protocol::risk::LaneThresholds;
 use serde::Deserialize;
 
 use crate::AgentError;
@@ -43,6 +44,16 @@ pub struct AgentConfig {
     /// space than this, MiB.
     #[serde(default = "default_min_free_disk_mb")]
     pub min_free_disk_mb: u64,
+    /// This scanner's calibration constants (see `assets/calibration/`); without it, the
+    /// constants of the simulated scanner.
+    #[serde(default)]
+    pub calibration_file: Option<PathBuf>,
+    /// How often the bay's advance declarations are synced from the server, seconds.
+    #[serde(default = "default_declaration_sync_secs")]
+    pub declaration_sync_secs: u64,
+    /// Where this site draws its lanes (risk thresholds).
+    #[serde(default)]
+    pub lanes: LaneThresholds,
     /// The central server.
     pub server: ServerConfig,
 }
@@ -65,6 +76,9 @@ pub struct ServerConfig {
     pub request_timeout_secs: u64,
 }
 
+fn default_declaration_sync_secs() -> u64 {
+    60
+}
 fn default_models_dir() -> PathBuf {
     PathBuf::from("models/onnx")
 }
@@ -101,11 +115,18 @@ impl AgentConfig {
                 config.server.url
             )));
         }
-        if config.poll_interval_ms == 0 || config.model_threads == 0 {
+        if config.poll_interval_ms == 0
+            || config.model_threads == 0
+            || config.declaration_sync_secs == 0
+        {
             return Err(AgentError::Config(
-                "poll_interval_ms and model_threads must be positive".into(),
+                "poll_interval_ms, model_threads and declaration_sync_secs must be positive".into(),
             ));
         }
+        config
+            .lanes
+            .validate()
+            .map_err(|e| AgentError::Config(e.to_string()))?;
         Ok(config)
     }
 
@@ -153,6 +174,19 @@ mod tests {
         let config = AgentConfig::from_toml(text).unwrap();
         assert_eq!(config.bay.as_str(), "BAY01");
         assert_eq!(config.model_threads, 1);
+        assert_eq!(config.lanes, LaneThresholds::default());
+        assert_eq!(config.declaration_sync_secs, 60);
+        // The calibration file it names parses.
+        let cal = config.calibration_file.unwrap();
+        crate::calibration::Calibration::load(&std::path::Path::new("..").join(cal)).unwrap();
+    }
+
+    #[test]
+    fn lanes_must_rise() {
+        let text = include_str!("../../config/agent.example.toml")
+            .replace("yellow = 0.35", "yellow = 0.9");
+        let err = AgentConfig::from_toml(&text).unwrap_err().to_string();
+        assert!(err.contains("yellow < red"), "{err}");
     }
 
     #[test]

@@ -15,9 +15,14 @@
 //! - [`manifest`]: manifest verification: the scan against the declaration (mass, material,
 //!   declared empty, container code, no declaration).
 //! - [`analysis`]: model output to findings, risk and lane: the report.
-//! - [`preview`]: the 8-bit preview PNG (scan plus heat map) sent with the report.
+//! - [`preview`]: the concealment heat layer.
+//! - [`overlay`]: the overlay layers (contrast-enhanced scan, material map, expected cargo,
+//!   findings) as PNGs and vector JSON with a legend.
+//! - [`expected`]: the declared goods laid out as they should show; the observed load in blocks.
+//! - [`declarations`]: the local declaration cache, synced from the server, used offline.
 //! - [`outbox`]: the durable store (SQLite in WAL mode plus files).
 //! - [`uplink`]: delivery to the server, idempotent by report id, with backoff and jitter.
+//! - [`status`]: `edge-agent status`, the queue and the last contact with the server.
 //! - [`agent`]: [`run`], which wires them together until shutdown.
 //! - [`analyze`]: `edge-agent analyze`, the whole pipeline on scans from disk, no server.
 
@@ -26,12 +31,16 @@ pub mod analysis;
 pub mod analyze;
 pub mod calibration;
 pub mod config;
+pub mod declarations;
 pub mod error;
+pub mod expected;
 pub mod ingest;
 pub mod manifest;
 pub mod material_map;
 pub mod outbox;
+pub mod overlay;
 pub mod preview;
+pub mod status;
 pub mod uplink;
 
 pub use agent::run;

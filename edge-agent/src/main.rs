@@ -24,38 +24,72 @@ enum Command {
     },
     /// Analyse scans from disk and print their reports; no server needed. Exits 0 when every
     /// scan was analysed (whatever was found), 2 when a scan or the declaration is bad.
-    Analyze {
-        /// Sidecar files (`<scan_id>.json`); the images they name sit next to them.
-        #[arg(required = true)]
-        sidecars: Vec<PathBuf>,
-        /// The advance declaration (`baylens.declaration/1`) to verify the load against; without
-        /// it, a missing declaration is itself a finding.
-        #[arg(long)]
-        declaration: Option<PathBuf>,
-        /// Folder with the ONNX models.
-        #[arg(long, env = "BAYLENS_MODELS_DIR", default_value = "models/onnx")]
-        models: PathBuf,
-        /// Per-scanner calibration (default: the simulator's, assets/calibration/scanner-sim.toml).
-        #[arg(long)]
-        calibration: Option<PathBuf>,
-        /// ONNX Runtime threads.
-        #[arg(long, default_value_t = 2)]
-        threads: usize,
-        /// Print JSON (documented in edge-agent/src/analyze.rs) instead of text.
+    /// Show the agent's queue: scans waiting for the server, the oldest of them, the last
+    /// contact with the server, the declarations held, and the bytes sent per scan.
+    Status {
+        #[arg(long, env = "BAYLENS_AGENT_CONFIG")]
+        config: PathBuf,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
+    Analyze(AnalyzeArgs),
 }
 
-fn analyze(
-    sidecars: &[PathBuf],
-    declaration: Option<&PathBuf>,
-    models: &std::path::Path,
-    calibration: Option<&PathBuf>,
+#[derive(Debug, clap::Args)]
+struct AnalyzeArgs {
+    /// Sidecar files (`<scan_id>.json`); the images they name sit next to them.
+    #[arg(required = true)]
+    sidecars: Vec<PathBuf>,
+    /// The advance declaration (`baylens.declaration/1`) to verify the load against; without
+    /// it, a missing declaration is itself a finding.
+    #[arg(long)]
+    declaration: Option<PathBuf>,
+    /// Folder with the ONNX models.
+    #[arg(long, env = "BAYLENS_MODELS_DIR", default_value = "models/onnx")]
+    models: PathBuf,
+    /// Per-scanner calibration (default: the simulator's, assets/calibration/scanner-sim.toml).
+    #[arg(long)]
+    calibration: Option<PathBuf>,
+    /// ONNX Runtime threads.
+    #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// Print JSON (documented in edge-agent/src/analyze.rs) instead of text.
+    #[arg(long)]
     json: bool,
-) -> Result<bool> {
+    /// Write the overlay layers (PNG, vector JSON, legend) to DIR/<scan_id>/.
+    #[arg(long, value_name = "DIR")]
+    overlay: Option<PathBuf>,
+    /// Risk from which a load goes to the yellow lane (this site's threshold).
+    #[arg(long, default_value_t = 0.35)]
+    lane_yellow: f32,
+    /// Risk from which a load goes to the red lane (this site's threshold).
+    #[arg(long, default_value_t = 0.7)]
+    lane_red: f32,
+}
+
+fn analyze(args: &AnalyzeArgs) -> Result<bool> {
     use edge_agent::calibration::Calibration;
+    let AnalyzeArgs {
+        sidecars,
+        declaration,
+        models,
+        calibration,
+        threads,
+        json,
+        overlay,
+        lane_yellow,
+        lane_red,
+    } = args;
+    let (threads, json) = (*threads, *json);
+    let lanes = baylens_protocol::risk::LaneThresholds {
+        yellow: *lane_yellow,
+        red: *lane_red,
+    };
+    if let Err(e) = lanes.validate() {
+        eprintln!("edge-agent analyze: {e}");
+        return Ok(false);
+    }
     let declaration = match declaration {
         Some(path) => {
             let text = match std::fs::read_to_string(path) {
@@ -100,6 +134,8 @@ fn analyze(
             &mut model,
             &calibration,
             declaration.as_ref(),
+            lanes,
+            overlay.as_deref(),
         ) {
             Ok(v) => v,
             Err(e) => {
@@ -132,6 +168,20 @@ fn print_text(v: &serde_json::Value) {
     if let Some(mass) = v["cargo"]["mass_kg"].as_f64() {
         println!("  cargo: about {:.1} t", mass / 1000.0);
     }
+    for c in report["breakdown"]["contributions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        println!(
+            "  risk {:.2} from {}",
+            c["share"].as_f64().unwrap_or(0.0),
+            c["source"].as_str().unwrap_or("?")
+        );
+    }
+    if let Some(dir) = v["overlay"]["dir"].as_str() {
+        println!("  overlay: {dir}");
+    }
     for f in report["findings"].as_array().into_iter().flatten() {
         println!(
             "  - {} ({:.2}): {}",
@@ -146,7 +196,7 @@ fn print_text(v: &serde_json::Value) {
 async fn main() -> Result<()> {
     let cli = Cli::parse();
     // `analyze` prints its results on stdout, so its logs go to stderr.
-    let to_stderr = matches!(cli.command, Command::Analyze { .. });
+    let to_stderr = matches!(cli.command, Command::Analyze(_));
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -163,26 +213,20 @@ async fn main() -> Result<()> {
         subscriber.init();
     }
     match cli.command {
-        Command::Analyze {
-            sidecars,
-            declaration,
-            models,
-            calibration,
-            threads,
-            json,
-        } => {
-            let ok = tokio::task::block_in_place(|| {
-                analyze(
-                    &sidecars,
-                    declaration.as_ref(),
-                    &models,
-                    calibration.as_ref(),
-                    threads,
-                    json,
-                )
-            })?;
+        Command::Analyze(args) => {
+            let ok = tokio::task::block_in_place(|| analyze(&args))?;
             if !ok {
                 std::process::exit(2);
+            }
+        }
+        Command::Status { config, json } => {
+            let config = AgentConfig::load(&config)
+                .with_context(|| format!("loading {}", config.display()))?;
+            let status = edge_agent::status::collect(&config).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print!("{}", edge_agent::status::text(&status));
             }
         }
         Command::Run { config } => {

@@ -9,11 +9,15 @@
 //! | declared empty | declared empty, but the cargo space holds more than [`Tolerances::empty_max_kg`] |
 //! | mass | estimated cargo mass and declared gross mass differ by more than the relative plus absolute tolerance (opaque loads: only when even the lower bound exceeds it) |
 //! | material | a material class (organic, inorganic, metal; glass may show as organic) takes a larger share of the load than the declared chapters allow it (`assets/hs_chapters.csv`), by more than [`Tolerances::class_share`] and [`Tolerances::class_min_kg`] |
+//! | container code invalid | the code the scanner read fails its ISO 6346 check digit or form |
+//! | fill | the load's side area (`expected` module) lies outside the range the declared masses and stowed densities predict, by more than [`Tolerances::fill_relative`] and [`Tolerances::fill_absolute_m2`] |
+//! | undeclared region | a block of the load ([`crate::expected::blocks`]) of at least [`Tolerances::region_min_kg`] lies beyond the most area the declared goods can fill, counted from the end the load starts at, or is of a class none of the declared goods explains |
 
 use baylens_protocol::hs::{self, GoodsClass, Packing};
 use baylens_protocol::{ContainerCode, Declaration, Finding, FindingKind, Region};
 
 use crate::calibration::CargoEstimate;
+use crate::expected;
 use crate::material_map::MaterialClass;
 
 /// How far observation and declaration may differ before it is a finding.
@@ -30,6 +34,12 @@ pub struct Tolerances {
     pub class_min_kg: f64,
     /// Least excess of a class's observed share over its declared share.
     pub class_share: f64,
+    /// Relative tolerance on the predicted side area of the load.
+    pub fill_relative: f64,
+    /// Absolute tolerance on the predicted side area, m².
+    pub fill_absolute_m2: f64,
+    /// Least mass of a block reported as an undeclared region, kg.
+    pub region_min_kg: f64,
 }
 
 impl Default for Tolerances {
@@ -40,6 +50,9 @@ impl Default for Tolerances {
             empty_max_kg: 500.0,
             class_min_kg: 1_000.0,
             class_share: 0.3,
+            fill_relative: 0.2,
+            fill_absolute_m2: 0.5,
+            region_min_kg: 500.0,
         }
     }
 }
@@ -53,6 +66,10 @@ pub struct ManifestInput<'a> {
     pub container_code: Option<&'a ContainerCode>,
     /// The calibrated cargo estimate, if a container was found.
     pub cargo: Option<&'a CargoEstimate>,
+    /// A container code the scanner sent that is not valid ISO 6346: the text and why.
+    pub unreadable_code: Option<(&'a str, &'a str)>,
+    /// Pixel pitch of the scan, mm.
+    pub pitch_mm: f64,
 }
 
 fn region_of(cargo: &CargoEstimate) -> Region {
@@ -113,6 +130,17 @@ pub fn verify(input: ManifestInput<'_>, width: usize, tol: Tolerances) -> Vec<Fi
     let code = input
         .container_code
         .map_or("unknown", ContainerCode::as_str);
+    if let Some((raw, why)) = input.unreadable_code {
+        out.push(Finding {
+            kind: FindingKind::ContainerCodeInvalid,
+            score: 0.5,
+            region: None,
+            message: format!(
+                "The container code the scanner read, {raw:?}, is not a valid ISO 6346 code \
+                 ({why}): read the code on the container and check it against the documents."
+            ),
+        });
+    }
     let Some(decl) = input.declaration else {
         out.push(Finding {
             kind: FindingKind::NoDeclaration,
@@ -227,7 +255,122 @@ pub fn verify(input: ManifestInput<'_>, width: usize, tol: Tolerances) -> Vec<Fi
             });
         }
     }
+    if !decl.declared_empty {
+        out.extend(volume_checks(decl, cargo, width, input.pitch_mm, tol));
+    }
     out.sort_by(|a, b| b.score.total_cmp(&a.score));
+    out
+}
+
+/// The fill and undeclared-region checks (see the module docs).
+fn volume_checks(
+    decl: &Declaration,
+    cargo: &CargoEstimate,
+    width: usize,
+    pitch_mm: f64,
+    tol: Tolerances,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let blocks = expected::blocks(cargo, width, pitch_mm);
+    let from_left = expected::starts_left(&blocks, cargo.space);
+    let layout = expected::layout(decl, cargo.space, pitch_mm, from_left, 0.0);
+    let [least, most] = layout.area_m2;
+    let observed: f64 = blocks.iter().map(|b| b.area_m2).sum();
+    let opaque = cargo.opaque_fraction > 0.0;
+    let m = |px: usize| px as f64 * pitch_mm / 1000.0;
+    let load_region = || {
+        let (x0, x1) = (
+            blocks.iter().map(|b| b.x0).min()?,
+            blocks.iter().map(|b| b.x1).max()?,
+        );
+        let (top, bottom) = (
+            blocks.iter().map(|b| b.top).min()?,
+            blocks.iter().map(|b| b.bottom).max()?,
+        );
+        Some(Region {
+            x: x0 as u32,
+            y: top as u32,
+            width: (x1 - x0) as u32,
+            height: bottom.saturating_sub(top) as u32,
+        })
+    };
+    let upper = most * (1.0 + tol.fill_relative) + tol.fill_absolute_m2;
+    let lower = least * (1.0 - tol.fill_relative) - tol.fill_absolute_m2;
+    if most.is_finite() && observed > upper {
+        out.push(Finding {
+            kind: FindingKind::FillMismatch,
+            score: (0.35 + 0.5 * (observed / upper - 1.0)).min(0.9) as f32,
+            region: load_region().or(Some(region_of(cargo))),
+            message: format!(
+                "The load shows {observed:.1} m² in side view; the {:.1} t of goods declared \
+                 would fill {least:.1} to {most:.1} m²: more volume than declared, look for \
+                 undeclared goods or goods lighter than declared.",
+                decl.gross_mass_kg / 1_000.0
+            ),
+        });
+    } else if !opaque && lower > 0.0 && observed < lower {
+        out.push(Finding {
+            kind: FindingKind::FillMismatch,
+            score: (0.35 + 0.5 * (1.0 - observed / lower)).min(0.9) as f32,
+            region: load_region().or(Some(region_of(cargo))),
+            message: format!(
+                "The load shows {observed:.1} m² in side view; the {:.1} t of goods declared \
+                 would fill {least:.1} to {most:.1} m²: less volume than declared, look for \
+                 goods denser than declared or goods missing.",
+                decl.gross_mass_kg / 1_000.0
+            ),
+        });
+    }
+    // Blocks from the end the load starts at: those past the most area the declared goods can
+    // fill, or of a class nothing declared explains.
+    let allow = allowances(decl);
+    let ordered: Vec<&expected::Block> = if from_left {
+        blocks.iter().collect()
+    } else {
+        blocks.iter().rev().collect()
+    };
+    let mut before = 0.0;
+    for b in ordered {
+        let beyond = most.is_finite() && before >= upper;
+        before += b.area_m2;
+        let goods = match b.class {
+            MaterialClass::Organic | MaterialClass::Mixed => Some(GoodsClass::Organic),
+            MaterialClass::Inorganic => Some(GoodsClass::Inorganic),
+            MaterialClass::Metal => Some(GoodsClass::Metal),
+            _ => None,
+        };
+        let unexplained = goods.is_some_and(|g| allow[g as usize] <= 0.0);
+        if b.mass_kg < tol.region_min_kg || !(beyond || unexplained) {
+            continue;
+        }
+        let what = goods.map_or("dense", GoodsClass::as_str);
+        let end = if from_left == (b.x0 - cargo.space.x0 < cargo.space.x1 - b.x1) {
+            "front"
+        } else {
+            "door"
+        };
+        let why = if beyond {
+            "lie beyond the space the declared goods would take"
+        } else {
+            "are of a material none of the declared goods explains"
+        };
+        out.push(Finding {
+            kind: FindingKind::UndeclaredRegion,
+            score: if beyond && unexplained { 0.75 } else { 0.6 },
+            region: Some(Region {
+                x: b.x0 as u32,
+                y: b.top as u32,
+                width: (b.x1 - b.x0) as u32,
+                height: b.bottom.saturating_sub(b.top) as u32,
+            }),
+            message: format!(
+                "About {:.1} t of {what} goods over {:.1} m toward the {end} end {why}: \
+                 examine that part of the load.",
+                b.mass_kg / 1_000.0,
+                m(b.x1 - b.x0)
+            ),
+        });
+    }
     out
 }
 
@@ -245,6 +388,8 @@ mod tests {
                 declaration: Some(&g.declaration),
                 container_code: g.meta.container_code.as_ref(),
                 cargo: cargo.as_ref(),
+                unreadable_code: None,
+                pitch_mm: g.scan.pitch_mm,
             },
             g.scan.width as usize,
             Tolerances::default(),
@@ -259,6 +404,8 @@ mod tests {
                 declaration: None,
                 container_code: g.meta.container_code.as_ref(),
                 cargo: None,
+                unreadable_code: None,
+                pitch_mm: 10.0,
             },
             0,
             Tolerances::default(),
@@ -275,12 +422,31 @@ mod tests {
                 declaration: Some(&g.declaration),
                 container_code: Some(&other),
                 cargo: None,
+                unreadable_code: None,
+                pitch_mm: 10.0,
             },
             0,
             Tolerances::default(),
         );
         assert_eq!(wrong[0].kind, FindingKind::ContainerCodeMismatch);
         assert!(wrong[0].message.contains("CSQU3054383"));
+        let misread = verify(
+            ManifestInput {
+                declaration: Some(&g.declaration),
+                container_code: None,
+                cargo: None,
+                unreadable_code: Some(("CSQU3054384", "check digit should be 3")),
+                pitch_mm: 10.0,
+            },
+            0,
+            Tolerances::default(),
+        );
+        assert_eq!(misread[0].kind, FindingKind::ContainerCodeInvalid);
+        assert!(
+            misread[0].message.contains("CSQU3054384"),
+            "{}",
+            misread[0].message
+        );
     }
 
     /// The confusion table: for each scenario, the share of scans on which each finding kind
@@ -291,8 +457,10 @@ mod tests {
             FindingKind::DeclaredEmptyNotEmpty,
             FindingKind::MassMismatch,
             FindingKind::MaterialMismatch,
+            FindingKind::FillMismatch,
+            FindingKind::UndeclaredRegion,
         ];
-        let mut table: BTreeMap<String, (usize, [usize; 3])> = BTreeMap::new();
+        let mut table: BTreeMap<String, (usize, [usize; 5])> = BTreeMap::new();
         for scenario in Scenario::ALL {
             for i in 0..30 {
                 let g = simulated(scenario, 53, i);
@@ -313,11 +481,13 @@ mod tests {
                 }
             }
         }
-        println!("scenario            scans  declared_empty  mass  material");
+        println!(
+            "scenario            scans  declared_empty  mass  material  fill  undeclared_region"
+        );
         for (name, (n, counts)) in &table {
             println!(
-                "{name:<18} {n:>6} {:>15} {:>5} {:>9}",
-                counts[0], counts[1], counts[2]
+                "{name:<18} {n:>6} {:>15} {:>5} {:>9} {:>5} {:>18}",
+                counts[0], counts[1], counts[2], counts[3], counts[4]
             );
         }
         let share = |name: &str, k: usize| {
@@ -327,6 +497,10 @@ mod tests {
         assert!(share("false_empty", 0) >= 0.9);
         assert!(share("mismatch/mass", 1) >= 0.8);
         assert!(share("mismatch/material", 2) >= 0.8);
+        // Volume: undeclared goods at the doors, and mass declared wrongly, change the fill.
+        assert!(share("undeclared", 3) >= 0.3);
+        assert!(share("mismatch/mass", 3) >= 0.4);
+        assert!(share("undeclared", 4) >= 0.15);
         for (k, kind) in kinds.iter().enumerate() {
             assert!(share("honest", k) <= 0.05, "honest loads fire {:?}", kind);
             assert!(share("empty", k) == 0.0, "empty containers fire {:?}", kind);

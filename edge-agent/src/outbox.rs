@@ -38,8 +38,8 @@ pub struct Pending {
     pub report_json: String,
     /// The preview PNG.
     pub preview_path: PathBuf,
-    /// The heat-map layer PNG (may be missing).
-    pub heat_path: PathBuf,
+    /// The scan's folder, holding the layer PNGs (any may be missing).
+    pub dir: PathBuf,
     /// Attempts so far.
     pub attempts: u32,
 }
@@ -82,8 +82,22 @@ fn dir_bytes(dir: &Path) -> u64 {
 
 /// Name of the preview file in each scan folder.
 pub const PREVIEW_FILE: &str = "preview.png";
-/// Name of the heat-map layer in each scan folder (absent for scans stored by older agents).
-pub const HEAT_FILE: &str = "heat.png";
+/// Layers sent after the preview, as `<layer>.png` in each scan folder (absent ones, from older
+/// agents or single-energy scans, are skipped). The server's viewer stacks them in this order.
+pub const LAYERS: [&str; 4] = ["material", "heat", "expected", "findings"];
+
+/// Bytes and count of delivered scans' uplink, and the same for green-lane scans only.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct UplinkStats {
+    /// Delivered scans with a byte count.
+    pub delivered: i64,
+    /// Mean bytes sent per delivered scan.
+    pub mean_bytes: f64,
+    /// Delivered green-lane (cleared) scans.
+    pub cleared: i64,
+    /// Mean bytes sent per cleared scan.
+    pub mean_cleared_bytes: f64,
+}
 
 fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
@@ -118,6 +132,39 @@ impl Outbox {
             scans_dir,
             usage,
         })
+    }
+
+    /// The database (the declaration cache lives in it too).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// What delivery has cost, in bytes.
+    pub async fn uplink_stats(&self) -> Result<UplinkStats, AgentError> {
+        let row = sqlx::query(
+            "SELECT COUNT(sent_bytes), COALESCE(AVG(sent_bytes), 0),
+                    COALESCE(SUM(sent_bytes IS NOT NULL AND json_extract(report_json, '$.lane') = 'green'), 0),
+                    COALESCE(AVG(CASE WHEN json_extract(report_json, '$.lane') = 'green' THEN sent_bytes END), 0)
+             FROM scans WHERE state = 'delivered'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(UplinkStats {
+            delivered: row.get(0),
+            mean_bytes: row.get(1),
+            cleared: row.get(2),
+            mean_cleared_bytes: row.get(3),
+        })
+    }
+
+    /// Capture time of the oldest scan not yet delivered, if any.
+    pub async fn oldest_pending(&self) -> Result<Option<String>, AgentError> {
+        Ok(sqlx::query(
+            "SELECT captured_at FROM scans WHERE state = 'pending' ORDER BY accepted_at LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| r.get(0)))
     }
 
     /// Bytes of scan files the outbox holds.
@@ -247,7 +294,7 @@ impl Outbox {
             .map_err(|e| AgentError::Config(format!("corrupt outbox row: {e}")))?;
         Ok(Some(Pending {
             preview_path: self.scan_dir(&scan_id).join(PREVIEW_FILE),
-            heat_path: self.scan_dir(&scan_id).join(HEAT_FILE),
+            dir: self.scan_dir(&scan_id),
             scan_id,
             report_json: row.get(1),
             attempts: row.get::<i64, _>(2).try_into().unwrap_or(u32::MAX),
@@ -264,9 +311,14 @@ impl Outbox {
     }
 
     /// Marks a report delivered.
-    pub async fn mark_delivered(&self, scan_id: &ScanId) -> Result<(), AgentError> {
-        sqlx::query("UPDATE scans SET state = 'delivered', delivered_at = ?, last_error = NULL WHERE scan_id = ?")
+    pub async fn mark_delivered(
+        &self,
+        scan_id: &ScanId,
+        sent_bytes: u64,
+    ) -> Result<(), AgentError> {
+        sqlx::query("UPDATE scans SET state = 'delivered', delivered_at = ?, last_error = NULL, sent_bytes = ? WHERE scan_id = ?")
             .bind(Utc::now().to_rfc3339())
+            .bind(i64::try_from(sent_bytes).unwrap_or(i64::MAX))
             .bind(scan_id.as_str())
             .execute(&self.pool)
             .await?;
@@ -346,7 +398,7 @@ mod tests {
         }
         assert_eq!(outbox.usage_bytes(), 3000);
         outbox
-            .mark_delivered(&ScanId::parse("BAY01-1").unwrap())
+            .mark_delivered(&ScanId::parse("BAY01-1").unwrap(), 1)
             .await
             .unwrap();
         // Asked to go to zero, it can only free the delivered scan.

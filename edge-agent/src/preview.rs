@@ -1,41 +1,21 @@
-//! The images sent with each report, 8-bit PNGs a fraction of the size of the raw 16-bit scan
-//! (which suits a weak bay uplink):
+//! The concealment heat layer, one of the overlay layers ([`crate::overlay`] renders the others
+//! and the contrast-enhanced scan that serves as the preview):
 //!
-//! - the **preview**: the scan as transmission in grey (air white, as officers are used to), with
-//!   a square-root stretch that opens up the dense end where the interesting things are;
 //! - the **heat layer**: the concealment probability as a transparent overlay (RGBA), so the
 //!   review UI can switch it on and off over the scan. Its colour ramp runs from orange to
 //!   yellow (luminance rising with probability), which reads under the common colour-vision
 //!   deficiencies and stands apart from the grey scan.
 //!
-//! Finding boxes are not burnt in: the report carries them, and the UIs draw them as vectors.
+//! The UIs draw finding boxes as vectors from the report; the findings layer burns them in for
+//! clients that only stack images.
 
 use std::io::Cursor;
 
 use baylens_models::ConcealmentOutput;
-use image::{ImageBuffer, ImageFormat, Luma, Rgba};
+use image::{ImageBuffer, ImageFormat, Rgba};
 
 /// Probability below which the heat layer is fully transparent.
 pub const HEAT_FLOOR: f32 = 0.2;
-
-/// Renders the preview PNG (grey transmission) from the high-energy readings.
-pub fn render_preview(
-    readings: &[u16],
-    width: u32,
-    height: u32,
-    air: u16,
-    dark: u16,
-) -> Result<Vec<u8>, image::ImageError> {
-    let span = f32::from(air.saturating_sub(dark)).max(1.0);
-    let mut img = ImageBuffer::<Luma<u8>, Vec<u8>>::new(width, height);
-    for (i, px) in img.pixels_mut().enumerate() {
-        let t = ((f32::from(readings[i]) - f32::from(dark)) / span).clamp(0.0, 1.0);
-        *px = Luma([(t.sqrt() * 255.0).round() as u8]);
-    }
-    let mut bytes = Vec::new();
-    img.write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png)?;
-    Ok(bytes)
-}
 
 /// Renders the concealment heat map as a transparent RGBA overlay of the scan's size.
 pub fn render_heat_layer(
@@ -70,16 +50,6 @@ pub fn render_heat_layer(
 mod tests {
     use super::*;
     use ndarray::Array2;
-
-    #[test]
-    fn preview_shows_air_white_and_dense_dark() {
-        let mut readings = vec![1000u16; 64];
-        readings[9] = 0;
-        let png = render_preview(&readings, 8, 8, 1000, 0).unwrap();
-        let img = image::load_from_memory(&png).unwrap().into_luma8();
-        assert_eq!(img.get_pixel(0, 0), &Luma([255]));
-        assert_eq!(img.get_pixel(1, 1), &Luma([0]));
-    }
 
     #[test]
     fn heat_layer_is_transparent_where_the_model_sees_nothing() {

@@ -15,7 +15,8 @@ use reqwest::StatusCode;
 use tokio::sync::Notify;
 
 use crate::AgentError;
-use crate::outbox::{Outbox, Pending};
+use crate::declarations::{DeclarationCache, SyncAnswer};
+use crate::outbox::{LAYERS, Outbox, Pending};
 
 /// First retry delay.
 const BASE_DELAY_MS: u64 = 1_000;
@@ -23,8 +24,8 @@ const BASE_DELAY_MS: u64 = 1_000;
 /// The outcome of one delivery attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Attempt {
-    /// The server has the report and the preview.
-    Delivered,
+    /// The server has the report, the preview and the layers; the bytes sent.
+    Delivered(u64),
     /// Try again later; the reason is logged and stored.
     Retry(String),
     /// The server will never accept this report as it stands.
@@ -110,7 +111,35 @@ impl Uplink {
         }
     }
 
-    /// Tries once to deliver a report and its preview.
+    /// Fetches the bay's declarations lodged after `since` (all within the server's window when
+    /// `None`).
+    pub async fn sync_declarations(
+        &self,
+        since: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<SyncAnswer, String> {
+        let mut request = self
+            .client
+            .get(format!("{}/api/v1/declarations/sync", self.base))
+            .bearer_auth(&self.token);
+        if let Some(t) = since {
+            request = request.query(&[(
+                "since",
+                t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            )]);
+        }
+        let r = request.send().await.map_err(|e| e.to_string())?;
+        let status = r.status();
+        if !status.is_success() {
+            let body = r.text().await.unwrap_or_default();
+            return Err(format!(
+                "HTTP {status}: {}",
+                body.chars().take(200).collect::<String>()
+            ));
+        }
+        r.json::<SyncAnswer>().await.map_err(|e| e.to_string())
+    }
+
+    /// Tries once to deliver a report, its preview and its layers.
     pub async fn deliver(&self, pending: &Pending) -> Attempt {
         let url = format!("{}/api/v1/reports", self.base);
         let sent = self
@@ -139,6 +168,7 @@ impl Uplink {
                 ));
             }
         };
+        let preview_len = preview.len();
         let url = format!("{}/api/v1/scans/{}/preview", self.base, pending.scan_id);
         let sent = self
             .client
@@ -157,36 +187,43 @@ impl Uplink {
             }
             Err(e) => return Attempt::Retry(format!("preview: {e}")),
         }
-        // Scans stored by an agent before layers existed have no heat file.
-        let Ok(heat) = tokio::fs::read(&pending.heat_path).await else {
-            return Attempt::Delivered;
-        };
-        let url = format!("{}/api/v1/scans/{}/layers/heat", self.base, pending.scan_id);
-        let sent = self
-            .client
-            .put(&url)
-            .bearer_auth(&self.token)
-            .header(reqwest::header::CONTENT_TYPE, "image/png")
-            .body(heat)
-            .send()
-            .await;
-        match sent {
-            Ok(r) if r.status().is_success() => Attempt::Delivered,
-            Ok(r) => {
-                let status = r.status();
-                let body = r.text().await.unwrap_or_default();
-                match classify(status, &body, "heat layer") {
-                    // The report and preview are stored; a server that refuses the optional
-                    // layer (an older one, say) must not turn the report into a refusal.
-                    Attempt::Refused(why) => {
-                        tracing::warn!(scan_id = %pending.scan_id, "heat layer not stored: {why}");
-                        Attempt::Delivered
+        let mut sent = (pending.report_json.len() + preview_len) as u64;
+        for layer in LAYERS {
+            // Scans stored by older agents, or single-energy scans, lack some layers.
+            let Ok(png) = tokio::fs::read(pending.dir.join(format!("{layer}.png"))).await else {
+                continue;
+            };
+            let len = png.len() as u64;
+            let url = format!(
+                "{}/api/v1/scans/{}/layers/{layer}",
+                self.base, pending.scan_id
+            );
+            let answer = self
+                .client
+                .put(&url)
+                .bearer_auth(&self.token)
+                .header(reqwest::header::CONTENT_TYPE, "image/png")
+                .body(png)
+                .send()
+                .await;
+            match answer {
+                Ok(r) if r.status().is_success() => sent += len,
+                Ok(r) => {
+                    let status = r.status();
+                    let body = r.text().await.unwrap_or_default();
+                    match classify(status, &body, &format!("{layer} layer")) {
+                        // The report and preview are stored; a server that refuses an optional
+                        // layer (an older one, say) must not turn the report into a refusal.
+                        Attempt::Refused(why) => {
+                            tracing::warn!(scan_id = %pending.scan_id, "{layer} layer not stored: {why}");
+                        }
+                        other => return other,
                     }
-                    other => other,
                 }
+                Err(e) => return Attempt::Retry(format!("{layer} layer: {e}")),
             }
-            Err(e) => Attempt::Retry(format!("heat layer: {e}")),
         }
+        Attempt::Delivered(sent)
     }
 }
 
@@ -200,6 +237,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), AgentError> {
     tokio::pin!(shutdown);
+    let contact = DeclarationCache::new(outbox.pool().clone());
     loop {
         while let Some(pending) = outbox.next_due().await? {
             let attempt = tokio::select! {
@@ -207,11 +245,13 @@ pub async fn run(
                 () = &mut shutdown => return Ok(()),
             };
             match attempt {
-                Attempt::Delivered => {
-                    outbox.mark_delivered(&pending.scan_id).await?;
-                    tracing::info!(scan_id = %pending.scan_id, "report delivered");
+                Attempt::Delivered(bytes) => {
+                    outbox.mark_delivered(&pending.scan_id, bytes).await?;
+                    let _ = contact.record_contact().await;
+                    tracing::info!(scan_id = %pending.scan_id, bytes, "report delivered");
                 }
                 Attempt::Retry(why) => {
+                    let _ = contact.record_error(&why).await;
                     let delay = backoff_ms(pending.attempts, max_backoff, &mut rand::rng());
                     tracing::warn!(scan_id = %pending.scan_id, attempts = pending.attempts + 1, retry_in_ms = delay, "delivery failed: {why}");
                     outbox.mark_retry(&pending.scan_id, &why, delay).await?;

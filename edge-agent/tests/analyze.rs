@@ -110,3 +110,122 @@ fn bad_input_exits_2_with_a_message_naming_the_file() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("decl.json"));
 }
+
+#[test]
+fn undeclared_goods_at_the_doors_are_located_and_the_overlay_shows_them() {
+    // The first undeclared-goods scan whose extra goods the volume checks see.
+    let dir = tempfile::tempdir().unwrap();
+    let overlay = dir.path().join("overlay");
+    let mut found = None;
+    for i in 0..30 {
+        let g = generate(
+            SimOptions::small(Scenario::Undeclared),
+            71,
+            i,
+            ScanId::parse(&format!("BAY01-un-{i}")).unwrap(),
+            BayId::parse("BAY01").unwrap(),
+            chrono::Utc::now(),
+        );
+        let files = write_scan(dir.path(), &g.scan, &g.meta, false).unwrap();
+        let declaration =
+            write_declaration(&dir.path().join("declarations"), &g.declaration).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_edge-agent"))
+            .args(["analyze", "--json", "--overlay"])
+            .arg(&overlay)
+            .arg("--models")
+            .arg(models())
+            .arg(&files.sidecar)
+            .arg("--declaration")
+            .arg(&declaration)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if kinds(&out).iter().any(|k| k == "undeclared_region") {
+            found = Some(out);
+            break;
+        }
+    }
+    let out = found.expect("undeclared_region fires on one of 30 undeclared-goods scans");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = &v[0]["report"];
+    let region = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "undeclared_region")
+        .unwrap();
+    assert!(region["region"]["width"].as_u64().unwrap() > 50, "{region}");
+    // The risk says where it came from, and the shares add up to it.
+    let breakdown = &report["breakdown"];
+    let shares: f64 = breakdown["contributions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["share"].as_f64().unwrap())
+        .sum();
+    assert!(
+        (shares - report["risk"].as_f64().unwrap()).abs() < 1e-3,
+        "{breakdown}"
+    );
+    // Every layer is a PNG of the scan's size; the vector JSON names the same primitives.
+    let dir = Path::new(v[0]["overlay"]["dir"].as_str().unwrap());
+    let (w, h) = (
+        report["width"].as_u64().unwrap(),
+        report["height"].as_u64().unwrap(),
+    );
+    for layer in ["scan", "material", "expected", "heat", "findings"] {
+        let img = image::open(dir.join(format!("{layer}.png"))).unwrap();
+        assert_eq!(
+            (u64::from(img.width()), u64::from(img.height())),
+            (w, h),
+            "{layer}"
+        );
+    }
+    let vector: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("overlay.json")).unwrap()).unwrap();
+    assert_eq!(vector["contract"], "baylens.overlay/1");
+    assert!(!vector["expected"].as_array().unwrap().is_empty());
+    assert!(
+        vector["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["kind"] == "undeclared_region")
+    );
+    assert!(vector["legend"].as_array().unwrap().len() >= 5);
+    assert!(
+        std::fs::read_to_string(dir.join("legend.svg"))
+            .unwrap()
+            .contains("Metal")
+    );
+}
+
+#[test]
+fn a_misread_container_code_is_a_finding_not_a_lost_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sidecar, declaration) = scan(dir.path(), Scenario::Honest, None);
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&sidecar).unwrap()).unwrap();
+    let code = v["container_code"].as_str().unwrap().to_owned();
+    let last = code.chars().last().unwrap().to_digit(10).unwrap();
+    let misread = format!("{}{}", &code[..10], (last + 1) % 10);
+    v["container_code"] = serde_json::json!(misread);
+    std::fs::write(&sidecar, serde_json::to_vec(&v).unwrap()).unwrap();
+    let out = analyze(&[&sidecar, Path::new("--declaration"), &declaration]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(kinds(&out), vec!["container_code_invalid".to_owned()]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let message = v[0]["report"]["findings"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&misread) && message.contains("check digit"),
+        "{message}"
+    );
+}

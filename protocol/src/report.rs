@@ -6,6 +6,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::risk::{LaneThresholds, RiskBreakdown};
 use crate::{BayId, ContainerCode, ProtocolError, ReportId, ScanId};
 
 /// The report contract version.
@@ -25,15 +26,10 @@ pub enum Lane {
 }
 
 impl Lane {
-    /// The lane for a risk score in [0, 1].
+    /// The lane for a risk score in [0, 1] under the default thresholds
+    /// ([`LaneThresholds`]; sites may draw their own).
     pub fn for_risk(risk: f32) -> Self {
-        if risk >= 0.7 {
-            Lane::Red
-        } else if risk >= 0.35 {
-            Lane::Yellow
-        } else {
-            Lane::Green
-        }
+        LaneThresholds::default().lane(risk)
     }
 
     /// Lower-case name, as on the wire.
@@ -70,12 +66,18 @@ pub enum FindingKind {
     NoDeclaration,
     /// The container code read at the bay differs from the declared one.
     ContainerCodeMismatch,
+    /// The container code read at the bay fails its ISO 6346 check digit (or its form).
+    ContainerCodeInvalid,
     /// The container was declared empty but holds goods.
     DeclaredEmptyNotEmpty,
     /// The estimated cargo mass differs from the declared gross mass beyond tolerance.
     MassMismatch,
     /// Material the declared goods cannot explain (e.g. metal in a load of textiles).
     MaterialMismatch,
+    /// Mass in a part of the container where, by the declared volume, nothing should be.
+    UndeclaredRegion,
+    /// The load fills much more or much less of the container than the declared goods would.
+    FillMismatch,
 }
 
 /// One thing an officer should look at.
@@ -143,6 +145,17 @@ pub struct ScanReport {
     pub risk: f32,
     /// The lane that risk puts the load in.
     pub lane: Lane,
+    /// How the risk was reached (absent in reports from agents before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breakdown: Option<RiskBreakdown>,
+}
+
+impl ScanReport {
+    /// Risk from the scan alone, without the declaration term: what the server combines with
+    /// its own pre-arrival score.
+    pub fn scan_risk(&self) -> f32 {
+        self.breakdown.as_ref().map_or(self.risk, |b| b.scan_risk)
+    }
 }
 
 impl ScanReport {
@@ -207,14 +220,21 @@ impl ScanReport {
                 }
             }
         }
-        if self.lane != Lane::for_risk(self.risk) {
+        let thresholds = match &self.breakdown {
+            Some(b) => {
+                b.validate()?;
+                b.thresholds
+            }
+            None => LaneThresholds::default(),
+        };
+        if self.lane != thresholds.lane(self.risk) {
             return Err(ProtocolError::invalid(
                 "lane",
                 format!(
                     "{} does not match risk {} (expected {})",
                     self.lane.as_str(),
                     self.risk,
-                    Lane::for_risk(self.risk).as_str()
+                    thresholds.lane(self.risk).as_str()
                 ),
             ));
         }
@@ -258,6 +278,7 @@ mod tests {
             }],
             risk: 0.9,
             lane: Lane::Red,
+            breakdown: None,
         }
     }
 

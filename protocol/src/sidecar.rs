@@ -71,7 +71,15 @@ pub struct ScanSidecar {
     /// The advance declaration this scan belongs to, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub declaration_ref: Option<String>,
+    /// A `container_code` the scanner sent that is not a valid ISO 6346 code (a misread, most
+    /// often), with the reason. The scan is still taken: the bay reports the bad read as a
+    /// finding rather than lose the scan. Never on the wire.
+    #[serde(skip)]
+    pub unreadable_container_code: Option<(String, String)>,
 }
+
+/// Longest `container_code` string kept as an unreadable read (a longer one is refused).
+pub const MAX_RAW_CONTAINER_CODE: usize = 32;
 
 impl ScanSidecar {
     /// Parses a sidecar from JSON and checks every rule of the contract. `now` bounds the
@@ -99,11 +107,33 @@ impl ScanSidecar {
                 ));
             }
         }
-        let sidecar: Self =
+        // A container code that fails ISO 6346 is a finding, not a reason to lose the scan.
+        let mut probe = probe;
+        let mut unreadable = None;
+        if let Some(raw) = probe.get("container_code").and_then(|v| v.as_str())
+            && let Err(e) = ContainerCode::parse(raw)
+        {
+            if raw.chars().count() > MAX_RAW_CONTAINER_CODE || raw.chars().any(char::is_control) {
+                return Err(ProtocolError::invalid(
+                    "container_code",
+                    format!("must be at most {MAX_RAW_CONTAINER_CODE} printable characters; {e}"),
+                ));
+            }
+            let reason = match e {
+                ProtocolError::Invalid { reason, .. } => reason,
+                other => other.to_string(),
+            };
+            unreadable = Some((raw.to_owned(), reason));
+            if let Some(map) = probe.as_object_mut() {
+                map.remove("container_code");
+            }
+        }
+        let mut sidecar: Self =
             serde_json::from_value(probe).map_err(|e| ProtocolError::Malformed {
                 document: "sidecar",
                 reason: e.to_string(),
             })?;
+        sidecar.unreadable_container_code = unreadable;
         sidecar.validate(now)?;
         Ok(sidecar)
     }
@@ -317,8 +347,22 @@ mod tests {
         v["images"][0]["dark"] = serde_json::json!(60000);
         assert!(error_of(&v).contains("must exceed dark"));
         let mut v = sample();
+        v["container_code"] = serde_json::json!("CSQU3054384 CSQU3054384 CSQU3054384");
+        assert!(error_of(&v).contains("container_code"));
+        let mut v = sample();
+        v["container_code"] = serde_json::json!(42);
+        assert!(error_of(&v).contains("sidecar"));
+    }
+
+    #[test]
+    fn a_misread_container_code_is_kept_for_a_finding_not_refused() {
+        let mut v = sample();
         v["container_code"] = serde_json::json!("CSQU3054384");
-        assert!(error_of(&v).contains("check digit"));
+        let s = parse(&v).unwrap();
+        assert_eq!(s.container_code, None);
+        let (raw, why) = s.unreadable_container_code.unwrap();
+        assert_eq!(raw, "CSQU3054384");
+        assert!(why.contains("check digit"), "{why}");
     }
 
     #[test]

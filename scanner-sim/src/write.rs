@@ -92,6 +92,7 @@ pub fn write_scan(
         pixel_pitch_mm: scan.pitch_mm,
         container_code: meta.container_code.clone(),
         declaration_ref: meta.declaration_ref.clone(),
+        unreadable_container_code: None,
     };
     let json = serde_json::to_vec_pretty(&sidecar).map_err(std::io::Error::other)?;
     let sidecar = write_atomic(dir, &format!("{stem}.json"), &json)?;

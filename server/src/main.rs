@@ -42,6 +42,12 @@ enum Command {
         /// Demo mode: plain HTTP on a laptop, so session cookies are not marked Secure.
         #[arg(long)]
         demo: bool,
+        /// Case risk from which a load goes to the yellow lane (documentary check).
+        #[arg(long, env = "BAYLENS_LANE_YELLOW", default_value_t = 0.35)]
+        lane_yellow: f32,
+        /// Case risk from which a load goes to the red lane (physical examination).
+        #[arg(long, env = "BAYLENS_LANE_RED", default_value_t = 0.7)]
+        lane_red: f32,
     },
     /// Manage users.
     User {
@@ -137,14 +143,25 @@ async fn main() -> Result<()> {
             .await
             .with_context(|| format!("opening the store in {}", cli.data_dir.display()))?,
     };
-    let store = match &cli.images_url {
+    let mut store = match &cli.images_url {
         Some(url) => store
             .with_images_url(url)
             .context("opening the image store")?,
         None => store,
     };
     match cli.command {
-        Command::Serve { listen, demo } => {
+        Command::Serve {
+            listen,
+            demo,
+            lane_yellow,
+            lane_red,
+        } => {
+            let lanes = baylens_protocol::risk::LaneThresholds {
+                yellow: lane_yellow,
+                red: lane_red,
+            };
+            lanes.validate()?;
+            store.lanes = lanes;
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("binding {listen}"))?;

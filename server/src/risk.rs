@@ -14,16 +14,13 @@
 //! | implausible mass per package (< 0.05 kg or > 3 t) | 0.1 |
 //! | gross mass above a 20'/40' container's 30 480 kg maximum | 0.2 |
 //!
-//! **Case risk**, when a bay's report arrives: `1 − (1 − scan) · (1 − 0.5 · pre)`. The scan
-//! dominates (it sees the goods); a risky declaration lifts a clean-looking scan by at most half
-//! its pre-arrival score. A scan with **no matching declaration** is treated as `pre = 0.8`:
-//! goods arrived that nobody declared.
+//! **Case risk**, when a bay's report arrives: `1 − (1 − scan) · (1 − 0.5 · pre)`, the formula
+//! the bays use too ([`baylens_protocol::risk`]). The scan dominates (it sees the goods); a risky
+//! declaration lifts a clean-looking scan by at most half its pre-arrival score. A scan with
+//! **no matching declaration** is treated as `pre = 0.8`: goods arrived that nobody declared.
 
 use baylens_protocol::Declaration;
 use chrono::{DateTime, Utc};
-
-/// Pre-arrival score of a scan without any declaration.
-pub const UNDECLARED_PRE_RISK: f64 = 0.8;
 
 /// Pre-arrival score and the reasons behind it.
 pub fn pre_arrival(
@@ -115,8 +112,10 @@ pub fn pre_arrival(
 
 /// Case risk from the bay's scan risk and the declaration's pre-arrival risk (if any).
 pub fn case_risk(scan: f64, pre: Option<f64>) -> f64 {
-    let pre = pre.unwrap_or(UNDECLARED_PRE_RISK).clamp(0.0, 1.0);
-    (1.0 - (1.0 - scan.clamp(0.0, 1.0)) * (1.0 - 0.5 * pre)).clamp(0.0, 1.0)
+    f64::from(baylens_protocol::risk::case_risk(
+        scan as f32,
+        pre.map(|p| p as f32),
+    ))
 }
 
 #[cfg(test)]
@@ -162,11 +161,8 @@ mod tests {
     }
 
     #[test]
-    fn case_risk_is_led_by_the_scan_and_lifted_by_the_declaration() {
-        assert_eq!(case_risk(0.0, Some(0.0)), 0.0);
-        assert!((case_risk(0.0, Some(0.6)) - 0.3).abs() < 1e-9);
-        assert!((case_risk(0.9, Some(0.0)) - 0.9).abs() < 1e-9);
-        assert!((case_risk(0.0, None) - 0.4).abs() < 1e-9);
-        assert!(case_risk(0.8, Some(1.0)) <= 1.0);
+    fn case_risk_is_the_protocols() {
+        assert!((case_risk(0.0, Some(0.6)) - 0.3).abs() < 1e-6);
+        assert!((case_risk(0.0, None) - 0.4).abs() < 1e-6);
     }
 }

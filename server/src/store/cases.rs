@@ -1,7 +1,7 @@
 //! Cases: one per scan report, with the risk that combines scan and declaration, and
 //! everything people do to them (decisions, examination results, notes, assignment, sharing).
 
-use baylens_protocol::{Lane, ScanReport};
+use baylens_protocol::ScanReport;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -271,9 +271,11 @@ impl Store {
                 captured,
             )
             .await?;
-        let scan_risk = f64::from(report.risk);
+        // The bay's own risk includes its (possibly stale) copy of the declaration's score:
+        // combine the scan part with the server's.
+        let scan_risk = f64::from(report.scan_risk());
         let risk = risk::case_risk(scan_risk, matched.as_ref().map(|m| m.2));
-        let lane = Lane::for_risk(risk as f32);
+        let lane = self.lanes.lane(risk as f32);
         let row = NewCase {
             report_id: report.report_id.as_str().to_owned(),
             scan_id: report.scan_id.as_str().to_owned(),

@@ -58,6 +58,8 @@ pub struct Store {
     url: String,
     /// The group-commit writer of new cases.
     ingest: tokio::sync::mpsc::Sender<ingest::Job>,
+    /// Where this site draws its lanes (`server serve --lane-yellow/--lane-red`).
+    pub lanes: baylens_protocol::risk::LaneThresholds,
 }
 
 /// PostgreSQL channel on which every replica hears of new cases.
@@ -145,6 +147,7 @@ impl Store {
             audit_lock: Arc::new(Mutex::new(())),
             url: url.to_owned(),
             ingest,
+            lanes: baylens_protocol::risk::LaneThresholds::default(),
         })
     }
 
