@@ -36,6 +36,12 @@ data_dir = "$demo/agent"
 models_dir = "$root/models/onnx"
 model_threads = 1
 poll_interval_ms = 300
+calibration_file = "$root/assets/calibration/scanner-sim.toml"
+# Declarations are lodged a few scans ahead of their trucks; sync often so each scan finds its own.
+declaration_sync_secs = 3
+[lanes]
+yellow = 0.35
+red = 0.7
 [server]
 url = "http://127.0.0.1:$port"
 token_file = "$demo/agent.token"
@@ -71,9 +77,9 @@ pids+=($!)
   done
 ) &
 pids+=($!)
-# Declarations are written before their scan, and the agent takes a few seconds, so each case
-# finds its declaration waiting.
-"$bin/scanner-sim" feed --drop "$demo/drop" --declarations "$demo/declarations" --interval "$interval" --seed "$RANDOM" --bay BAY01 &
+# Declarations are written five scans ahead of their scans (pre-arrival lodging); the agent syncs
+# them every few seconds, so each scan is checked at the bay against its own declaration.
+"$bin/scanner-sim" feed --drop "$demo/drop" --declarations "$demo/declarations" --lead 5 --interval "$interval" --seed "$RANDOM" --bay BAY01 &
 pids+=($!)
 
 cat <<MSG
@@ -83,6 +89,10 @@ cat <<MSG
   Log in as:     supervisor / $password   (decides; sees every bay)
                  officer1 or officer2, same password (officers of BAY01 / BAY02; the feed is BAY01)
                  one-time demo password, new on every run
+  Open a case:   the viewer stacks the bay's overlay layers over the contrast-enhanced scan
+                 (material map, expected cargo from the declaration, heat map, findings), each
+                 with a toggle and a legend; "Why this risk" shows what each finding contributed.
+  Bay status:    $bin/edge-agent status --config $demo/agent.toml
   Logs:       $demo/server.log, $demo/agent.log
   Press Ctrl-C to stop.
 

@@ -46,7 +46,8 @@ pub async fn run(
         None => Calibration::scanner_sim(),
     });
     let cache = DeclarationCache::new(outbox.pool().clone());
-    tracing::info!(bay = %config.bay, model = MODEL_NAME, sha256 = model.sha256(), declarations = cache.count().await?, "agent ready");
+    let cached = cache.count().await?;
+    tracing::info!(bay = %config.bay, model = MODEL_NAME, sha256 = model.sha256(), declarations = cached, "agent ready");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let wake = Arc::new(Notify::new());

@@ -134,6 +134,31 @@ impl Outbox {
         })
     }
 
+    /// Opens an existing store without creating or migrating it (for `edge-agent status`,
+    /// which may run beside the agent).
+    pub async fn open_existing(data_dir: &Path) -> Result<Self, AgentError> {
+        let db = data_dir.join("agent.db");
+        if !db.exists() {
+            return Err(AgentError::Config(format!(
+                "no agent store at {}: has the agent run with this config?",
+                db.display()
+            )));
+        }
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", db.display()))?
+            .busy_timeout(std::time::Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await?;
+        let scans_dir = data_dir.join("scans");
+        let usage = Arc::new(AtomicU64::new(dir_bytes(&scans_dir)));
+        Ok(Self {
+            pool,
+            scans_dir,
+            usage,
+        })
+    }
+
     /// The database (the declaration cache lives in it too).
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
@@ -142,18 +167,18 @@ impl Outbox {
     /// What delivery has cost, in bytes.
     pub async fn uplink_stats(&self) -> Result<UplinkStats, AgentError> {
         let row = sqlx::query(
-            "SELECT COUNT(sent_bytes), COALESCE(AVG(sent_bytes), 0),
+            "SELECT COUNT(sent_bytes), CAST(COALESCE(AVG(sent_bytes), 0) AS REAL),
                     COALESCE(SUM(sent_bytes IS NOT NULL AND json_extract(report_json, '$.lane') = 'green'), 0),
-                    COALESCE(AVG(CASE WHEN json_extract(report_json, '$.lane') = 'green' THEN sent_bytes END), 0)
+                    CAST(COALESCE(AVG(CASE WHEN json_extract(report_json, '$.lane') = 'green' THEN sent_bytes END), 0) AS REAL)
              FROM scans WHERE state = 'delivered'",
         )
         .fetch_one(&self.pool)
         .await?;
         Ok(UplinkStats {
-            delivered: row.get(0),
-            mean_bytes: row.get(1),
-            cleared: row.get(2),
-            mean_cleared_bytes: row.get(3),
+            delivered: row.try_get(0)?,
+            mean_bytes: row.try_get(1)?,
+            cleared: row.try_get(2)?,
+            mean_cleared_bytes: row.try_get(3)?,
         })
     }
 

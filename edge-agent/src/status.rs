@@ -12,7 +12,7 @@ use crate::{AgentConfig, AgentError};
 /// `last_declaration_sync`, `last_error`, `declarations_cached`, `store_bytes`, and
 /// `uplink` (mean bytes per delivered and per cleared, green-lane, scan).
 pub async fn collect(config: &AgentConfig) -> Result<Value, AgentError> {
-    let outbox = Outbox::open(&config.data_dir).await?;
+    let outbox = Outbox::open_existing(&config.data_dir).await?;
     let cache = DeclarationCache::new(outbox.pool().clone());
     let (pending, delivered, refused) = outbox.counts().await?;
     let (last_contact, last_error) = cache.contact().await?;

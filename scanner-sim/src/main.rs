@@ -128,6 +128,10 @@ enum Command {
         /// Also write each scan's declaration here, before its scan is dropped (for lodging).
         #[arg(long)]
         declarations: Option<PathBuf>,
+        /// Write declarations this many scans ahead of their scans, as traders lodge them
+        /// before arrival (TFA Art. 7), so a bay has synced them when the truck arrives.
+        #[arg(long, default_value_t = 0)]
+        lead: u64,
     },
 }
 
@@ -235,27 +239,35 @@ fn main() -> Result<()> {
             interval,
             count,
             declarations,
+            lead,
         } => {
             let (options, bay) = sim.options()?;
             if !(interval.is_finite() && interval >= 0.0) {
                 bail!("--interval must be a non-negative number of seconds");
             }
             let run = Utc::now().format("%Y%m%dT%H%M%S");
+            // Scans generated (and declared) but not dropped yet.
+            let mut ahead = std::collections::VecDeque::new();
+            let mut next = 0;
             let mut i = 0;
             while count == 0 || i < count {
-                let scan_id = ScanId::parse(&format!("{bay}-{run}-{i:05}"))?;
-                let g = generate(
-                    options,
-                    sim.seed,
-                    i,
-                    scan_id.clone(),
-                    bay.clone(),
-                    Utc::now(),
-                );
-                if let Some(dir) = &declarations {
-                    write_declaration(dir, &g.declaration)
-                        .with_context(|| format!("writing a declaration into {}", dir.display()))?;
+                while next <= i + lead && (count == 0 || next < count) {
+                    let scan_id = ScanId::parse(&format!("{bay}-{run}-{next:05}"))?;
+                    let g = generate(options, sim.seed, next, scan_id, bay.clone(), Utc::now());
+                    if let Some(dir) = &declarations {
+                        write_declaration(dir, &g.declaration).with_context(|| {
+                            format!("writing a declaration into {}", dir.display())
+                        })?;
+                    }
+                    ahead.push_back(g);
+                    next += 1;
                 }
+                let Some(mut g) = ahead.pop_front() else {
+                    break;
+                };
+                let scan_id = g.meta.scan_id.clone();
+                // Captured now, when it is dropped.
+                g.meta.captured_at = Utc::now();
                 write_scan(&drop, &g.scan, &g.meta, false)
                     .with_context(|| format!("writing scan into {}", drop.display()))?;
                 let code = g

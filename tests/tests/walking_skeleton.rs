@@ -31,16 +31,37 @@ async fn a_dropped_scan_becomes_a_case_with_the_models_findings() {
     let token_file = root.path().join("agent.token");
     std::fs::write(&token_file, &token).unwrap();
 
+    // The honest load's advance declaration is lodged before it arrives; the concealment
+    // scan has none.
+    let honest = sim_scan(Scenario::Honest, 2);
+    server
+        .store
+        .lodge_declaration("trader", &honest.declaration)
+        .await
+        .unwrap();
+
     let config = agent_config(root.path(), &server.url, &token_file);
     let drop = config.drop_dir.clone();
     std::fs::create_dir_all(&drop).unwrap();
     let (stop_agent, agent_stopped) = oneshot::channel::<()>();
-    let agent = tokio::spawn(edge_agent::run(config, async {
+    let agent = tokio::spawn(edge_agent::run(config.clone(), async {
         let _ = agent_stopped.await;
     }));
+    // The agent syncs the bay's declarations over HTTP into its own store.
+    let mut status = serde_json::Value::Null;
+    for _ in 0..300 {
+        if let Ok(s) = edge_agent::status::collect(&config).await {
+            status = s;
+            if status["declarations_cached"] == 1 {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status["declarations_cached"], 1, "{status:#}");
 
     let hidden = drop_scan(&drop, Scenario::Concealment, 1);
-    let honest = drop_scan(&drop, Scenario::Honest, 2);
+    scanner_sim::write::write_scan(&drop, &honest.scan, &honest.meta, false).unwrap();
 
     let client = reqwest::Client::new();
     let bearer = session_token(&client, &server.url, "sup").await;
@@ -120,6 +141,43 @@ async fn a_dropped_scan_becomes_a_case_with_the_models_findings() {
     );
     let clean = case_of(&honest.meta.scan_id);
     assert!(clean["risk"].as_f64().unwrap() < flagged["risk"].as_f64().unwrap());
+    // The bay found each scan's declaration, or said there was none, and explained its risk.
+    let kinds = |case: &serde_json::Value| -> Vec<String> {
+        case["report"]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["kind"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert!(
+        kinds(&flagged).contains(&"no_declaration".to_owned()),
+        "{flagged:#}"
+    );
+    let clean: serde_json::Value = client
+        .get(format!("{}/api/v1/cases/{}", server.url, clean["id"]))
+        .bearer_auth(&bearer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(kinds(&clean), Vec::<String>::new(), "{clean:#}");
+    assert_eq!(
+        clean["report"]["declaration_ref"],
+        honest.declaration.reference.as_str()
+    );
+    assert_eq!(clean["lane"], "green");
+    let breakdown = &flagged["report"]["breakdown"];
+    assert!(
+        breakdown["contributions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["source"] == "concealed_object"),
+        "{breakdown:#}"
+    );
     // Ranked by risk.
     assert_eq!(cases[0]["scan_id"], hidden.meta.scan_id.as_str());
 
@@ -176,14 +234,30 @@ async fn a_dropped_scan_becomes_a_case_with_the_models_findings() {
         agents[0].models[baylens_models::concealment::NAME],
         baylens_models::concealment::SHA256
     );
-    // The heat map arrived as its own layer.
+    // The overlay layers arrived; the expected cargo only where there is a declaration.
     let detail = server
         .store
         .case_detail(flagged["id"].as_i64().unwrap())
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(detail.layers, ["heat"]);
+    assert_eq!(detail.layers, ["material", "heat", "findings"]);
+    let detail = server
+        .store
+        .case_detail(clean["id"].as_i64().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(detail.layers, ["material", "heat", "expected", "findings"]);
+    // The bay's status shows an empty queue, the server contact and what a scan cost to send.
+    let status = edge_agent::status::collect(&config).await.unwrap();
+    assert_eq!(status["queue_depth"], 0, "{status:#}");
+    assert!(status["last_server_contact"].is_string(), "{status:#}");
+    let cleared = status["uplink"]["mean_bytes_per_cleared_scan"]
+        .as_f64()
+        .unwrap();
+    println!("uplink: {status:#}");
+    assert!(cleared > 1000.0, "{status:#}");
 
     // Originals left the drop folder only after being stored.
     assert!(files_in(drop.join("done")).contains(&"BAY01-e2e-1.high.png".to_owned()));

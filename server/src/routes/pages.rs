@@ -461,6 +461,27 @@ async fn case_page(
         findings =
             "<li>No findings: the scan matches what the model expects of honest cargo.</li>".into();
     }
+    // The bay's breakdown of its risk: which finding (or the declaration) contributed how much.
+    let mut breakdown = String::new();
+    for c in d.report["breakdown"]["contributions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        breakdown.push_str(&format!(
+            "<tr><td>{}</td><td class=\"num\">{:.2}</td><td>{}</td></tr>",
+            escape(&c["source"].as_str().unwrap_or("?").replace('_', " ")),
+            c["share"].as_f64().unwrap_or(0.0),
+            escape(c["label"].as_str().unwrap_or(""))
+        ));
+    }
+    let breakdown = if breakdown.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "<h2>Why this risk (bay)</h2><table class=\"breakdown\"><thead><tr><th>From</th><th>Share</th><th>What</th></tr></thead><tbody>{breakdown}</tbody></table>"
+        )
+    };
 
     // Expected cargo: declared items laid along the container in declaration order, each as
     // wide as its share of the declared mass, labelled with HS chapter and mass. The bay's
@@ -670,9 +691,10 @@ async fn case_page(
                <svg id=\"layer-expected\" class=\"layer hidden\" viewBox=\"0 0 {width} {height}\" width=\"{width}\" height=\"{height}\">{expected}</svg>\
              </div></div>\
            <p class=\"legend\"><span class=\"key key-finding\"></span> finding · <span class=\"key key-expected\"></span> declared item (width ∝ declared mass)</p>\
+           <p class=\"legend\">Material map: <span class=\"key key-organic\"></span> organic · <span class=\"key key-mixed\"></span> organic or light inorganic · <span class=\"key key-inorganic\"></span> light inorganic · <span class=\"key key-metal\"></span> metal · <span class=\"key key-opaque\"></span> too dense to see through</p>\
          </section>\
          <aside class=\"panel\">\
-           <h2>Findings</h2><ol class=\"findings\">{findings}</ol>\
+           <h2>Findings</h2><ol class=\"findings\">{findings}</ol>{breakdown}\
            <h2>Declaration</h2>{declaration_html}\
            {actions}\
            <h2>History</h2><ul class=\"history\" id=\"history\">{history}</ul>{audit_link}\

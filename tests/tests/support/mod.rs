@@ -82,17 +82,22 @@ pub async fn session_token(client: &reqwest::Client, url: &str, user: &str) -> S
 }
 
 pub fn drop_scan(drop: &Path, scenario: Scenario, index: u64) -> scanner_sim::Generated {
+    let g = sim_scan(scenario, index);
+    write_scan(drop, &g.scan, &g.meta, false).unwrap();
+    g
+}
+
+/// A simulated scan (and its declaration), not yet dropped.
+pub fn sim_scan(scenario: Scenario, index: u64) -> scanner_sim::Generated {
     let id = ScanId::parse(&format!("BAY01-e2e-{index}")).unwrap();
-    let g = generate(
+    generate(
         SimOptions::small(scenario),
         4242,
         index,
         id,
         BayId::parse("BAY01").unwrap(),
         chrono::Utc::now(),
-    );
-    write_scan(drop, &g.scan, &g.meta, false).unwrap();
-    g
+    )
 }
 
 pub fn files_in(dir: PathBuf) -> Vec<String> {
