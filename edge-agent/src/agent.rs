@@ -137,6 +137,56 @@ pub async fn run(
         })
     };
 
+    let push_task = match &config.push {
+        Some(push) => {
+            let listener =
+                tokio::net::TcpListener::bind(push.listen)
+                    .await
+                    .map_err(AgentError::io(format!(
+                        "binding the push API to {}",
+                        push.listen
+                    )))?;
+            tracing::info!(
+                "scanner push API on http://{}",
+                listener
+                    .local_addr()
+                    .map_err(AgentError::io("push API address"))?
+            );
+            let state = {
+                let (config, outbox) = (config.clone(), outbox.clone());
+                crate::push::PushState {
+                    drop_dir: config.drop_dir.clone(),
+                    bay: config.bay.clone(),
+                    max_image_bytes: config.max_image_bytes,
+                    token_hashes: Arc::new(
+                        push.scanner_token_sha256
+                            .iter()
+                            .map(|h| h.to_ascii_lowercase())
+                            .collect(),
+                    ),
+                    upload_timeout: Duration::from_secs(push.upload_timeout_secs),
+                    full: Arc::new(move || {
+                        let (config, outbox) = (config.clone(), outbox.clone());
+                        Box::pin(async move {
+                            store_is_full(&config, &outbox)
+                                .await
+                                .unwrap_or_else(|e| Some(format!("the store is failing: {e}")))
+                        })
+                    }),
+                }
+            };
+            let mut stop = stop_rx.clone();
+            Some(tokio::spawn(crate::push::serve(
+                listener,
+                state,
+                async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                },
+            )))
+        }
+        None => None,
+    };
+
     tokio::pin!(shutdown);
     let mut tick = tokio::time::interval(Duration::from_millis(config.poll_interval_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -209,6 +259,13 @@ pub async fn run(
     let _ = stop_tx.send(true);
     let _ = heartbeat_task.await;
     let _ = sync_task.await;
+    if let Some(task) = push_task {
+        match task.await {
+            Ok(Err(e)) => tracing::error!("push API failed: {e}"),
+            Err(e) => tracing::error!("push API task failed: {e}"),
+            Ok(Ok(())) => {}
+        }
+    }
     match uplink_task.await {
         Ok(r) => r?,
         Err(e) => tracing::error!("uplink task failed: {e}"),

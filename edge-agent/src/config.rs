@@ -54,6 +54,9 @@ pub struct AgentConfig {
     /// Where this site draws its lanes (risk thresholds).
     #[serde(default)]
     pub lanes: LaneThresholds,
+    /// HTTP push from scanners (off when absent).
+    #[serde(default)]
+    pub push: Option<crate::push::PushConfig>,
     /// The central server.
     pub server: ServerConfig,
 }
@@ -127,6 +130,9 @@ impl AgentConfig {
             .lanes
             .validate()
             .map_err(|e| AgentError::Config(e.to_string()))?;
+        if let Some(push) = &config.push {
+            push.validate().map_err(AgentError::Config)?;
+        }
         Ok(config)
     }
 
@@ -179,6 +185,28 @@ mod tests {
         // The calibration file it names parses.
         let cal = config.calibration_file.unwrap();
         crate::calibration::Calibration::load(&std::path::Path::new("..").join(cal)).unwrap();
+    }
+
+    #[test]
+    fn the_documented_push_section_parses_once_filled_in() {
+        let (_, hash) = crate::push::new_token();
+        let text = include_str!("../../config/agent.example.toml")
+            .replace("# [push]", "[push]")
+            .replace("# listen = ", "listen = ")
+            .replace("# upload_timeout_secs", "upload_timeout_secs")
+            .replace(
+                "# scanner_token_sha256 = [\"<64 hex characters from edge-agent scanner-token>\"]",
+                &format!("scanner_token_sha256 = [\"{hash}\"]"),
+            );
+        let push = AgentConfig::from_toml(&text).unwrap().push.unwrap();
+        assert_eq!(push.upload_timeout_secs, 300);
+        let bad = text.replace(&hash, "not-a-hash");
+        assert!(
+            AgentConfig::from_toml(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("sha256")
+        );
     }
 
     #[test]

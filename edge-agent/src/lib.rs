@@ -22,6 +22,7 @@
 //! - [`declarations`]: the local declaration cache, synced from the server, used offline.
 //! - [`outbox`]: the durable store (SQLite in WAL mode plus files).
 //! - [`uplink`]: delivery to the server, idempotent by report id, with backoff and jitter.
+//! - [`push`]: the scanners' HTTP push API (`POST /api/v1/scans`, 202 once stored durably).
 //! - [`status`]: `edge-agent status`, the queue and the last contact with the server.
 //! - [`agent`]: [`run`], which wires them together until shutdown.
 //! - [`analyze`]: `edge-agent analyze`, the whole pipeline on scans from disk, no server.
@@ -40,6 +41,7 @@ pub mod material_map;
 pub mod outbox;
 pub mod overlay;
 pub mod preview;
+pub mod push;
 pub mod status;
 pub mod uplink;
 

@@ -24,6 +24,9 @@ enum Command {
     },
     /// Analyse scans from disk and print their reports; no server needed. Exits 0 when every
     /// scan was analysed (whatever was found), 2 when a scan or the declaration is bad.
+    /// Make a scanner token for the push API: prints the token (give it to the scanner) and the
+    /// sha256 to add to `push.scanner_token_sha256` in the agent's config.
+    ScannerToken,
     /// Show the agent's queue: scans waiting for the server, the oldest of them, the last
     /// contact with the server, the declarations held, and the bytes sent per scan.
     Status {
@@ -218,6 +221,11 @@ async fn main() -> Result<()> {
             if !ok {
                 std::process::exit(2);
             }
+        }
+        Command::ScannerToken => {
+            let (token, hash) = edge_agent::push::new_token();
+            println!("token (give it to the scanner; it is not stored anywhere): {token}");
+            println!("add to the agent's config, [push] scanner_token_sha256: \"{hash}\"");
         }
         Command::Status { config, json } => {
             let config = AgentConfig::load(&config)

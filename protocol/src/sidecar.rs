@@ -229,7 +229,9 @@ impl ScanSidecar {
     }
 }
 
-fn is_bare_file_name(name: &str) -> bool {
+/// Whether `name` is a bare image file name (`.png`, `.tif`, `.tiff`; letters, digits, `.`, `_`, `-`;
+/// no leading dot, at most 128 bytes): nothing that could leave the folder it is written to.
+pub fn is_bare_file_name(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
     let has_image_extension =
         lower.ends_with(".png") || lower.ends_with(".tif") || lower.ends_with(".tiff");

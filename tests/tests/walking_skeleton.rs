@@ -371,3 +371,77 @@ async fn an_eight_bit_scan_is_moved_aside_with_its_reason_and_the_agent_goes_on(
     stop.send(()).unwrap();
     agent.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scan_pushed_over_http_becomes_a_case() {
+    let root = tempfile::tempdir().unwrap();
+    let mut server = start_server(&root.path().join("server")).await;
+    let (_, token) = server
+        .store
+        .add_agent("test", "bay01-agent", "BAY01")
+        .await
+        .unwrap();
+    let token_file = root.path().join("agent.token");
+    std::fs::write(&token_file, &token).unwrap();
+    let mut config = agent_config(root.path(), &server.url, &token_file);
+    std::fs::create_dir_all(&config.drop_dir).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (scanner_token, hash) = edge_agent::push::new_token();
+    config.push = Some(edge_agent::push::PushConfig {
+        listen: format!("127.0.0.1:{port}").parse().unwrap(),
+        scanner_token_sha256: vec![hash],
+        upload_timeout_secs: 60,
+    });
+    let (stop_agent, agent_stopped) = oneshot::channel::<()>();
+    let agent = tokio::spawn(edge_agent::run(config.clone(), async {
+        let _ = agent_stopped.await;
+    }));
+
+    // The scanner writes nothing locally: it posts the sidecar and images.
+    let g = sim_scan(Scenario::Honest, 7);
+    let staging = root.path().join("scanner");
+    let files = scanner_sim::write::write_scan(&staging, &g.scan, &g.meta, false).unwrap();
+    let form = || {
+        let mut form = reqwest::multipart::Form::new().part(
+            "sidecar",
+            reqwest::multipart::Part::bytes(std::fs::read(&files.sidecar).unwrap()),
+        );
+        for path in [&files.high, &files.low] {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            form = form.part(
+                name.clone(),
+                reqwest::multipart::Part::bytes(std::fs::read(path).unwrap()).file_name(name),
+            );
+        }
+        form
+    };
+    let client = reqwest::Client::new();
+    let mut answer = None;
+    for _ in 0..300 {
+        // The agent binds its push port once its model has loaded.
+        if let Ok(r) = client
+            .post(format!("http://127.0.0.1:{port}/api/v1/scans"))
+            .bearer_auth(&scanner_token)
+            .multipart(form())
+            .send()
+            .await
+        {
+            answer = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let answer = answer.expect("the push API came up");
+    assert_eq!(answer.status().as_u16(), 202);
+    let id = wait_for_cases(&server.store, 1).await;
+    assert_eq!(id, 1);
+
+    stop_agent.send(()).unwrap();
+    agent.await.unwrap().unwrap();
+    server.stop.take().unwrap().send(()).unwrap();
+    server.task.await.unwrap().unwrap();
+}
