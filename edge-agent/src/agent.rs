@@ -20,7 +20,7 @@ use crate::declarations::{DeclarationCache, Matched};
 use crate::ingest::Rejection;
 use crate::ingest::drop_folder::{DropFolder, ReadyScan};
 use crate::ingest::scan::load_scan;
-use crate::outbox::{Accepted, Outbox, PREVIEW_FILE, StoredFile};
+use crate::outbox::{Accepted, Outbox, PREVIEW_FILE, StoredFile, THUMB_FILE};
 use crate::uplink::{self, Uplink};
 use crate::{AgentConfig, AgentError};
 
@@ -381,13 +381,16 @@ fn prepare(
     )?;
     let mut files = loaded.files.clone();
     for (name, bytes) in analysis.overlay_files(&loaded)? {
-        // The contrast-enhanced scan is the preview the server shows.
-        let name = if name == "scan.png" {
-            PREVIEW_FILE.to_owned()
+        // The contrast-enhanced scan is the preview the server shows; cleared scans send its
+        // thumbnail first.
+        if name == "scan.png" {
+            let thumb = crate::overlay::thumbnail(&bytes)
+                .map_err(|e| Rejection(format!("thumbnail failed: {e}")))?;
+            files.push((THUMB_FILE.to_owned(), thumb));
+            files.push((PREVIEW_FILE.to_owned(), bytes));
         } else {
-            name
-        };
-        files.push((name, bytes));
+            files.push((name, bytes));
+        }
     }
     Ok(Prepared {
         report: analysis.report,

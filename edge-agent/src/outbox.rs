@@ -40,6 +40,9 @@ pub struct Pending {
     pub preview_path: PathBuf,
     /// The scan's folder, holding the layer PNGs (any may be missing).
     pub dir: PathBuf,
+    /// The report's lane is green: it goes out with a thumbnail first (`thumb.png`, when the
+    /// scan has one), the full resolution later.
+    pub cleared: bool,
     /// Attempts so far.
     pub attempts: u32,
 }
@@ -85,6 +88,8 @@ pub const PREVIEW_FILE: &str = "preview.png";
 /// Layers sent after the preview, as `<layer>.png` in each scan folder (absent ones, from older
 /// agents or single-energy scans, are skipped). The server's viewer stacks them in this order.
 pub const LAYERS: [&str; 4] = ["material", "heat", "expected", "findings"];
+/// Name of the thumbnail (the preview at a third of its size) sent first for cleared scans.
+pub const THUMB_FILE: &str = "thumb.png";
 
 /// Bytes and count of delivered scans' uplink, and the same for green-lane scans only.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -95,8 +100,19 @@ pub struct UplinkStats {
     pub mean_bytes: f64,
     /// Delivered green-lane (cleared) scans.
     pub cleared: i64,
-    /// Mean bytes sent per cleared scan.
+    /// Mean bytes sent per cleared scan before it counted as delivered (report, thumbnail).
     pub mean_cleared_bytes: f64,
+    /// Cleared scans whose full resolution followed.
+    pub cleared_full: i64,
+    /// Mean bytes of that follow-up.
+    pub mean_cleared_full_bytes: f64,
+}
+
+/// Whether a stored report's lane is green.
+fn is_green(report_json: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(report_json)
+        .map(|v| v["lane"] == "green")
+        .unwrap_or(false)
 }
 
 fn now_ms() -> i64 {
@@ -169,7 +185,9 @@ impl Outbox {
         let row = sqlx::query(
             "SELECT COUNT(sent_bytes), CAST(COALESCE(AVG(sent_bytes), 0) AS REAL),
                     COALESCE(SUM(sent_bytes IS NOT NULL AND json_extract(report_json, '$.lane') = 'green'), 0),
-                    CAST(COALESCE(AVG(CASE WHEN json_extract(report_json, '$.lane') = 'green' THEN sent_bytes END), 0) AS REAL)
+                    CAST(COALESCE(AVG(CASE WHEN json_extract(report_json, '$.lane') = 'green' THEN sent_bytes END), 0) AS REAL),
+                    COUNT(CASE WHEN json_extract(report_json, '$.lane') = 'green' THEN full_bytes END),
+                    CAST(COALESCE(AVG(CASE WHEN json_extract(report_json, '$.lane') = 'green' THEN full_bytes END), 0) AS REAL)
              FROM scans WHERE state = 'delivered'",
         )
         .fetch_one(&self.pool)
@@ -179,6 +197,8 @@ impl Outbox {
             mean_bytes: row.try_get(1)?,
             cleared: row.try_get(2)?,
             mean_cleared_bytes: row.try_get(3)?,
+            cleared_full: row.try_get(4)?,
+            mean_cleared_full_bytes: row.try_get(5)?,
         })
     }
 
@@ -204,7 +224,7 @@ impl Outbox {
         while self.usage_bytes() > target {
             let Some(row) = sqlx::query(
                 "SELECT scan_id FROM scans WHERE state = 'delivered' AND pruned_at IS NULL
-                 ORDER BY delivered_at, scan_id LIMIT 1",
+                 ORDER BY full_due, delivered_at, scan_id LIMIT 1",
             )
             .fetch_optional(&self.pool)
             .await?
@@ -317,13 +337,69 @@ impl Outbox {
         let scan_id: String = row.get(0);
         let scan_id = ScanId::parse(&scan_id)
             .map_err(|e| AgentError::Config(format!("corrupt outbox row: {e}")))?;
+        let report_json: String = row.get(1);
         Ok(Some(Pending {
             preview_path: self.scan_dir(&scan_id).join(PREVIEW_FILE),
             dir: self.scan_dir(&scan_id),
+            cleared: is_green(&report_json),
             scan_id,
-            report_json: row.get(1),
+            report_json,
             attempts: row.get::<i64, _>(2).try_into().unwrap_or(u32::MAX),
         }))
+    }
+
+    /// A delivered scan whose full-resolution images are still owed and due, oldest first.
+    pub async fn next_full_due(&self) -> Result<Option<Pending>, AgentError> {
+        let row = sqlx::query(
+            "SELECT scan_id, report_json FROM scans
+             WHERE state = 'delivered' AND full_due = 1 AND pruned_at IS NULL AND full_next_ms <= ?
+             ORDER BY delivered_at, scan_id LIMIT 1",
+        )
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let scan_id: String = row.get(0);
+        let scan_id = ScanId::parse(&scan_id)
+            .map_err(|e| AgentError::Config(format!("corrupt outbox row: {e}")))?;
+        Ok(Some(Pending {
+            preview_path: self.scan_dir(&scan_id).join(PREVIEW_FILE),
+            dir: self.scan_dir(&scan_id),
+            cleared: true,
+            scan_id,
+            report_json: row.get(1),
+            attempts: 0,
+        }))
+    }
+
+    /// Milliseconds until the next owed full-resolution upload is due (None if none is owed).
+    pub async fn ms_until_full_due(&self) -> Result<Option<i64>, AgentError> {
+        let next: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(full_next_ms) FROM scans WHERE state = 'delivered' AND full_due = 1 AND pruned_at IS NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(next.map(|t| (t - now_ms()).max(0)))
+    }
+
+    /// Records that a scan's full-resolution images reached the server.
+    pub async fn mark_full_sent(&self, scan_id: &ScanId, bytes: u64) -> Result<(), AgentError> {
+        sqlx::query("UPDATE scans SET full_due = 0, full_bytes = ? WHERE scan_id = ?")
+            .bind(i64::try_from(bytes).unwrap_or(i64::MAX))
+            .bind(scan_id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Puts off a scan's full-resolution upload by `delay_ms`.
+    pub async fn mark_full_retry(&self, scan_id: &ScanId, delay_ms: i64) -> Result<(), AgentError> {
+        sqlx::query("UPDATE scans SET full_next_ms = ? WHERE scan_id = ?")
+            .bind(now_ms() + delay_ms)
+            .bind(scan_id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Milliseconds until the earliest pending report is due (None if nothing is pending).
@@ -340,10 +416,12 @@ impl Outbox {
         &self,
         scan_id: &ScanId,
         sent_bytes: u64,
+        full_due: bool,
     ) -> Result<(), AgentError> {
-        sqlx::query("UPDATE scans SET state = 'delivered', delivered_at = ?, last_error = NULL, sent_bytes = ? WHERE scan_id = ?")
+        sqlx::query("UPDATE scans SET state = 'delivered', delivered_at = ?, last_error = NULL, sent_bytes = ?, full_due = ? WHERE scan_id = ?")
             .bind(Utc::now().to_rfc3339())
             .bind(i64::try_from(sent_bytes).unwrap_or(i64::MAX))
+            .bind(i64::from(full_due))
             .bind(scan_id.as_str())
             .execute(&self.pool)
             .await?;
@@ -423,7 +501,7 @@ mod tests {
         }
         assert_eq!(outbox.usage_bytes(), 3000);
         outbox
-            .mark_delivered(&ScanId::parse("BAY01-1").unwrap(), 1)
+            .mark_delivered(&ScanId::parse("BAY01-1").unwrap(), 1, false)
             .await
             .unwrap();
         // Asked to go to zero, it can only free the delivered scan.

@@ -114,6 +114,22 @@ pub fn render_scan(
     Ok(bytes)
 }
 
+/// A thumbnail of a greyscale PNG at a third of its size (the first image a cleared scan
+/// sends over a weak uplink).
+pub fn thumbnail(png: &[u8]) -> Result<Vec<u8>, image::ImageError> {
+    let img = image::load_from_memory_with_format(png, ImageFormat::Png)?.into_luma8();
+    let (w, h) = img.dimensions();
+    let small = image::imageops::resize(
+        &img,
+        (w / 3).max(1),
+        (h / 3).max(1),
+        image::imageops::FilterType::Triangle,
+    );
+    let mut bytes = Vec::new();
+    small.write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png)?;
+    Ok(bytes)
+}
+
 /// The material map as a half-transparent RGBA layer.
 pub fn render_material(
     cargo: &CargoEstimate,

@@ -10,7 +10,8 @@ use crate::{AgentConfig, AgentError};
 /// Collects the status as JSON: `queue_depth` (scans the server does not have yet),
 /// `oldest_unsent` (capture time), `refused`, `delivered`, `last_server_contact`,
 /// `last_declaration_sync`, `last_error`, `declarations_cached`, `store_bytes`, and
-/// `uplink` (mean bytes per delivered and per cleared, green-lane, scan).
+/// `uplink` (mean bytes per delivered scan; per cleared, green-lane, scan: the first part, the
+/// report and a thumbnail, and the full resolution that followed).
 pub async fn collect(config: &AgentConfig) -> Result<Value, AgentError> {
     let outbox = Outbox::open_existing(&config.data_dir).await?;
     let cache = DeclarationCache::new(outbox.pool().clone());
@@ -33,6 +34,8 @@ pub async fn collect(config: &AgentConfig) -> Result<Value, AgentError> {
             "mean_bytes_per_scan": uplink.mean_bytes.round(),
             "cleared_scans": uplink.cleared,
             "mean_bytes_per_cleared_scan": uplink.mean_cleared_bytes.round(),
+            "cleared_scans_full_resolution_sent": uplink.cleared_full,
+            "mean_full_resolution_bytes_per_cleared_scan": uplink.mean_cleared_full_bytes.round(),
         },
     }))
 }
@@ -41,7 +44,7 @@ pub async fn collect(config: &AgentConfig) -> Result<Value, AgentError> {
 pub fn text(s: &Value) -> String {
     let or_never = |v: &Value| v.as_str().unwrap_or("never").to_owned();
     let mut out = format!(
-        "bay {}\n  queue depth:            {} scan(s) not yet on the server\n  oldest unsent:          {}\n  delivered / refused:    {} / {}\n  last server contact:    {}\n  last declaration sync:  {} ({} declarations cached)\n  store:                  {:.1} MiB\n  uplink per cleared scan: {:.0} KiB (mean over {} green-lane scans; {:.0} KiB over all)\n",
+        "bay {}\n  queue depth:            {} scan(s) not yet on the server\n  oldest unsent:          {}\n  delivered / refused:    {} / {}\n  last server contact:    {}\n  last declaration sync:  {} ({} declarations cached)\n  store:                  {:.1} MiB\n  uplink per cleared scan: {:.0} KiB first (report and thumbnail, mean over {} green-lane scans), {:.0} KiB of full resolution later; {:.0} KiB per scan over all\n",
         s["bay"].as_str().unwrap_or("?"),
         s["queue_depth"],
         s["oldest_unsent"].as_str().unwrap_or("none"),
@@ -56,6 +59,10 @@ pub fn text(s: &Value) -> String {
             .unwrap_or(0.0)
             / 1024.0,
         s["uplink"]["cleared_scans"],
+        s["uplink"]["mean_full_resolution_bytes_per_cleared_scan"]
+            .as_f64()
+            .unwrap_or(0.0)
+            / 1024.0,
         s["uplink"]["mean_bytes_per_scan"].as_f64().unwrap_or(0.0) / 1024.0,
     );
     if let Some(e) = s["last_error"].as_str() {

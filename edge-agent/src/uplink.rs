@@ -2,7 +2,15 @@
 //!
 //! One report at a time, oldest first: `POST /api/v1/reports` with the stored JSON (the server
 //! stores it once per report id, so resending after a lost answer is harmless), then
-//! `PUT /api/v1/scans/{scan_id}/preview`, then `PUT /api/v1/scans/{scan_id}/layers/heat`. Network errors, timeouts and 5xx answers are retried
+//! `PUT /api/v1/scans/{scan_id}/preview`, then `PUT /api/v1/scans/{scan_id}/layers/{layer}` for
+//! each overlay layer the scan has.
+//!
+//! **Frugal uplink.** A cleared (green-lane) scan sends only its report and a thumbnail (a third
+//! of the preview's size, about a tenth of its bytes) before it counts as delivered. Its
+//! full-resolution preview and layers follow when no report is waiting, so a weak link carries
+//! the findings of every scan first. `edge-agent status` shows both figures.
+//!
+//! Network errors, timeouts and 5xx answers are retried
 //! with exponential backoff and full jitter, so a fleet of bays does not hammer a server that has
 //! just come back. A permanent 4xx refusal is recorded and kept, never dropped silently.
 
@@ -16,7 +24,7 @@ use tokio::sync::Notify;
 
 use crate::AgentError;
 use crate::declarations::{DeclarationCache, SyncAnswer};
-use crate::outbox::{LAYERS, Outbox, Pending};
+use crate::outbox::{LAYERS, Outbox, Pending, THUMB_FILE};
 
 /// First retry delay.
 const BASE_DELAY_MS: u64 = 1_000;
@@ -139,8 +147,11 @@ impl Uplink {
         r.json::<SyncAnswer>().await.map_err(|e| e.to_string())
     }
 
-    /// Tries once to deliver a report, its preview and its layers.
-    pub async fn deliver(&self, pending: &Pending) -> Attempt {
+    /// Tries once to deliver a report and its images: for a cleared (green) scan with a
+    /// thumbnail, the thumbnail as its preview and no layers (the full resolution follows with
+    /// [`Uplink::deliver_full`]); otherwise the full-resolution preview and every layer. Returns
+    /// the bytes sent and whether the full resolution is still owed.
+    pub async fn deliver(&self, pending: &Pending) -> (Attempt, bool) {
         let url = format!("{}/api/v1/reports", self.base);
         let sent = self
             .client
@@ -152,78 +163,103 @@ impl Uplink {
             .await;
         let response = match sent {
             Ok(r) => r,
-            Err(e) => return Attempt::Retry(format!("report: {e}")),
+            Err(e) => return (Attempt::Retry(format!("report: {e}")), false),
         };
         let status = response.status();
         if !status.is_success() {
             let body = response.text().await.unwrap_or_default();
-            return classify(status, &body, "report");
+            return (classify(status, &body, "report"), false);
         }
-        let preview = match tokio::fs::read(&pending.preview_path).await {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                return Attempt::Refused(format!(
-                    "preview {} unreadable: {e}",
-                    pending.preview_path.display()
-                ));
-            }
+        let report_bytes = pending.report_json.len() as u64;
+        let thumb = pending.dir.join(THUMB_FILE);
+        if pending.cleared && tokio::fs::try_exists(&thumb).await.unwrap_or(false) {
+            return match self.put_png(pending, &thumb, "preview", true).await {
+                Ok(n) => (Attempt::Delivered(report_bytes + n), true),
+                Err(a) => (a, false),
+            };
+        }
+        (
+            match self.deliver_full(pending).await {
+                Attempt::Delivered(n) => Attempt::Delivered(report_bytes + n),
+                other => other,
+            },
+            false,
+        )
+    }
+
+    /// Tries once to send a scan's full-resolution preview and its layers (the report is on
+    /// the server already).
+    pub async fn deliver_full(&self, pending: &Pending) -> Attempt {
+        let mut sent = match self
+            .put_png(pending, &pending.preview_path, "preview", true)
+            .await
+        {
+            Ok(n) => n,
+            Err(a) => return a,
         };
-        let preview_len = preview.len();
-        let url = format!("{}/api/v1/scans/{}/preview", self.base, pending.scan_id);
-        let sent = self
+        for layer in LAYERS {
+            // Scans stored by older agents, or single-energy scans, lack some layers.
+            let path = pending.dir.join(format!("{layer}.png"));
+            if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+                continue;
+            }
+            match self.put_png(pending, &path, layer, false).await {
+                Ok(n) => sent += n,
+                // The report and preview are stored; a server that refuses an optional layer
+                // (an older one, say) must not turn the report into a refusal.
+                Err(Attempt::Refused(why)) => {
+                    tracing::warn!(scan_id = %pending.scan_id, "{layer} layer not stored: {why}");
+                }
+                Err(other) => return other,
+            }
+        }
+        Attempt::Delivered(sent)
+    }
+
+    /// PUTs one PNG as the scan's preview (`what` = "preview") or as a layer; returns its size.
+    async fn put_png(
+        &self,
+        pending: &Pending,
+        path: &std::path::Path,
+        what: &str,
+        required: bool,
+    ) -> Result<u64, Attempt> {
+        let png = match tokio::fs::read(path).await {
+            Ok(bytes) => bytes,
+            Err(e) if required => {
+                return Err(Attempt::Refused(format!(
+                    "{what} {} unreadable: {e}",
+                    path.display()
+                )));
+            }
+            Err(e) => return Err(Attempt::Refused(format!("{what}: {e}"))),
+        };
+        let len = png.len() as u64;
+        let url = if what == "preview" {
+            format!("{}/api/v1/scans/{}/preview", self.base, pending.scan_id)
+        } else {
+            format!(
+                "{}/api/v1/scans/{}/layers/{what}",
+                self.base, pending.scan_id
+            )
+        };
+        let answer = self
             .client
             .put(&url)
             .bearer_auth(&self.token)
             .header(reqwest::header::CONTENT_TYPE, "image/png")
-            .body(preview)
+            .body(png)
             .send()
             .await;
-        match sent {
-            Ok(r) if r.status().is_success() => {}
+        match answer {
+            Ok(r) if r.status().is_success() => Ok(len),
             Ok(r) => {
                 let status = r.status();
                 let body = r.text().await.unwrap_or_default();
-                return classify(status, &body, "preview");
+                Err(classify(status, &body, what))
             }
-            Err(e) => return Attempt::Retry(format!("preview: {e}")),
+            Err(e) => Err(Attempt::Retry(format!("{what}: {e}"))),
         }
-        let mut sent = (pending.report_json.len() + preview_len) as u64;
-        for layer in LAYERS {
-            // Scans stored by older agents, or single-energy scans, lack some layers.
-            let Ok(png) = tokio::fs::read(pending.dir.join(format!("{layer}.png"))).await else {
-                continue;
-            };
-            let len = png.len() as u64;
-            let url = format!(
-                "{}/api/v1/scans/{}/layers/{layer}",
-                self.base, pending.scan_id
-            );
-            let answer = self
-                .client
-                .put(&url)
-                .bearer_auth(&self.token)
-                .header(reqwest::header::CONTENT_TYPE, "image/png")
-                .body(png)
-                .send()
-                .await;
-            match answer {
-                Ok(r) if r.status().is_success() => sent += len,
-                Ok(r) => {
-                    let status = r.status();
-                    let body = r.text().await.unwrap_or_default();
-                    match classify(status, &body, &format!("{layer} layer")) {
-                        // The report and preview are stored; a server that refuses an optional
-                        // layer (an older one, say) must not turn the report into a refusal.
-                        Attempt::Refused(why) => {
-                            tracing::warn!(scan_id = %pending.scan_id, "{layer} layer not stored: {why}");
-                        }
-                        other => return other,
-                    }
-                }
-                Err(e) => return Attempt::Retry(format!("{layer} layer: {e}")),
-            }
-        }
-        Attempt::Delivered(sent)
     }
 }
 
@@ -240,13 +276,15 @@ pub async fn run(
     let contact = DeclarationCache::new(outbox.pool().clone());
     loop {
         while let Some(pending) = outbox.next_due().await? {
-            let attempt = tokio::select! {
+            let (attempt, full_due) = tokio::select! {
                 a = uplink.deliver(&pending) => a,
                 () = &mut shutdown => return Ok(()),
             };
             match attempt {
                 Attempt::Delivered(bytes) => {
-                    outbox.mark_delivered(&pending.scan_id, bytes).await?;
+                    outbox
+                        .mark_delivered(&pending.scan_id, bytes, full_due)
+                        .await?;
                     let _ = contact.record_contact().await;
                     tracing::info!(scan_id = %pending.scan_id, bytes, "report delivered");
                 }
@@ -265,12 +303,40 @@ pub async fn run(
                 }
             }
         }
-        let wait = outbox
-            .ms_until_next_due()
-            .await?
-            .map_or(Duration::from_secs(3600), |ms| {
-                Duration::from_millis(ms.max(10) as u64)
-            });
+        // Nothing urgent left: one owed full-resolution upload, then back to the reports.
+        if let Some(full) = outbox.next_full_due().await? {
+            let attempt = tokio::select! {
+                a = uplink.deliver_full(&full) => a,
+                () = &mut shutdown => return Ok(()),
+            };
+            match attempt {
+                Attempt::Delivered(bytes) => {
+                    outbox.mark_full_sent(&full.scan_id, bytes).await?;
+                    tracing::debug!(scan_id = %full.scan_id, bytes, "full resolution delivered");
+                    continue;
+                }
+                Attempt::Refused(why) => {
+                    // The report and thumbnail are there; give up on the rest of this one.
+                    tracing::warn!(scan_id = %full.scan_id, "server refused the full resolution: {why}");
+                    outbox.mark_full_sent(&full.scan_id, 0).await?;
+                }
+                Attempt::Retry(why) => {
+                    let delay = backoff_ms(4, max_backoff, &mut rand::rng());
+                    tracing::debug!(scan_id = %full.scan_id, retry_in_ms = delay, "full resolution not delivered: {why}");
+                    outbox.mark_full_retry(&full.scan_id, delay).await?;
+                }
+            }
+        }
+        let next = match (
+            outbox.ms_until_next_due().await?,
+            outbox.ms_until_full_due().await?,
+        ) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let wait = next.map_or(Duration::from_secs(3600), |ms| {
+            Duration::from_millis(ms.max(10) as u64)
+        });
         tokio::select! {
             () = wake.notified() => {}
             () = tokio::time::sleep(wait) => {}

@@ -234,6 +234,24 @@ async fn a_dropped_scan_becomes_a_case_with_the_models_findings() {
         agents[0].models[baylens_models::concealment::NAME],
         baylens_models::concealment::SHA256
     );
+    // The cleared scan went out as report and thumbnail first; its full resolution follows
+    // when the uplink is idle.
+    let mut status = serde_json::Value::Null;
+    for _ in 0..300 {
+        status = edge_agent::status::collect(&config).await.unwrap();
+        if status["uplink"]["cleared_scans_full_resolution_sent"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!("uplink: {status:#}");
+    let first = status["uplink"]["mean_bytes_per_cleared_scan"]
+        .as_f64()
+        .unwrap();
+    let full = status["uplink"]["mean_full_resolution_bytes_per_cleared_scan"]
+        .as_f64()
+        .unwrap();
+    assert!(first > 1000.0 && full > first, "{status:#}");
     // The overlay layers arrived; the expected cargo only where there is a declaration.
     let detail = server
         .store
