@@ -468,18 +468,26 @@ async fn case_page(
         .into_iter()
         .flatten()
     {
+        // Findings are explained above; the declaration's reasons only here.
+        let source = c["source"].as_str().unwrap_or("?");
+        let what = if source == "declaration" {
+            c["label"].as_str().unwrap_or("")
+        } else {
+            ""
+        };
         breakdown.push_str(&format!(
-            "<tr><td>{}</td><td class=\"num\">{:.2}</td><td>{}</td></tr>",
-            escape(&c["source"].as_str().unwrap_or("?").replace('_', " ")),
+            "<tr><td>{}</td><td class=\"num\">{:.2}</td><td class=\"num\">{:.2}</td><td>{}</td></tr>",
+            escape(&source.replace('_', " ")),
+            c["weight"].as_f64().unwrap_or(0.0),
             c["share"].as_f64().unwrap_or(0.0),
-            escape(c["label"].as_str().unwrap_or(""))
+            escape(what)
         ));
     }
     let breakdown = if breakdown.is_empty() {
         String::new()
     } else {
         format!(
-            "<h2>Why this risk (bay)</h2><table class=\"breakdown\"><thead><tr><th>From</th><th>Share</th><th>What</th></tr></thead><tbody>{breakdown}</tbody></table>"
+            "<h2>Why this risk (bay)</h2><table class=\"breakdown\"><thead><tr><th>From</th><th>Score</th><th>Share of risk</th><th>Why</th></tr></thead><tbody>{breakdown}</tbody></table>"
         )
     };
 
