@@ -23,7 +23,6 @@ use edge_agent::expected;
 use edge_agent::ingest::scan::load_scan;
 use edge_agent::manifest::{ManifestInput, Tolerances, verify};
 use edge_agent::overlay;
-use edge_agent::preview::render_heat_layer;
 use serde_json::json;
 
 fn main() -> anyhow::Result<()> {
@@ -73,8 +72,11 @@ fn main() -> anyhow::Result<()> {
             let (w, h) = (high.width as usize, high.height as usize);
             let pitch = loaded.sidecar.pixel_pitch_mm;
             let cargo = loaded.low().and_then(|(low, lm)| {
-                let ah = attenuation(&high.samples, hm.air, hm.dark);
-                let al = attenuation(&low.samples, lm.air, lm.dark);
+                let (ah, al) = std::thread::scope(|s| {
+                    let al = s.spawn(|| attenuation(&low.samples, lm.air, lm.dark));
+                    let ah = attenuation(&high.samples, hm.air, hm.dark);
+                    (ah, al.join().expect("attenuation does not panic"))
+                });
                 estimate_cargo(&ah, &al, w, h, pitch, &calibration)
             });
             let t3 = Instant::now();
@@ -131,16 +133,14 @@ fn main() -> anyhow::Result<()> {
             };
             let t4 = Instant::now();
             // The same files the agent stores (the thumbnail aside).
-            let (wu, hu) = (high.width, high.height);
-            let mut bytes = overlay::render_scan(&high.samples, wu, hu, hm.air, hm.dark)?.len();
-            if let Some(c) = &cargo {
-                bytes += overlay::render_material(c, wu, hu)?.len();
-            }
-            if let Some(l) = &layout {
-                bytes += overlay::render_expected(l, wu, hu)?.len();
-            }
-            bytes += render_heat_layer(wu, hu, &output)?.len();
-            bytes += overlay::render_findings(&report.findings, wu, hu)?.len();
+            let (files, _) = overlay::render_layers(
+                (&high.samples, high.width, high.height, hm.air, hm.dark),
+                cargo.as_ref(),
+                layout.as_ref(),
+                &output,
+                &report.findings,
+            )?;
+            let mut bytes: usize = files.iter().map(|f| f.1.len()).sum();
             let vector = overlay::vector(
                 &report,
                 pitch,

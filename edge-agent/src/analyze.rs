@@ -34,7 +34,6 @@ use crate::ingest::Rejection;
 use crate::ingest::scan::{LoadedScan, load_scan};
 use crate::manifest::{ManifestInput, Tolerances, verify};
 use crate::overlay;
-use crate::preview::render_heat_layer;
 
 /// Largest image file `analyze` reads (the agent's default limit).
 pub const MAX_IMAGE_BYTES: u64 = 256 * 1024 * 1024;
@@ -104,8 +103,11 @@ pub fn analyse(
     let (w, h) = (high.width as usize, high.height as usize);
     let pitch = loaded.sidecar.pixel_pitch_mm;
     let cargo = loaded.low().and_then(|(low, low_meta)| {
-        let ah = attenuation(&high.samples, high_meta.air, high_meta.dark);
-        let al = attenuation(&low.samples, low_meta.air, low_meta.dark);
+        let (ah, al) = std::thread::scope(|s| {
+            let al = s.spawn(|| attenuation(&low.samples, low_meta.air, low_meta.dark));
+            let ah = attenuation(&high.samples, high_meta.air, high_meta.dark);
+            (ah, al.join().expect("attenuation does not panic"))
+        });
         estimate_cargo(&ah, &al, w, h, pitch, calibration)
     });
     let unreadable = loaded
@@ -167,38 +169,14 @@ impl Analysis {
     pub fn overlay_files(&self, loaded: &LoadedScan) -> Result<Vec<(String, Vec<u8>)>, Rejection> {
         let (high, meta) = loaded.high();
         let (w, h) = (high.width, high.height);
-        let fail =
-            |what: &str, e: image::ImageError| Rejection(format!("{what} layer failed: {e}"));
-        let mut files = vec![(
-            "scan.png".to_owned(),
-            overlay::render_scan(&high.samples, w, h, meta.air, meta.dark)
-                .map_err(|e| fail("scan", e))?,
-        )];
-        let mut layers = vec!["scan"];
-        if let Some(c) = &self.cargo {
-            files.push((
-                "material.png".into(),
-                overlay::render_material(c, w, h).map_err(|e| fail("material", e))?,
-            ));
-            layers.push("material");
-        }
-        if let Some(l) = &self.layout {
-            files.push((
-                "expected.png".into(),
-                overlay::render_expected(l, w, h).map_err(|e| fail("expected", e))?,
-            ));
-            layers.push("expected");
-        }
-        files.push((
-            "heat.png".into(),
-            render_heat_layer(w, h, &self.output).map_err(|e| fail("heat", e))?,
-        ));
-        files.push((
-            "findings.png".into(),
-            overlay::render_findings(&self.report.findings, w, h)
-                .map_err(|e| fail("findings", e))?,
-        ));
-        layers.extend(["heat", "findings"]);
+        let (mut files, layers) = overlay::render_layers(
+            (&high.samples, w, h, meta.air, meta.dark),
+            self.cargo.as_ref(),
+            self.layout.as_ref(),
+            &self.output,
+            &self.report.findings,
+        )
+        .map_err(|e| Rejection(format!("overlay layer failed: {e}")))?;
         let vector = overlay::vector(
             &self.report,
             loaded.sidecar.pixel_pitch_mm,

@@ -111,26 +111,63 @@ pub fn attenuation(readings: &[u16], air: u16, dark: u16) -> Vec<f32> {
     readings.iter().map(|&r| lut[usize::from(r)]).collect()
 }
 
-/// Box average with half-size `r` (edges use the pixels that exist), by an integral image.
+/// Box average with half-size `r` (edges use the pixels that exist). Separable: each row's
+/// window sums along x (from a prefix sum, in f64), then a running sum of those down the
+/// columns, kept for the `2r + 1` rows in the window only, so the scan is read once and nothing
+/// the size of the scan is allocated but the result.
 pub fn box_mean(values: &[f32], w: usize, h: usize, r: usize) -> Vec<f32> {
-    let mut integral = vec![0.0f64; (w + 1) * (h + 1)];
-    for y in 0..h {
-        let mut row = 0.0;
-        for x in 0..w {
-            row += f64::from(values[y * w + x]);
-            integral[(y + 1) * (w + 1) + x + 1] = integral[y * (w + 1) + x + 1] + row;
+    let mut out = vec![0.0f32; w * h];
+    if w == 0 || h == 0 {
+        return out;
+    }
+    let ring_len = 2 * r + 2;
+    let mut ring = vec![0.0f64; ring_len * w];
+    let mut prefix = vec![0.0f64; w + 1];
+    let mut row_sums = |y: usize, dst: &mut [f64]| {
+        for (x, &v) in values[y * w..(y + 1) * w].iter().enumerate() {
+            prefix[x + 1] = prefix[x] + f64::from(v);
+        }
+        for (x, d) in dst.iter_mut().enumerate() {
+            *d = prefix[(x + r + 1).min(w)] - prefix[x.saturating_sub(r)];
+        }
+    };
+    let mut column = vec![0.0f64; w];
+    // How many columns each window spans (fewer at the edges), as reciprocals: a multiply per
+    // pixel instead of a divide.
+    let inv_cols: Vec<f64> = (0..w)
+        .map(|x| 1.0 / ((x + r + 1).min(w) - x.saturating_sub(r)) as f64)
+        .collect();
+    for y in 0..(r + 1).min(h) {
+        let slot = &mut ring[(y % ring_len) * w..(y % ring_len + 1) * w];
+        row_sums(y, slot);
+        for (c, s) in column.iter_mut().zip(slot.iter()) {
+            *c += s;
         }
     }
-    let mut out = vec![0.0; w * h];
     for y in 0..h {
-        let (y0, y1) = (y.saturating_sub(r), (y + r + 1).min(h));
-        for x in 0..w {
-            let (x0, x1) = (x.saturating_sub(r), (x + r + 1).min(w));
-            let sum = integral[y1 * (w + 1) + x1]
-                - integral[y0 * (w + 1) + x1]
-                - integral[y1 * (w + 1) + x0]
-                + integral[y0 * (w + 1) + x0];
-            out[y * w + x] = (sum / ((y1 - y0) * (x1 - x0)) as f64) as f32;
+        let inv_rows = 1.0 / ((y + r + 1).min(h) - y.saturating_sub(r)) as f64;
+        for ((o, c), ic) in out[y * w..(y + 1) * w]
+            .iter_mut()
+            .zip(&column)
+            .zip(&inv_cols)
+        {
+            *o = (c * (inv_rows * ic)) as f32;
+        }
+        // Slide the window down one row: the row below enters, the top row leaves.
+        if y + r + 1 < h {
+            let entering = y + r + 1;
+            let slot = &mut ring[(entering % ring_len) * w..(entering % ring_len + 1) * w];
+            row_sums(entering, slot);
+            for (c, s) in column.iter_mut().zip(slot.iter()) {
+                *c += s;
+            }
+        }
+        if y >= r {
+            let leaving = y - r;
+            let slot = &ring[(leaving % ring_len) * w..(leaving % ring_len + 1) * w];
+            for (c, s) in column.iter_mut().zip(slot) {
+                *c -= s;
+            }
         }
     }
     out
@@ -172,9 +209,13 @@ fn quantile(values: &[f32], share: f64) -> f32 {
     *v.select_nth_unstable_by(k, f32::total_cmp).1
 }
 
-/// Whether row `r` is a dead detector channel: dark along its whole length, air included.
+/// Whether row `r` is a dead detector channel: dark along its whole length, air included (its
+/// median, `quantile(row, 0.5)`, above 10: counted rather than selected, no copy).
 fn dead_row(att: &[f32], w: usize, r: usize) -> bool {
-    quantile(&att[r * w..(r + 1) * w], 0.5) > 10.0
+    let row = &att[r * w..(r + 1) * w];
+    let k = (row.len() / 2).min(row.len().saturating_sub(1));
+    // The k-th smallest exceeds 10 exactly when at most k values are 10 or less.
+    row.iter().filter(|&&v| v <= 10.0).count() <= k
 }
 
 /// A copy of `att` with every dead row replaced by its nearest live neighbour above or below,
@@ -209,9 +250,13 @@ pub fn locate_cargo_space(
     if w < 3 * wall_margin || h < 20 {
         return None;
     }
-    let dark_rows: Vec<usize> = (0..w)
-        .map(|c| (0..h).filter(|&r| att_high[r * w + c] > DARK).count())
-        .collect();
+    // Row by row, in memory order.
+    let mut dark_rows = vec![0usize; w];
+    for row in att_high.chunks_exact(w) {
+        for (n, &v) in dark_rows.iter_mut().zip(row) {
+            *n += usize::from(v > DARK);
+        }
+    }
     let max = *dark_rows.iter().max()?;
     if max < h / 4 {
         return None;
@@ -288,14 +333,30 @@ pub fn estimate_cargo(
     pitch_mm: f64,
     cal: &Calibration,
 ) -> Option<CargoEstimate> {
-    let (att_high, att_low) = (
-        &patch_dead_rows(att_high, w, h),
-        &patch_dead_rows(att_low, w, h),
-    );
-    let space = locate_cargo_space(att_high, w, h, pitch_mm)?;
+    // The two energies are independent until classification: one thread each.
     let r = cal.smoothing_radius;
-    let (sh, sl) = (box_mean(att_high, w, h, r), box_mean(att_low, w, h, r));
-    let (base_h, base_l) = (row_baseline(&sh, w, &space), row_baseline(&sl, w, &space));
+    let prepare = |att: &[f32]| {
+        let patched = patch_dead_rows(att, w, h);
+        let smoothed = box_mean(&patched, w, h, r);
+        (patched, smoothed)
+    };
+    let ((att_high, sh), (_, sl)) = std::thread::scope(|s| {
+        let low = s.spawn(|| prepare(att_low));
+        let high = prepare(att_high);
+        (
+            high,
+            low.join().expect("low-energy preparation does not panic"),
+        )
+    });
+    let att_high = &att_high;
+    let space = locate_cargo_space(att_high, w, h, pitch_mm)?;
+    let (base_h, base_l) = std::thread::scope(|s| {
+        let low = s.spawn(|| row_baseline(&sl, w, &space));
+        (
+            row_baseline(&sh, w, &space),
+            low.join().expect("baseline does not panic"),
+        )
+    });
     let pixel_cm2 = (pitch_mm / 10.0).powi(2);
     let mut classes = vec![MaterialClass::None as u8; w * h];
     let (mut mass_by_class, mut unclassified_kg) = ([0.0f64; 5], 0.0f64);
@@ -402,6 +463,29 @@ pub(crate) mod tests {
         v[4 * 15 + 7] = 26.0;
         let m = box_mean(&v, 15, 9, 2);
         assert!((m[4 * 15 + 7] - 2.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn box_mean_matches_the_definition_at_every_pixel_and_edge() {
+        let (w, h) = (23, 17);
+        let v: Vec<f32> = (0..w * h).map(|i| ((i * 7919) % 97) as f32 / 7.0).collect();
+        for r in [0, 1, 3, 9, 30] {
+            let m = box_mean(&v, w, h, r);
+            for y in 0..h {
+                for x in 0..w {
+                    let (y0, y1) = (y.saturating_sub(r), (y + r + 1).min(h));
+                    let (x0, x1) = (x.saturating_sub(r), (x + r + 1).min(w));
+                    let mut sum = 0.0f64;
+                    for yy in y0..y1 {
+                        for xx in x0..x1 {
+                            sum += f64::from(v[yy * w + xx]);
+                        }
+                    }
+                    let want = (sum / ((y1 - y0) * (x1 - x0)) as f64) as f32;
+                    assert!((m[y * w + x] - want).abs() < 1e-5, "r {r} at {x},{y}");
+                }
+            }
+        }
     }
 
     #[test]

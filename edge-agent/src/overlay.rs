@@ -22,9 +22,12 @@ use baylens_protocol::{Finding, FindingKind, Region, ScanReport};
 use image::{ImageBuffer, ImageFormat, Luma, Rgba, RgbaImage};
 use serde_json::{Value, json};
 
+use baylens_models::ConcealmentOutput;
+
 use crate::calibration::CargoEstimate;
 use crate::expected::{Block, ExpectedLayout};
 use crate::material_map::MaterialClass;
+use crate::preview::render_heat_layer;
 
 /// Version of the vector overlay document.
 pub const OVERLAY_CONTRACT: &str = "baylens.overlay/1";
@@ -84,31 +87,44 @@ pub fn render_scan(
 ) -> Result<Vec<u8>, image::ImageError> {
     let span = f32::from(air.saturating_sub(dark)).max(1.0);
     let t = |v: u16| ((f32::from(v) - f32::from(dark)) / span).clamp(0.0, 1.0);
-    let mut hist = [0u32; 1024];
+    // Readings are 16-bit: count each value once, then work on the 65,536 values, not the pixels.
+    let mut counts = vec![0u32; 65_536];
     for &v in readings {
-        let x = t(v);
-        if x < 0.9 {
-            hist[(x * 1023.0) as usize] += 1;
+        counts[usize::from(v)] += 1;
+    }
+    let mut hist = [0u64; 1024];
+    for (v, &n) in counts.iter().enumerate() {
+        let x = t(v as u16);
+        if n > 0 && x < 0.9 {
+            hist[(x * 1023.0) as usize] += u64::from(n);
         }
     }
-    let total: u32 = hist.iter().sum();
+    let total: u64 = hist.iter().sum();
     let mut cdf = [0f32; 1024];
-    let mut acc = 0u32;
+    let mut acc = 0u64;
     for (i, h) in hist.iter().enumerate() {
         acc += h;
         cdf[i] = acc as f32 / total.max(1) as f32;
     }
-    let mut img = ImageBuffer::<Luma<u8>, Vec<u8>>::new(width, height);
-    for (px, &v) in img.pixels_mut().zip(readings) {
-        let x = t(v);
-        let g = if x >= 0.9 {
-            // Air and near-air: from light grey to white.
-            235.0 + (x - 0.9) / 0.1 * 20.0
-        } else {
-            cdf[(x * 1023.0) as usize] * 230.0
-        };
-        *px = Luma([g.round().clamp(0.0, 255.0) as u8]);
-    }
+    let grey: Vec<u8> = (0..=u16::MAX)
+        .map(|v| {
+            let x = t(v);
+            let g = if x >= 0.9 {
+                // Air and near-air: from light grey to white.
+                235.0 + (x - 0.9) / 0.1 * 20.0
+            } else {
+                cdf[(x * 1023.0) as usize] * 230.0
+            };
+            g.round().clamp(0.0, 255.0) as u8
+        })
+        .collect();
+    let pixels: Vec<u8> = readings.iter().map(|&v| grey[usize::from(v)]).collect();
+    let img =
+        ImageBuffer::<Luma<u8>, Vec<u8>>::from_raw(width, height, pixels).ok_or_else(|| {
+            image::ImageError::Parameter(image::error::ParameterError::from_kind(
+                image::error::ParameterErrorKind::DimensionMismatch,
+            ))
+        })?;
     let mut bytes = Vec::new();
     img.write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png)?;
     Ok(bytes)
@@ -228,6 +244,57 @@ pub fn render_findings(
         }
     }
     png_rgba(&img)
+}
+
+/// Named files: `(file name, bytes)`.
+pub type Files = Vec<(String, Vec<u8>)>;
+
+/// The high-energy image: readings, width, height, air, dark.
+pub type HighImage<'a> = (&'a [u16], u32, u32, u16, u16);
+
+/// Renders every PNG layer the scan has (scan, material, expected, heat, findings; see the
+/// module docs), on two threads. Returns the files and the names of the layers, in order.
+pub fn render_layers(
+    (readings, w, h, air, dark): HighImage<'_>,
+    cargo: Option<&CargoEstimate>,
+    layout: Option<&ExpectedLayout>,
+    heat: &ConcealmentOutput,
+    findings: &[Finding],
+) -> Result<(Files, Vec<&'static str>), image::ImageError> {
+    type Layer = Result<Option<(&'static str, Vec<u8>)>, image::ImageError>;
+    let (first, second): (Vec<Layer>, Vec<Layer>) = std::thread::scope(|s| {
+        let other = s.spawn(|| {
+            vec![
+                cargo
+                    .map(|c| render_material(c, w, h).map(|b| ("material", b)))
+                    .transpose(),
+                layout
+                    .map(|l| render_expected(l, w, h).map(|b| ("expected", b)))
+                    .transpose(),
+                render_findings(findings, w, h).map(|b| Some(("findings", b))),
+            ]
+        });
+        let mine = vec![
+            render_scan(readings, w, h, air, dark).map(|b| Some(("scan", b))),
+            render_heat_layer(w, h, heat).map(|b| Some(("heat", b))),
+        ];
+        (mine, other.join().expect("layer rendering does not panic"))
+    });
+    let mut by_name = Vec::new();
+    for layer in first.into_iter().chain(second) {
+        if let Some(l) = layer? {
+            by_name.push(l);
+        }
+    }
+    let mut files = Vec::new();
+    let mut names = Vec::new();
+    for name in ["scan", "material", "expected", "heat", "findings"] {
+        if let Some((n, bytes)) = by_name.iter().find(|(n, _)| *n == name) {
+            files.push((format!("{n}.png"), bytes.clone()));
+            names.push(*n);
+        }
+    }
+    Ok((files, names))
 }
 
 fn rect(r: Region) -> Value {

@@ -55,6 +55,9 @@ impl OrtEngine {
             .with_optimization_level(GraphOptimizationLevel::Level3)?
             .with_intra_threads(threads.max(1))?
             .with_inter_threads(1)?
+            // After a run, ORT's workers would spin for a while waiting for the next one, and on
+            // a 2-core bay box that steals the core calibration and image encoding need.
+            .with_intra_op_spinning(false)?
             .commit_from_memory(&bytes)?;
         Ok(Self {
             session,

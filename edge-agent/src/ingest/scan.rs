@@ -59,7 +59,7 @@ pub fn load_scan(sidecar_path: &Path, max_image_bytes: u64) -> Result<LoadedScan
     let sidecar = ScanSidecar::from_json(&sidecar_bytes, Utc::now())
         .map_err(|e| Rejection(format!("{sidecar_name}: {e}")))?;
     let mut files = vec![("sidecar.json".to_owned(), sidecar_bytes)];
-    let mut images = Vec::new();
+    let mut raw = Vec::new();
     for image in &sidecar.images {
         let path = sidecar_path.with_file_name(&image.file);
         let len = std::fs::metadata(&path)
@@ -78,9 +78,23 @@ pub fn load_scan(sidecar_path: &Path, max_image_bytes: u64) -> Result<LoadedScan
         }
         let bytes = std::fs::read(&path)
             .map_err(|e| Rejection(format!("{}: cannot read: {e}", image.file)))?;
-        images.push(decode_image16(&image.file, &bytes)?);
-        files.push((image.file.clone(), bytes));
+        raw.push((image.file.clone(), bytes));
     }
+    // The two energies decode side by side (PNG inflate is most of the time).
+    let images = std::thread::scope(|s| {
+        let handles: Vec<_> = raw
+            .iter()
+            .map(|(name, bytes)| s.spawn(move || decode_image16(name, bytes)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Rejection("image decoder panicked".into())))
+            })
+            .collect::<Result<Vec<_>, Rejection>>()
+    })?;
+    files.extend(raw);
     if let [a, b] = images.as_slice()
         && (a.width, a.height) != (b.width, b.height)
     {
