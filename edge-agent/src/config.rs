@@ -79,6 +79,58 @@ pub struct ServerConfig {
     pub request_timeout_secs: u64,
 }
 
+/// Prefix of environment variables that override config keys (`BAYLENS_AGENT__SERVER__URL`).
+pub const ENV_PREFIX: &str = "BAYLENS_AGENT__";
+
+/// `KEY=VALUE` overrides from environment variables named [`ENV_PREFIX`]`KEY`, with `__`
+/// between levels and the key lower-cased.
+pub fn env_overrides(vars: impl Iterator<Item = (String, String)>) -> Vec<String> {
+    let mut out: Vec<String> = vars
+        .filter_map(|(k, v)| {
+            let key = k.strip_prefix(ENV_PREFIX)?;
+            Some(format!(
+                "{}={v}",
+                key.to_ascii_lowercase().replace("__", ".")
+            ))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Applies `KEY=VALUE` overrides to a TOML document.
+pub fn apply_overrides(text: &str, overrides: &[String]) -> Result<String, AgentError> {
+    if overrides.is_empty() {
+        return Ok(text.to_owned());
+    }
+    let mut doc: toml::Table =
+        toml::from_str(text).map_err(|e| AgentError::Config(e.to_string()))?;
+    for o in overrides {
+        let (key, raw) = o.split_once('=').ok_or_else(|| {
+            AgentError::Config(format!("override {o:?} must look like KEY=VALUE"))
+        })?;
+        let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(raw.to_owned()));
+        let parts: Vec<&str> = key.trim().split('.').collect();
+        if parts.iter().any(|p| p.is_empty()) {
+            return Err(AgentError::Config(format!("override {o:?}: empty key")));
+        }
+        let mut table = &mut doc;
+        for part in &parts[..parts.len() - 1] {
+            let entry = table
+                .entry((*part).to_owned())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            table = entry.as_table_mut().ok_or_else(|| {
+                AgentError::Config(format!("override {o:?}: {part} is not a table"))
+            })?;
+        }
+        table.insert(parts[parts.len() - 1].to_owned(), value);
+    }
+    toml::to_string(&doc).map_err(|e| AgentError::Config(e.to_string()))
+}
+
 fn default_declaration_sync_secs() -> u64 {
     60
 }
@@ -140,6 +192,16 @@ impl AgentConfig {
     pub fn load(path: &Path) -> Result<Self, AgentError> {
         let text = std::fs::read_to_string(path)
             .map_err(AgentError::io(format!("reading {}", path.display())))?;
+        Self::from_toml(&text).map_err(|e| AgentError::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// Reads a TOML file and applies `KEY=VALUE` overrides (dotted keys, e.g. `server.url`;
+    /// the value in TOML syntax, or else taken as a string) before parsing, so an override
+    /// goes through the same checks as the file, unknown keys included.
+    pub fn load_with(path: &Path, overrides: &[String]) -> Result<Self, AgentError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(AgentError::io(format!("reading {}", path.display())))?;
+        let text = apply_overrides(&text, overrides)?;
         Self::from_toml(&text).map_err(|e| AgentError::Config(format!("{}: {e}", path.display())))
     }
 
@@ -207,6 +269,38 @@ mod tests {
                 .to_string()
                 .contains("sha256")
         );
+    }
+
+    #[test]
+    fn flags_and_environment_override_the_file_and_are_checked_like_it() {
+        let text = include_str!("../../config/agent.example.toml");
+        let env = env_overrides(
+            [
+                (
+                    "BAYLENS_AGENT__SERVER__URL".to_owned(),
+                    "http://10.0.0.5:8080".to_owned(),
+                ),
+                ("BAYLENS_AGENT__LANES__RED".to_owned(), "0.6".to_owned()),
+                ("HOME".to_owned(), "/root".to_owned()),
+            ]
+            .into_iter(),
+        );
+        assert_eq!(env, ["lanes.red=0.6", "server.url=http://10.0.0.5:8080"]);
+        let mut all = env.clone();
+        all.push("bay=BAY07".into());
+        let config = AgentConfig::from_toml(&apply_overrides(text, &all).unwrap()).unwrap();
+        assert_eq!(config.server.url, "http://10.0.0.5:8080");
+        assert_eq!(config.lanes.red, 0.6);
+        assert_eq!(config.bay.as_str(), "BAY07");
+        // A misspelt key is refused, as in the file.
+        let typo = apply_overrides(text, &["server.ulr=x".into()]).unwrap();
+        assert!(
+            AgentConfig::from_toml(&typo)
+                .unwrap_err()
+                .to_string()
+                .contains("ulr")
+        );
+        assert!(apply_overrides(text, &["novalue".into()]).is_err());
     }
 
     #[test]

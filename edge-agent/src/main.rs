@@ -21,9 +21,12 @@ enum Command {
         /// TOML configuration (see config/agent.example.toml).
         #[arg(long, env = "BAYLENS_AGENT_CONFIG")]
         config: PathBuf,
+        /// Override one key of the file, e.g. `--set server.url=http://10.0.0.5:8080` or
+        /// `--set lanes.red=0.6` (repeatable). Environment variables `BAYLENS_AGENT__KEY`
+        /// (`__` between levels: `BAYLENS_AGENT__SERVER__URL`) override too; flags win.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
     },
-    /// Analyse scans from disk and print their reports; no server needed. Exits 0 when every
-    /// scan was analysed (whatever was found), 2 when a scan or the declaration is bad.
     /// Make a scanner token for the push API: prints the token (give it to the scanner) and the
     /// sha256 to add to `push.scanner_token_sha256` in the agent's config.
     ScannerToken,
@@ -36,6 +39,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Analyse scans from disk and print their reports; no server needed. Exits 0 when every
+    /// scan was analysed (whatever was found), 2 when a scan or the declaration is bad.
     Analyze(AnalyzeArgs),
 }
 
@@ -237,8 +242,10 @@ async fn main() -> Result<()> {
                 print!("{}", edge_agent::status::text(&status));
             }
         }
-        Command::Run { config } => {
-            let config = AgentConfig::load(&config)
+        Command::Run { config, set } => {
+            let mut overrides = edge_agent::config::env_overrides(std::env::vars());
+            overrides.extend(set);
+            let config = AgentConfig::load_with(&config, &overrides)
                 .with_context(|| format!("loading {}", config.display()))?;
             edge_agent::run(config, shutdown_signal())
                 .await
