@@ -24,6 +24,7 @@
 //! - [`uplink`]: delivery to the server, idempotent by report id, with backoff and jitter.
 //! - [`push`]: the scanners' HTTP push API (`POST /api/v1/scans`, 202 once stored durably).
 //! - [`status`]: `edge-agent status`, the queue and the last contact with the server.
+//! - [`updates`]: signed model updates: verify, self-check, install, roll back.
 //! - [`agent`]: [`run`], which wires them together until shutdown.
 //! - [`analyze`]: `edge-agent analyze`, the whole pipeline on scans from disk, no server.
 
@@ -43,6 +44,7 @@ pub mod overlay;
 pub mod preview;
 pub mod push;
 pub mod status;
+pub mod updates;
 pub mod uplink;
 
 pub use agent::run;

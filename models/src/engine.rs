@@ -33,11 +33,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 impl OrtEngine {
     /// Loads `path` after checking that its sha256 is `expected_sha256`, with `threads`
     /// intra-op threads and full graph optimisation.
-    pub fn load(
-        path: &Path,
-        expected_sha256: &'static str,
-        threads: usize,
-    ) -> Result<Self, ModelError> {
+    pub fn load(path: &Path, expected_sha256: &str, threads: usize) -> Result<Self, ModelError> {
         let bytes = std::fs::read(path).map_err(|source| ModelError::Read {
             path: path.to_owned(),
             source,
@@ -47,7 +43,7 @@ impl OrtEngine {
             return Err(ModelError::Checksum {
                 path: path.to_owned(),
                 found,
-                expected: expected_sha256,
+                expected: expected_sha256.to_owned(),
             });
         }
         let env = runtime::environment()?;

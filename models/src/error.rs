@@ -32,8 +32,8 @@ pub enum ModelError {
         path: PathBuf,
         /// Its actual hash.
         found: String,
-        /// The hash recorded in the model card and compiled in.
-        expected: &'static str,
+        /// The hash recorded in the model card and compiled in, or in a verified release.
+        expected: String,
     },
     /// ONNX Runtime refused the model or the run.
     #[error("ONNX Runtime: {0}")]

@@ -102,7 +102,13 @@ impl ConcealmentModel<OrtEngine> {
     /// Loads `xray-concealment.onnx` from `models_dir`, verifies it, and warms it up so the first
     /// real scan is not slow.
     pub fn load(models_dir: &Path, threads: usize) -> Result<Self, ModelError> {
-        let engine = OrtEngine::load(&models_dir.join(FILE), SHA256, threads)?;
+        Self::load_file(&models_dir.join(FILE), SHA256, threads)
+    }
+
+    /// Loads a model file whose sha256 must be `sha256` (a signed release's, see
+    /// `baylens_protocol::release`), and warms it up.
+    pub fn load_file(path: &Path, sha256: &str, threads: usize) -> Result<Self, ModelError> {
+        let engine = OrtEngine::load(path, sha256, threads)?;
         let sha256 = engine.sha256().to_owned();
         let mut model = Self { engine, sha256 };
         let warm = vec![0u16; 64 * 64];
