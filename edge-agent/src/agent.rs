@@ -37,10 +37,24 @@ pub async fn run(
     let mut folder = DropFolder::open(&config.drop_dir)?;
     let models_dir = config.models_dir.clone();
     let threads = config.model_threads;
-    let mut model =
-        tokio::task::spawn_blocking(move || ConcealmentModel::load(&models_dir, threads))
-            .await
-            .map_err(|e| AgentError::Config(format!("model loader: {e}")))??;
+    // A signed release installed earlier wins over the model shipped with the agent.
+    let updates = config.model_updates.clone();
+    let data_dir = config.data_dir.clone();
+    let mut model = tokio::task::spawn_blocking(move || {
+        if let Some(u) = &updates
+            && let Some((model, release)) =
+                crate::updates::load_installed(&data_dir, &u.public_key, threads)
+        {
+            tracing::info!(sha256 = %release.sha256, "running the installed model release");
+            return Ok(model);
+        }
+        ConcealmentModel::load(&models_dir, threads)
+    })
+    .await
+    .map_err(|e| AgentError::Config(format!("model loader: {e}")))??;
+    // A newly installed release waits here until the scan loop picks it up.
+    let next_model: Arc<std::sync::Mutex<Option<ConcealmentModel>>> = Arc::default();
+    let running_sha = Arc::new(std::sync::Mutex::new(model.sha256().to_owned()));
     let calibration = Arc::new(match &config.calibration_file {
         Some(path) => Calibration::load(path).map_err(AgentError::Config)?,
         None => Calibration::scanner_sim(),
@@ -76,7 +90,7 @@ pub async fn run(
             config.token()?,
             Duration::from_secs(config.server.request_timeout_secs),
         )?;
-        let sha = model.sha256().to_owned();
+        let running_sha = running_sha.clone();
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(HEARTBEAT_SECS));
@@ -87,6 +101,7 @@ pub async fn run(
                 }
                 let depth = outbox.counts().await.map(|c| c.0).unwrap_or(0);
                 let depth = u32::try_from(depth).unwrap_or(u32::MAX);
+                let sha = running_sha.lock().map(|s| s.clone()).unwrap_or_default();
                 let models = [(MODEL_NAME, sha.as_str())];
                 tokio::select! {
                     _ = stop.wait_for(|s| *s) => return,
@@ -135,6 +150,73 @@ pub async fn run(
                 }
             }
         })
+    };
+
+    let update_task = match config.model_updates.clone() {
+        Some(updates) => {
+            let client = Uplink::new(
+                &config.server.url,
+                config.token()?,
+                Duration::from_secs(config.server.request_timeout_secs),
+            )?;
+            let (next_model, running_sha) = (next_model.clone(), running_sha.clone());
+            let data_dir = config.data_dir.clone();
+            let mut stop = stop_rx.clone();
+            Some(tokio::spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_secs(updates.check_secs));
+                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                // Releases refused or rolled back are not fetched again.
+                let mut refused = std::collections::HashSet::new();
+                loop {
+                    tokio::select! {
+                        _ = stop.wait_for(|s| *s) => return,
+                        _ = every.tick() => {}
+                    }
+                    let current = running_sha.lock().map(|s| s.clone()).unwrap_or_default();
+                    let release = match client.model_release(MODEL_NAME).await {
+                        Ok(Some(r)) if r.sha256 != current && !refused.contains(&r.sha256) => r,
+                        Ok(_) => continue,
+                        Err(e) => {
+                            tracing::debug!("model release check failed: {e}");
+                            continue;
+                        }
+                    };
+                    let file = match client.model_file(MODEL_NAME, &release).await {
+                        Ok(f) => f,
+                        Err(e) => {
+                            tracing::warn!(sha256 = %release.sha256, "model download failed, retrying later: {e}");
+                            continue;
+                        }
+                    };
+                    let (dir, key, sha) = (
+                        data_dir.clone(),
+                        updates.public_key.clone(),
+                        release.sha256.clone(),
+                    );
+                    let installed = tokio::task::spawn_blocking(move || {
+                        crate::updates::install(&dir, &release, &file, &key, threads)
+                    })
+                    .await;
+                    match installed {
+                        Ok(Ok(model)) => {
+                            tracing::info!(sha256 = %sha, "model update verified and installed");
+                            if let Ok(mut slot) = next_model.lock() {
+                                *slot = Some(model);
+                            }
+                            if let Ok(mut s) = running_sha.lock() {
+                                s.clone_from(&sha);
+                            }
+                        }
+                        Ok(Err(e)) => {
+                            tracing::error!(sha256 = %sha, "{e}");
+                            refused.insert(sha);
+                        }
+                        Err(e) => tracing::error!("model installer failed: {e}"),
+                    }
+                }
+            }))
+        }
+        None => None,
     };
 
     let push_task = match &config.push {
@@ -218,6 +300,10 @@ pub async fn run(
                 break;
             }
             last_full_warning = None;
+            if let Some(new) = next_model.lock().ok().and_then(|mut slot| slot.take()) {
+                tracing::info!(sha256 = new.sha256(), "switched to the new model");
+                model = new;
+            }
             let matched = find_declaration(&cache, &scan).await;
             let outcome;
             (model, outcome) = {
@@ -259,6 +345,9 @@ pub async fn run(
     let _ = stop_tx.send(true);
     let _ = heartbeat_task.await;
     let _ = sync_task.await;
+    if let Some(task) = update_task {
+        let _ = task.await;
+    }
     if let Some(task) = push_task {
         match task.await {
             Ok(Err(e)) => tracing::error!("push API failed: {e}"),

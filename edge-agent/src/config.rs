@@ -54,6 +54,9 @@ pub struct AgentConfig {
     /// Where this site draws its lanes (risk thresholds).
     #[serde(default)]
     pub lanes: LaneThresholds,
+    /// Signed model updates from the server (off when absent).
+    #[serde(default)]
+    pub model_updates: Option<crate::updates::ModelUpdatesConfig>,
     /// HTTP push from scanners (off when absent).
     #[serde(default)]
     pub push: Option<crate::push::PushConfig>,
@@ -185,6 +188,14 @@ impl AgentConfig {
         if let Some(push) = &config.push {
             push.validate().map_err(AgentError::Config)?;
         }
+        if let Some(u) = &config.model_updates {
+            let key = u.public_key.trim();
+            if key.len() != 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()) || u.check_secs == 0 {
+                return Err(AgentError::Config(
+                    "model_updates.public_key must be 64 hex characters (server model keygen prints it) and check_secs positive".into(),
+                ));
+            }
+        }
         Ok(config)
     }
 
@@ -301,6 +312,30 @@ mod tests {
                 .contains("ulr")
         );
         assert!(apply_overrides(text, &["novalue".into()]).is_err());
+    }
+
+    #[test]
+    fn the_documented_model_updates_section_parses_once_filled_in() {
+        let (_, public) = baylens_protocol::release::new_key([1; 32]);
+        let text = include_str!("../../config/agent.example.toml")
+            .replace("# [model_updates]", "[model_updates]")
+            .replace("# check_secs", "check_secs")
+            .replace(
+                "# public_key = \"<64 hex characters from server model keygen>\"",
+                &format!("public_key = \"{public}\""),
+            );
+        let u = AgentConfig::from_toml(&text)
+            .unwrap()
+            .model_updates
+            .unwrap();
+        assert_eq!(u.check_secs, 3600);
+        let bad = text.replace(&public, "abc");
+        assert!(
+            AgentConfig::from_toml(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("public_key")
+        );
     }
 
     #[test]

@@ -22,6 +22,8 @@ use rand::Rng;
 use reqwest::StatusCode;
 use tokio::sync::Notify;
 
+use baylens_protocol::release::ModelRelease;
+
 use crate::AgentError;
 use crate::declarations::{DeclarationCache, SyncAnswer};
 use crate::outbox::{LAYERS, Outbox, Pending, THUMB_FILE};
@@ -145,6 +147,56 @@ impl Uplink {
             ));
         }
         r.json::<SyncAnswer>().await.map_err(|e| e.to_string())
+    }
+
+    /// The current signed release of a model, if the server has one.
+    pub async fn model_release(&self, name: &str) -> Result<Option<ModelRelease>, String> {
+        let r = self
+            .client
+            .get(format!("{}/api/v1/models/{name}/release", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        match r.status() {
+            StatusCode::NOT_FOUND => Ok(None),
+            s if s.is_success() => r.json().await.map(Some).map_err(|e| e.to_string()),
+            s => Err(format!("HTTP {s}")),
+        }
+    }
+
+    /// Downloads a release's file (at most [`crate::updates::MAX_MODEL_BYTES`], and no more
+    /// than the release says).
+    pub async fn model_file(&self, name: &str, release: &ModelRelease) -> Result<Vec<u8>, String> {
+        use futures_util::StreamExt;
+        if release.size > crate::updates::MAX_MODEL_BYTES {
+            return Err(format!(
+                "release of {} bytes is over the limit",
+                release.size
+            ));
+        }
+        let r = self
+            .client
+            .get(format!(
+                "{}/api/v1/models/{name}/{}",
+                self.base, release.sha256
+            ))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !r.status().is_success() {
+            return Err(format!("HTTP {}", r.status()));
+        }
+        let mut out = Vec::new();
+        let mut stream = r.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            out.extend_from_slice(&chunk.map_err(|e| e.to_string())?);
+            if out.len() as u64 > release.size {
+                return Err("the server sent more bytes than the release says".into());
+            }
+        }
+        Ok(out)
     }
 
     /// Tries once to deliver a report and its images: for a cleared (green) scan with a

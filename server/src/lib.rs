@@ -66,6 +66,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/agents"),
     ("DELETE", "/api/v1/agents/{name}"),
     ("GET", "/api/v1/declarations/sync"),
+    ("GET", "/api/v1/models/{model}/release"),
+    ("GET", "/api/v1/models/{model}/{sha256}"),
     ("GET", "/api/v1/declarations"),
     ("POST", "/api/v1/declarations"),
     ("POST", "/api/v1/declarations/import"),
@@ -246,6 +248,7 @@ pub fn app(state: AppState) -> Router {
             Router::new()
                 .merge(routes::agents::router())
                 .merge(routes::declarations::router())
+                .merge(routes::models::router())
                 .merge(routes::cases::router())
                 .merge(routes::admin::router())
                 .merge(routes::pages::router()),

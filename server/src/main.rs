@@ -64,6 +64,34 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Signed model releases for the bays.
+    Model {
+        #[command(subcommand)]
+        command: ModelCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ModelCommand {
+    /// Make a model-signing key: the secret goes to --secret-file (mode 0600; keep it offline,
+    /// off the server), the public key is printed for the agents' `[model_updates] public_key`.
+    Keygen {
+        /// Where to write the secret key.
+        #[arg(long)]
+        secret_file: PathBuf,
+    },
+    /// Sign an ONNX file with the secret key and publish it as the model's current release.
+    Publish {
+        /// Model name, e.g. xray-concealment.
+        #[arg(long)]
+        name: String,
+        /// The ONNX file.
+        #[arg(long)]
+        file: PathBuf,
+        /// The secret key from `server model keygen`.
+        #[arg(long)]
+        secret_file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -225,6 +253,39 @@ async fn main() -> Result<()> {
                 }
                 None => println!("API token for {username} (shown once): {token}"),
             }
+        }
+        Command::Model {
+            command: ModelCommand::Keygen { secret_file },
+        } => {
+            let (secret, public) = baylens_protocol::release::new_key(rand::random());
+            write_secret(&secret_file, &secret)?;
+            println!(
+                "secret key written to {} (keep it offline)",
+                secret_file.display()
+            );
+            println!("public key for the agents' [model_updates] public_key: {public}");
+        }
+        Command::Model {
+            command:
+                ModelCommand::Publish {
+                    name,
+                    file,
+                    secret_file,
+                },
+        } => {
+            let secret = std::fs::read_to_string(&secret_file)
+                .with_context(|| format!("reading {}", secret_file.display()))?;
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let release = baylens_protocol::release::sign(&name, &bytes, secret.trim())?;
+            store
+                .publish_model("cli", &release, bytes)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            println!(
+                "published {name} {} ({} bytes), signed",
+                release.sha256, release.size
+            );
         }
         Command::Agent {
             command: AgentCommand::Revoke { name },

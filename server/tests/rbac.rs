@@ -44,9 +44,10 @@ fn allowed(method: &str, path: &str) -> &'static [&'static str] {
         ("POST", "/api/v1/reports")
         | ("PUT", "/api/v1/scans/{scan_id}/preview")
         | ("PUT", "/api/v1/scans/{scan_id}/layers/{layer}") => &["agent"],
-        ("POST", "/api/v1/agents/heartbeat") | ("GET", "/api/v1/declarations/sync") => {
-            &["agent", "agent-other-bay"]
-        }
+        ("POST", "/api/v1/agents/heartbeat")
+        | ("GET", "/api/v1/declarations/sync")
+        | ("GET", "/api/v1/models/{model}/release")
+        | ("GET", "/api/v1/models/{model}/{sha256}") => &["agent", "agent-other-bay"],
         (_, "/api/v1/agents") | (_, "/api/v1/agents/{name}") => &["admin"],
         ("GET", "/api/v1/declarations") | ("GET", "/api/v1/release-times") => CUSTOMS,
         ("GET", "/api/v1/declarations/{reference}") => &["officer", "supervisor", "admin"],
@@ -76,8 +77,22 @@ struct Fixture {
     case_id: i64,
 }
 
+/// The model file the fixture publishes.
+const MODEL_FILE: &[u8] = b"rbac model bytes";
+
+fn model_sha() -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(MODEL_FILE))
+}
+
 async fn fixture() -> Fixture {
     let (dir, store) = common::open("sqlite").await;
+    let (secret, _) = baylens_protocol::release::new_key([3; 32]);
+    let release = baylens_protocol::release::sign("xray-concealment", MODEL_FILE, &secret).unwrap();
+    store
+        .publish_model("test", &release, MODEL_FILE.to_vec())
+        .await
+        .unwrap();
     let mut tokens = std::collections::HashMap::new();
     tokens.insert("unknown-token", "bls_0000".to_owned());
     let (_, t) = store.add_agent("test", "agent-1", "bay-1").await.unwrap();
@@ -181,7 +196,9 @@ fn request(
         .replace("{reference}", "R-1")
         .replace("{layer}", "heat")
         .replace("{name}", "agent-2")
-        .replace("{username}", "officer-other-bay");
+        .replace("{username}", "officer-other-bay")
+        .replace("{model}", "xray-concealment")
+        .replace("{sha256}", &model_sha());
     let body = match (method, path.as_str()) {
         ("POST", "/api/v1/session") => {
             serde_json::json!({"username": "supervisor", "password": "correct horse battery"})

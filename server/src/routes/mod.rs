@@ -5,4 +5,5 @@ pub mod agents;
 pub mod cases;
 pub mod declarations;
 pub mod health;
+pub mod models;
 pub mod pages;

@@ -16,6 +16,7 @@ pub mod audit;
 pub mod cases;
 pub mod declarations;
 pub mod ingest;
+pub mod models;
 pub mod users;
 
 use std::path::Path;

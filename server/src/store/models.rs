@@ -1,0 +1,63 @@
+//! Signed model releases (`baylens_protocol::release`), kept in the image store beside the scans
+//! so that every replica serves the same ones: `models/<name>/<sha256>.onnx` and
+//! `models/<name>/release.json`, the current release. The server never holds the signing key
+//! and never alters a release; bays verify each against their own copy of the public key.
+
+use baylens_protocol::release::ModelRelease;
+use object_store::path::Path as ObjectPath;
+
+use super::Store;
+
+/// Whether `name` can be a model name (it ends up in object keys and URLs).
+pub fn valid_model_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// Object key of a model file.
+pub fn model_key(name: &str, sha256: &str) -> ObjectPath {
+    ObjectPath::from(format!("models/{name}/{sha256}.onnx"))
+}
+
+/// Object key of a model's current release.
+pub fn release_key(name: &str) -> ObjectPath {
+    ObjectPath::from(format!("models/{name}/release.json"))
+}
+
+impl Store {
+    /// Publishes a signed release: the file first, then the release that points at it, then an
+    /// audit entry. The signature is not checked here (the server has no key); bays check it.
+    pub async fn publish_model(
+        &self,
+        actor: &str,
+        release: &ModelRelease,
+        file: Vec<u8>,
+    ) -> Result<(), String> {
+        if !valid_model_name(&release.name) {
+            return Err(format!(
+                "model name {:?}: lower-case letters, digits and '-' only",
+                release.name
+            ));
+        }
+        self.images
+            .put(&model_key(&release.name, &release.sha256), file.into())
+            .await
+            .map_err(|e| format!("storing the model file: {e}"))?;
+        let json = serde_json::to_vec_pretty(release).map_err(|e| e.to_string())?;
+        self.images
+            .put(&release_key(&release.name), json.into())
+            .await
+            .map_err(|e| format!("storing the release: {e}"))?;
+        self.audit(
+            actor,
+            "model.publish",
+            &release.name,
+            &serde_json::json!({"sha256": release.sha256, "size": release.size}),
+        )
+        .await
+        .map_err(|e| format!("audit: {e}"))
+    }
+}
