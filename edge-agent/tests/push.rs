@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use baylens_protocol::{BayId, ScanId};
 use edge_agent::push::{PushState, new_token, serve};
+use futures_util::StreamExt;
 use reqwest::multipart::{Form, Part};
 use scanner_sim::write::write_scan;
 use scanner_sim::{Scenario, SimOptions, generate};
@@ -216,4 +217,38 @@ async fn an_image_over_the_limit_is_413() {
     let (status, body) = push(&api, Some(&api.token), form(&sidecar, &images)).await;
     assert_eq!(status, 413, "{body}");
     assert!(drop_files(&api).is_empty());
+}
+
+#[tokio::test]
+async fn a_scanner_that_stalls_mid_upload_is_cut_off_with_408_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let drop = dir.path().join("drop");
+    std::fs::create_dir_all(&drop).unwrap();
+    let (token, hash) = new_token();
+    let state = PushState {
+        drop_dir: drop.clone(),
+        bay: BayId::parse("BAY01").unwrap(),
+        max_image_bytes: 1 << 20,
+        token_hashes: Arc::new(vec![hash]),
+        upload_timeout: Duration::from_secs(1),
+        full: Arc::new(|| Box::pin(async { None })),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/api/v1/scans", listener.local_addr().unwrap());
+    tokio::spawn(serve(listener, state, std::future::pending()));
+    // The first bytes of a multipart body, then nothing more.
+    let start = "--b\r\ncontent-disposition: form-data; name=\"x.png\"; filename=\"x.png\"\r\n\r\n";
+    let body = futures_util::stream::iter([Ok::<_, std::io::Error>(start.as_bytes().to_vec())])
+        .chain(futures_util::stream::pending());
+    let r = reqwest::Client::new()
+        .post(url)
+        .bearer_auth(&token)
+        .header("content-type", "multipart/form-data; boundary=b")
+        .body(reqwest::Body::wrap_stream(body))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 408);
+    let left: Vec<_> = std::fs::read_dir(&drop).unwrap().flatten().collect();
+    assert!(left.is_empty(), "{left:?}");
 }
