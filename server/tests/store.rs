@@ -206,6 +206,23 @@ async fn visibility_filters_and_decisions() {
             ..Default::default()
         };
         assert_eq!(store.list_cases(&sup, &by_bay).await.unwrap().len(), 1);
+        // A container prefix alone (a range on the index, on both backends).
+        let by_container = CaseFilter {
+            container: Some("csqu 30".into()),
+            ..Default::default()
+        };
+        let hits = store.list_cases(&sup, &by_container).await.unwrap();
+        assert!(!hits.is_empty());
+        assert!(hits.iter().all(|c| {
+            c.container_code
+                .as_deref()
+                .is_some_and(|k| k.starts_with("CSQU30"))
+        }));
+        let nothing = CaseFilter {
+            container: Some("ZZZZ".into()),
+            ..Default::default()
+        };
+        assert!(store.list_cases(&sup, &nothing).await.unwrap().is_empty());
         let future = CaseFilter {
             from: Some(chrono::Utc::now() + chrono::Duration::days(1)),
             ..Default::default()

@@ -253,6 +253,25 @@ pub fn can_see(user: &User, bay: &str, shared_with_user: bool) -> bool {
     }
 }
 
+/// The smallest string of `0-9A-Z` greater than every string that starts with `prefix` (in
+/// byte order, and in any collation that orders digits before letters), or `None` when
+/// `prefix` is all `Z` (or empty).
+pub fn prefix_successor(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = match last {
+            '0'..='8' | 'A'..='Y' => Some(char::from(last as u8 + 1)),
+            '9' => Some('A'),
+            _ => None,
+        };
+        if let Some(n) = next {
+            chars.push(n);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
 impl Store {
     /// Stores a report as a case, once per report id, matched to its declaration and scored.
     /// The insert is committed before this returns, so a 2xx answer means the case survives
@@ -415,7 +434,12 @@ impl Store {
                 .filter(|c| c.is_ascii_alphanumeric())
                 .map(|c| c.to_ascii_uppercase())
                 .collect();
-            push("c.container_code LIKE $?", Bind::Text(format!("{prefix}%")));
+            // A range rather than LIKE, so the container index serves it (SQLite's LIKE is
+            // case-insensitive and cannot use a plain index).
+            push("c.container_code >= $?", Bind::Text(prefix.clone()));
+            if let Some(next) = prefix_successor(&prefix) {
+                push("c.container_code < $?", Bind::Text(next));
+            }
         }
         let order = match filter.sort {
             CaseSort::Risk => "c.risk DESC, c.captured_at DESC, c.id DESC",
@@ -714,5 +738,24 @@ impl Store {
         sqlx::query_scalar("SELECT COUNT(*) FROM cases")
             .fetch_one(&self.pool)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_successor;
+
+    #[test]
+    fn the_successor_bounds_every_code_with_the_prefix() {
+        assert_eq!(prefix_successor("MSCU0042").as_deref(), Some("MSCU0043"));
+        assert_eq!(prefix_successor("MSCU9").as_deref(), Some("MSCUA"));
+        assert_eq!(prefix_successor("MSZZ").as_deref(), Some("MT"));
+        assert_eq!(prefix_successor("ZZ"), None);
+        let p = "MSCU0042";
+        let next = prefix_successor(p).unwrap();
+        for code in ["MSCU0042", "MSCU00420000", "MSCU0042ZZZZ", "MSCU00429999"] {
+            assert!(code >= p && code < next.as_str(), "{code}");
+        }
+        assert!("MSCU0043" >= next.as_str() && "MSCU0041Z" < p);
     }
 }
