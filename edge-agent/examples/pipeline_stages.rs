@@ -114,21 +114,7 @@ fn main() -> anyhow::Result<()> {
                 .map(|c| expected::blocks(c, w, pitch))
                 .unwrap_or_default();
             let layout = match (decl, &cargo) {
-                (Some(d), Some(c)) if !d.declared_empty => {
-                    let len: usize = blocks.iter().map(|b| b.x1 - b.x0).sum();
-                    let stack: usize = blocks
-                        .iter()
-                        .map(|b| (b.bottom - b.top) * (b.x1 - b.x0))
-                        .sum::<usize>()
-                        / len.max(1);
-                    Some(expected::layout(
-                        d,
-                        c.space,
-                        pitch,
-                        expected::starts_left(&blocks, c.space),
-                        stack as f64 * pitch / 1000.0,
-                    ))
-                }
+                (Some(d), Some(c)) => expected::layout_over(d, c, &blocks, pitch),
                 _ => None,
             };
             let t4 = Instant::now();

@@ -135,23 +135,7 @@ pub fn analyse(
         .map(|c| expected::blocks(c, w, pitch))
         .unwrap_or_default();
     let layout = match (declaration, &cargo) {
-        (Some(d), Some(c)) if !d.declared_empty => {
-            // Draw at the observed mean stack height, from the end the load starts at.
-            let len: usize = blocks.iter().map(|b| b.x1 - b.x0).sum();
-            let stack_px: usize = blocks
-                .iter()
-                .map(|b| (b.bottom - b.top) * (b.x1 - b.x0))
-                .sum::<usize>()
-                / len.max(1);
-            let from_left = expected::starts_left(&blocks, c.space);
-            Some(expected::layout(
-                d,
-                c.space,
-                pitch,
-                from_left,
-                stack_px as f64 * pitch / 1000.0,
-            ))
-        }
+        (Some(d), Some(c)) => expected::layout_over(d, c, &blocks, pitch),
         _ => None,
     };
     Ok(Analysis {

@@ -286,6 +286,32 @@ pub fn layout(
     }
 }
 
+/// The declared goods laid out over an observed load: at the load's mean stack height, from
+/// the end it starts at. `None` for a container declared empty.
+pub fn layout_over(
+    decl: &Declaration,
+    cargo: &CargoEstimate,
+    blocks: &[Block],
+    pitch_mm: f64,
+) -> Option<ExpectedLayout> {
+    if decl.declared_empty {
+        return None;
+    }
+    let len: usize = blocks.iter().map(|b| b.x1 - b.x0).sum();
+    let stack_px = blocks
+        .iter()
+        .map(|b| (b.bottom - b.top) * (b.x1 - b.x0))
+        .sum::<usize>()
+        / len.max(1);
+    Some(layout(
+        decl,
+        cargo.space,
+        pitch_mm,
+        starts_left(blocks, cargo.space),
+        stack_px as f64 * pitch_mm / 1000.0,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

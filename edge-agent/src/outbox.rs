@@ -333,43 +333,36 @@ impl Outbox {
         .bind(now_ms())
         .fetch_optional(&self.pool)
         .await?;
-        let Some(row) = row else { return Ok(None) };
-        let scan_id: String = row.get(0);
-        let scan_id = ScanId::parse(&scan_id)
-            .map_err(|e| AgentError::Config(format!("corrupt outbox row: {e}")))?;
-        let report_json: String = row.get(1);
-        Ok(Some(Pending {
-            preview_path: self.scan_dir(&scan_id).join(PREVIEW_FILE),
-            dir: self.scan_dir(&scan_id),
-            cleared: is_green(&report_json),
-            scan_id,
-            report_json,
-            attempts: row.get::<i64, _>(2).try_into().unwrap_or(u32::MAX),
-        }))
+        row.map(|r| self.pending_from(&r)).transpose()
     }
 
     /// A delivered scan whose full-resolution images are still owed and due, oldest first.
     pub async fn next_full_due(&self) -> Result<Option<Pending>, AgentError> {
         let row = sqlx::query(
-            "SELECT scan_id, report_json FROM scans
+            "SELECT scan_id, report_json, 0 FROM scans
              WHERE state = 'delivered' AND full_due = 1 AND pruned_at IS NULL AND full_next_ms <= ?
              ORDER BY delivered_at, scan_id LIMIT 1",
         )
         .bind(now_ms())
         .fetch_optional(&self.pool)
         .await?;
-        let Some(row) = row else { return Ok(None) };
+        row.map(|r| self.pending_from(&r)).transpose()
+    }
+
+    /// A [`Pending`] from a row of `scan_id, report_json, attempts`.
+    fn pending_from(&self, row: &sqlx::sqlite::SqliteRow) -> Result<Pending, AgentError> {
         let scan_id: String = row.get(0);
         let scan_id = ScanId::parse(&scan_id)
             .map_err(|e| AgentError::Config(format!("corrupt outbox row: {e}")))?;
-        Ok(Some(Pending {
+        let report_json: String = row.get(1);
+        Ok(Pending {
             preview_path: self.scan_dir(&scan_id).join(PREVIEW_FILE),
             dir: self.scan_dir(&scan_id),
-            cleared: true,
+            cleared: is_green(&report_json),
             scan_id,
-            report_json: row.get(1),
-            attempts: 0,
-        }))
+            report_json,
+            attempts: row.get::<i64, _>(2).try_into().unwrap_or(u32::MAX),
+        })
     }
 
     /// Milliseconds until the next owed full-resolution upload is due (None if none is owed).

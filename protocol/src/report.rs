@@ -111,6 +111,18 @@ pub struct ModelRun {
     pub inference_ms: f32,
 }
 
+/// Checks that a score lies in [0, 1].
+pub(crate) fn unit(field: &str, v: f32) -> Result<(), ProtocolError> {
+    if (0.0..=1.0).contains(&v) {
+        Ok(())
+    } else {
+        Err(ProtocolError::invalid(
+            field,
+            format!("must be in [0, 1], got {v}"),
+        ))
+    }
+}
+
 /// A bay's report about one scan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -176,16 +188,6 @@ impl ScanReport {
                 expected: REPORT_CONTRACT,
             });
         }
-        let unit = |field: &str, v: f32| {
-            if (0.0..=1.0).contains(&v) {
-                Ok(())
-            } else {
-                Err(ProtocolError::invalid(
-                    field,
-                    format!("must be in [0, 1], got {v}"),
-                ))
-            }
-        };
         unit("risk", self.risk)?;
         unit("model.max_probability", self.model.max_probability)?;
         unit("model.flagged_fraction", self.model.flagged_fraction)?;

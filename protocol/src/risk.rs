@@ -17,7 +17,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ProtocolError;
-use crate::report::{Finding, FindingKind, Lane};
+use crate::report::{Finding, FindingKind, Lane, unit};
 
 /// Pre-arrival risk of a scan that no declaration matches: goods arrived that nobody declared.
 pub const UNDECLARED_PRE_RISK: f32 = 0.8;
@@ -117,16 +117,6 @@ impl RiskBreakdown {
     /// Checks ranges (values from the wire).
     pub fn validate(&self) -> Result<(), ProtocolError> {
         self.thresholds.validate()?;
-        let unit = |field: &str, v: f32| {
-            if (0.0..=1.0).contains(&v) {
-                Ok(())
-            } else {
-                Err(ProtocolError::invalid(
-                    field,
-                    format!("must be in [0, 1], got {v}"),
-                ))
-            }
-        };
         unit("breakdown.scan_risk", self.scan_risk)?;
         if let Some(d) = self.declaration_risk {
             unit("breakdown.declaration_risk", d)?;

@@ -49,13 +49,7 @@ async fn no_scan_is_lost_or_duplicated_when_the_agent_is_killed() {
         .unwrap_or(5);
     let root = tempfile::tempdir().unwrap();
     let mut server = start_server(&root.path().join("server")).await;
-    let (_, token) = server
-        .store
-        .add_agent("test", "bay01-agent", "BAY01")
-        .await
-        .unwrap();
-    let token_file = root.path().join("agent.token");
-    std::fs::write(&token_file, &token).unwrap();
+    let token_file = register_agent(&server, root.path()).await;
     let drop = root.path().join("drop");
     let agent_data = root.path().join("agent");
     std::fs::create_dir_all(&drop).unwrap();

@@ -37,13 +37,7 @@ async fn report_sha(server: &Server, n: i64) -> String {
 async fn a_signed_release_reaches_the_bay_and_a_forged_one_does_not() {
     let root = tempfile::tempdir().unwrap();
     let mut server = start_server(&root.path().join("server")).await;
-    let (_, token) = server
-        .store
-        .add_agent("test", "bay01-agent", "BAY01")
-        .await
-        .unwrap();
-    let token_file = root.path().join("agent.token");
-    std::fs::write(&token_file, &token).unwrap();
+    let token_file = register_agent(&server, root.path()).await;
     let (secret, public) = new_key(rand::random());
     let good = variant(9);
     let release = sign(NAME, &good, &secret).unwrap();

@@ -140,13 +140,7 @@ async fn reports_made_during_outages_arrive_exactly_once() {
     let root = tempfile::tempdir().unwrap();
     let server_dir = root.path().join("server");
     let mut server = start_server(&server_dir).await;
-    let (_, token) = server
-        .store
-        .add_agent("test", "bay01-agent", "BAY01")
-        .await
-        .unwrap();
-    let token_file = root.path().join("agent.token");
-    std::fs::write(&token_file, &token).unwrap();
+    let token_file = register_agent(&server, root.path()).await;
     let target: SocketAddr = server.url.trim_start_matches("http://").parse().unwrap();
     let proxy = proxy(target).await;
 

@@ -394,13 +394,7 @@ async fn an_eight_bit_scan_is_moved_aside_with_its_reason_and_the_agent_goes_on(
 async fn a_scan_pushed_over_http_becomes_a_case() {
     let root = tempfile::tempdir().unwrap();
     let mut server = start_server(&root.path().join("server")).await;
-    let (_, token) = server
-        .store
-        .add_agent("test", "bay01-agent", "BAY01")
-        .await
-        .unwrap();
-    let token_file = root.path().join("agent.token");
-    std::fs::write(&token_file, &token).unwrap();
+    let token_file = register_agent(&server, root.path()).await;
     let mut config = agent_config(root.path(), &server.url, &token_file);
     std::fs::create_dir_all(&config.drop_dir).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -53,6 +53,19 @@ pub async fn start_server_at(dir: &Path, addr: &str) -> Server {
     }
 }
 
+/// Registers agent `bay01-agent` of BAY01 on the server and writes its token to
+/// `root/agent.token`; returns that path.
+pub async fn register_agent(server: &Server, root: &Path) -> PathBuf {
+    let (_, token) = server
+        .store
+        .add_agent("test", "bay01-agent", "BAY01")
+        .await
+        .unwrap();
+    let token_file = root.join("agent.token");
+    std::fs::write(&token_file, &token).unwrap();
+    token_file
+}
+
 pub fn agent_config(root: &Path, server_url: &str, token_file: &Path) -> AgentConfig {
     let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/onnx");
     AgentConfig::from_toml(&format!(
