@@ -17,8 +17,8 @@ use std::time::Instant;
 use baylens_protocol::Declaration;
 use baylens_protocol::risk::{LaneThresholds, PreArrival};
 use edge_agent::analysis::finish_report;
-use edge_agent::analyze::{MAX_IMAGE_BYTES, model_report};
-use edge_agent::calibration::{Calibration, attenuation, estimate_cargo};
+use edge_agent::analyze::{MAX_IMAGE_BYTES, model_report, scan_cargo};
+use edge_agent::calibration::Calibration;
 use edge_agent::expected;
 use edge_agent::ingest::scan::load_scan;
 use edge_agent::manifest::{ManifestInput, Tolerances, verify};
@@ -69,16 +69,9 @@ fn main() -> anyhow::Result<()> {
                 model_report(&loaded, &mut model).map_err(|e| anyhow::anyhow!("{e}"))?;
             let t2 = Instant::now();
             let (high, hm) = loaded.high();
-            let (w, h) = (high.width as usize, high.height as usize);
+            let w = high.width as usize;
             let pitch = loaded.sidecar.pixel_pitch_mm;
-            let cargo = loaded.low().and_then(|(low, lm)| {
-                let (ah, al) = std::thread::scope(|s| {
-                    let al = s.spawn(|| attenuation(&low.samples, lm.air, lm.dark));
-                    let ah = attenuation(&high.samples, hm.air, hm.dark);
-                    (ah, al.join().expect("attenuation does not panic"))
-                });
-                estimate_cargo(&ah, &al, w, h, pitch, &calibration)
-            });
+            let cargo = scan_cargo(&loaded, &calibration);
             let t3 = Instant::now();
             let decl = loaded
                 .sidecar

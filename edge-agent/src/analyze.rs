@@ -73,6 +73,26 @@ pub fn model_report(
     Ok((output, report))
 }
 
+/// The calibrated cargo estimate of a dual-energy scan (both energies' attenuation computed on
+/// two threads), or `None` for a single-energy scan or when no container is found.
+pub fn scan_cargo(loaded: &LoadedScan, calibration: &Calibration) -> Option<CargoEstimate> {
+    let (high, high_meta) = loaded.high();
+    let (low, low_meta) = loaded.low()?;
+    let (ah, al) = std::thread::scope(|s| {
+        let al = s.spawn(|| attenuation(&low.samples, low_meta.air, low_meta.dark));
+        let ah = attenuation(&high.samples, high_meta.air, high_meta.dark);
+        (ah, al.join().expect("attenuation does not panic"))
+    });
+    estimate_cargo(
+        &ah,
+        &al,
+        high.width as usize,
+        high.height as usize,
+        loaded.sidecar.pixel_pitch_mm,
+        calibration,
+    )
+}
+
 /// Everything the bay pipeline found out about one scan.
 #[derive(Debug)]
 pub struct Analysis {
@@ -99,17 +119,10 @@ pub fn analyse(
     lanes: LaneThresholds,
 ) -> Result<Analysis, Rejection> {
     let (output, mut report) = model_report(loaded, model)?;
-    let (high, high_meta) = loaded.high();
-    let (w, h) = (high.width as usize, high.height as usize);
+    let (high, _) = loaded.high();
+    let w = high.width as usize;
     let pitch = loaded.sidecar.pixel_pitch_mm;
-    let cargo = loaded.low().and_then(|(low, low_meta)| {
-        let (ah, al) = std::thread::scope(|s| {
-            let al = s.spawn(|| attenuation(&low.samples, low_meta.air, low_meta.dark));
-            let ah = attenuation(&high.samples, high_meta.air, high_meta.dark);
-            (ah, al.join().expect("attenuation does not panic"))
-        });
-        estimate_cargo(&ah, &al, w, h, pitch, calibration)
-    });
+    let cargo = scan_cargo(loaded, calibration);
     let unreadable = loaded
         .sidecar
         .unreadable_container_code

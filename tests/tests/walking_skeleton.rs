@@ -9,6 +9,24 @@ use std::time::Duration;
 use support::*;
 use tokio::sync::oneshot;
 
+/// A case's detail (summary and the bay's report) through the API.
+async fn case_detail(
+    client: &reqwest::Client,
+    url: &str,
+    bearer: &str,
+    id: &serde_json::Value,
+) -> serde_json::Value {
+    client
+        .get(format!("{url}/api/v1/cases/{id}"))
+        .bearer_auth(bearer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_scan_becomes_a_case_with_the_models_findings() {
     let root = tempfile::tempdir().unwrap();
@@ -98,15 +116,7 @@ async fn a_dropped_scan_becomes_a_case_with_the_models_findings() {
     };
     let flagged = case_of(&hidden.meta.scan_id);
     // The list holds summaries; the detail holds the bay's report.
-    let flagged: serde_json::Value = client
-        .get(format!("{}/api/v1/cases/{}", server.url, flagged["id"]))
-        .bearer_auth(&bearer)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let flagged = case_detail(&client, &server.url, &bearer, &flagged["id"]).await;
     assert_eq!(
         flagged["report"]["model"]["sha256"],
         baylens_models::concealment::SHA256
@@ -154,15 +164,7 @@ async fn a_dropped_scan_becomes_a_case_with_the_models_findings() {
         kinds(&flagged).contains(&"no_declaration".to_owned()),
         "{flagged:#}"
     );
-    let clean: serde_json::Value = client
-        .get(format!("{}/api/v1/cases/{}", server.url, clean["id"]))
-        .bearer_auth(&bearer)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let clean = case_detail(&client, &server.url, &bearer, &clean["id"]).await;
     assert_eq!(kinds(&clean), Vec::<String>::new(), "{clean:#}");
     assert_eq!(
         clean["report"]["declaration_ref"],
