@@ -4,6 +4,8 @@
 #  - Debian packages: pkg-config, clang, libclang-dev, libopencv-dev (camera side, OpenCV videoio/calib3d)
 #  - ONNX Runtime: the shared library from the PyPI wheel onnxruntime==1.31.1, pinned by sha256,
 #    unpacked into .ort/ (ignored by git). Nothing is fetched from any host other than the registries.
+#  - OCR: PP-OCRv6 detector and recogniser from the PyPI wheel rapidocr==3.10.0, pinned by sha256,
+#    unpacked into .ocr/ (ignored by git).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -71,6 +73,42 @@ PY
   ln -sfn "libonnxruntime.so.${ort_version}" "$ort_dir/libonnxruntime.so"
   rm -f "$ort_dir"/.installed-*
   touch "$stamp"
+fi
+
+# --- Container-code OCR models from the PyPI wheel rapidocr (PP-OCRv6, Apache-2.0) -------------
+# The wheel is pinned by sha256; only the detector and recogniser are unpacked, into .ocr/ (ignored
+# by git). models/src/ocr.rs checks each file's sha256 again before loading it.
+ocr_version=3.10.0
+ocr_wheel="rapidocr-${ocr_version}-py3-none-any.whl"
+ocr_sha256=2fc34e26cd0f48514804a94f8832283039c7334076bff60768b1fed9ad068050
+ocr_dir="$root/.ocr"
+ocr_stamp="$ocr_dir/.installed-$ocr_sha256"
+if [ ! -f "$ocr_stamp" ]; then
+  command -v python3 >/dev/null || die "python3 (with pip) is needed to fetch the OCR models"
+  echo "setup: fetching the PP-OCRv6 OCR models from PyPI (wheel ${ocr_wheel})"
+  mkdir -p "$ocr_dir/wheel"
+  if [ ! -f "$ocr_dir/wheel/$ocr_wheel" ]; then
+    python3 -m pip download -q --no-deps --only-binary=:all: "rapidocr==${ocr_version}" -d "$ocr_dir/wheel" \
+      || die "pip download rapidocr==${ocr_version} failed; is PyPI reachable?"
+  fi
+  got=$(sha256sum "$ocr_dir/wheel/$ocr_wheel" | cut -d' ' -f1)
+  if [ "$got" != "$ocr_sha256" ]; then
+    rm -f "$ocr_dir/wheel/$ocr_wheel"
+    die "sha256 mismatch for $ocr_wheel: expected $ocr_sha256, got $got"
+  fi
+  python3 - "$ocr_dir/wheel/$ocr_wheel" "$ocr_dir" <<'PY'
+import sys, zipfile, os
+wheel, dest = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(wheel) as z:
+    for name in ("PP-OCRv6_det_small.onnx", "PP-OCRv6_rec_small.onnx"):
+        data = z.read(f"rapidocr/models/{name}")
+        tmp = os.path.join(dest, f".{name}.tmp")
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, os.path.join(dest, name))
+PY
+  rm -f "$ocr_dir/wheel/$ocr_wheel" "$ocr_dir"/.installed-*
+  touch "$ocr_stamp"
 fi
 
 $with_test || exit 0

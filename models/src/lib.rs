@@ -12,6 +12,8 @@
 //! - [`engine`]: the [`Engine`] trait and [`OrtEngine`], a verified ONNX Runtime session.
 //! - [`concealment`]: the X-ray concealment model (`xray-concealment`): attenuation in, per-pixel
 //!   probability of a hidden dense package out, then regions.
+//! - [`ocr`]: container-code OCR with PaddleOCR's PP-OCRv6 detector and recogniser (DB boxes,
+//!   CTC decoding, vertical codes).
 //! - [`error`]: the crate error type, [`ModelError`].
 //!
 //! The ONNX files and their cards live in `models/onnx/`; the scripts that trained them in
@@ -20,8 +22,10 @@
 pub mod concealment;
 pub mod engine;
 pub mod error;
+pub mod ocr;
 pub mod runtime;
 
 pub use concealment::{ConcealmentModel, ConcealmentOutput, Detection};
 pub use engine::{Engine, OrtEngine};
 pub use error::ModelError;
+pub use ocr::{OcrModel, OcrOptions, TextLine};

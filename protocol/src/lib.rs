@@ -7,6 +7,7 @@
 //! # Layout
 //! - [`ids`]: identifiers that end up in file names and URLs (`ScanId`, `BayId`, `ReportId`),
 //!   restricted to a safe alphabet so that no id can traverse a path.
+//! - [`code_read`]: a container code from OCR output, with confusion correction, or "unreadable".
 //! - [`container_code`]: ISO 6346 container codes with check-digit validation.
 //! - [`hs`]: the HS chapter → material profile table (`assets/hs_chapters.csv`).
 //! - [`declaration`]: advance cargo declarations (`baylens.declaration/1`), a WCO Data Model subset.
@@ -16,6 +17,7 @@
 //! - [`risk`]: scan and case risk, its breakdown per finding, and the lanes (site thresholds).
 //! - [`error`]: the crate's error type; every variant says exactly what was wrong.
 
+pub mod code_read;
 pub mod container_code;
 pub mod declaration;
 pub mod error;

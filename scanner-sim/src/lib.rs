@@ -18,8 +18,11 @@
 //!   empty) turned into solids, a declared load and ground truth.
 //! - [`render`]: ray sums and the detector model: scene in, 16-bit images and a truth mask out.
 //! - [`declare`]: the `baylens.declaration/1` document the trader lodged, truthful or false.
+//! - [`camera`]: door and side views of the container for the bay cameras, with the code
+//!   painted on and the ground truth of where the face is.
 //! - [`write`]: the files of the scan contract (`baylens.scan/1`), written atomically.
 
+pub mod camera;
 pub mod declare;
 pub mod geometry;
 pub mod hs;

@@ -1,0 +1,135 @@
+//! Container-code OCR on simulated door views: exact-read rate and wrong codes accepted.
+//!
+//! ```text
+//! cargo run --release -p baylens-models --example ocr_eval -- [--count 200] [--seed 6346]
+//!     [--models small|tiny] [--failures DIR]
+//! ```
+//!
+//! Each image is a door view from `scanner_sim::camera` (random perspective, light, blur, dirt,
+//! occlusion; a quarter with the code stacked on the door post) of a container with a random
+//! valid code. A read is *exact* when the accepted code is the painted one, *wrong* when an
+//! accepted code is not (the number that must stay at 0), and *unreadable* otherwise.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use baylens_models::ocr::{self, OcrModel, OcrOptions, Rgb};
+use baylens_protocol::ContainerCode;
+use rand::Rng;
+use scanner_sim::ContainerType;
+use scanner_sim::camera::{self, CameraOptions, View};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1).cloned())
+    };
+    let count: u64 = arg("--count").map_or(Ok(200), |v| v.parse())?;
+    let seed: u64 = arg("--seed").map_or(Ok(6346), |v| v.parse())?;
+    let which = arg("--models").unwrap_or_else(|| "small".into());
+    let failures = arg("--failures").map(PathBuf::from);
+    let (det, rec) = ocr::checkout_model_paths(&which)?;
+    let mut options = OcrOptions::default();
+    if let Some(v) = arg("--det-thresh") {
+        options.det_thresh = v.parse()?;
+    }
+    if let Some(v) = arg("--box-thresh") {
+        options.box_thresh = v.parse()?;
+    }
+    if let Some(v) = arg("--det-limit") {
+        options.det_limit = v.parse()?;
+    }
+    let mut model = OcrModel::load(&det, &rec, options)?;
+    if let Some(dir) = &failures {
+        std::fs::create_dir_all(dir)?;
+    }
+    let (mut exact, mut wrong, mut unreadable) = (0u32, 0u32, 0u32);
+    let (mut vertical, mut vertical_exact) = (0u32, 0u32);
+    let mut corrected = 0u32;
+    let mut seconds = Vec::new();
+    let mut exact_conf: Vec<f32> = Vec::new();
+    let only: Option<u64> = arg("--only").map(|v| v.parse()).transpose()?;
+    for i in 0..count {
+        if only.is_some_and(|o| o != i) {
+            continue;
+        }
+        let mut rng = scanner_sim::scan_rng(seed, i);
+        let owner = ["MSK", "CSQ", "TGH", "MSC", "CMA", "HLX", "OOL", "ZIM"][rng.random_range(0..8)];
+        let code = ContainerCode::from_parts(owner, 'U', rng.random_range(0..1_000_000))?;
+        let container = [ContainerType::Twenty, ContainerType::Forty, ContainerType::FortyHighCube]
+            [rng.random_range(0..3)];
+        let frame = camera::render(View::Door, container, &code, &CameraOptions::default(), &mut rng);
+        let img = Rgb {
+            data: frame.image.as_raw(),
+            width: frame.image.width() as usize,
+            height: frame.image.height() as usize,
+        };
+        if only.is_some() {
+            for b in model.detect(img)? {
+                println!("box {:?} score {:.2}", b.bounds().map(|v| v.round()), b.score);
+            }
+        }
+        let t = Instant::now();
+        let (reading, lines) = model.read_code(img)?;
+        seconds.push(t.elapsed().as_secs_f64());
+        if frame.vertical {
+            vertical += 1;
+        }
+        match &reading.code {
+            Some(c) if *c == code => {
+                exact += 1;
+                exact_conf.push(reading.confidence);
+                if frame.vertical {
+                    vertical_exact += 1;
+                }
+                if reading.check == baylens_protocol::code_read::CheckStatus::Corrected {
+                    corrected += 1;
+                }
+            }
+            Some(c) => {
+                wrong += 1;
+                let texts: Vec<(&str, bool)> = lines.iter().map(|l| (l.text.as_str(), l.vertical)).collect();
+                eprintln!("WRONG {i}: painted {code}, accepted {c} ({:?}, confidence {:.3}); lines {texts:?}", reading.check, reading.confidence);
+            }
+            None => {
+                unreadable += 1;
+                if let Some(dir) = &failures {
+                    frame.image.save(dir.join(format!("{i:04}-{code}.png")))?;
+                    let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
+                    eprintln!(
+                        "unreadable {i} ({}{}): painted {code}, guess {:?} ({:?}); lines {texts:?}",
+                        if frame.vertical { "vertical" } else { "horizontal" },
+                        if frame.occluded { ", occluded" } else { "" },
+                        reading.best_guess,
+                        reading.check
+                    );
+                }
+            }
+        }
+    }
+    seconds.sort_by(f64::total_cmp);
+    exact_conf.sort_by(f32::total_cmp);
+    if !exact_conf.is_empty() {
+        println!(
+            "confidence of exact reads: min {:.3}, p10 {:.3}, median {:.3}",
+            exact_conf[0],
+            exact_conf[exact_conf.len() / 10],
+            exact_conf[exact_conf.len() / 2]
+        );
+    }
+    let n = count as f64;
+    println!("models: {which} ({} / {})", det.display(), rec.display());
+    println!(
+        "images {count}: exact {exact} ({:.1} %), wrong accepted {wrong}, unreadable {unreadable}, corrected by the check digit {corrected}",
+        100.0 * f64::from(exact) / n
+    );
+    println!("vertical codes: {vertical_exact} of {vertical} exact");
+    println!(
+        "time per image (detect + read, 1 thread): median {:.0} ms, p90 {:.0} ms",
+        1e3 * seconds[seconds.len() / 2],
+        1e3 * seconds[seconds.len() * 9 / 10]
+    );
+    Ok(())
+}

@@ -1,0 +1,510 @@
+//! Simulated bay cameras: what a camera at the bay sees of the container the scanner scanned.
+//!
+//! Two views:
+//! - [`View::Door`]: the door end, with the ISO 6346 marking as it is painted on the right-hand
+//!   door (owner code, serial and boxed check digit on one line, the size/type code under it,
+//!   smaller payload text beside it) or, on some containers, stacked vertically on the door
+//!   post. This is what the container-code OCR reads.
+//! - [`View::Side`]: the long side face the X-ray scanner sees, with the code in its top right
+//!   corner. This is what AR registration anchors the scan to.
+//!
+//! The face is drawn flat (corrugation, door bars, dirt, text) and then projected into the frame
+//! through a random homography (the camera's pose), with lighting gradients, blur, sensor noise
+//! and sometimes an occluding post or person. Every frame comes with its ground truth: the code,
+//! the face's corners in the frame and the homography from face metres to frame pixels.
+
+use ab_glyph::{Font, FontRef, PxScale, ScaleFont, point};
+use baylens_protocol::ContainerCode;
+use image::{Rgb, RgbImage};
+use rand::Rng;
+use rand_distr::{Distribution, Normal};
+
+use crate::ContainerType;
+
+/// Which face of the container the camera looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// The door end (2.438 m wide).
+    Door,
+    /// The long side (6.058 or 12.192 m).
+    Side,
+}
+
+/// How hard the frame is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CameraOptions {
+    /// Frame width (pixels).
+    pub width: u32,
+    /// Frame height (pixels).
+    pub height: u32,
+    /// 0 gives a clean, frontal frame; 1 the full range of pose, light, blur, dirt and occlusion.
+    pub difficulty: f64,
+    /// Probability that the door marking is stacked vertically on the door post.
+    pub vertical_share: f64,
+}
+
+impl Default for CameraOptions {
+    fn default() -> Self {
+        Self {
+            width: 1280,
+            height: 720,
+            difficulty: 1.0,
+            vertical_share: 0.25,
+        }
+    }
+}
+
+/// A rendered camera frame and what is known about it.
+#[derive(Debug, Clone)]
+pub struct CameraFrame {
+    /// The frame.
+    pub image: RgbImage,
+    /// The container code painted on the face.
+    pub code: ContainerCode,
+    /// The size/type code painted under it.
+    pub size_type: &'static str,
+    /// Whether the code is stacked vertically.
+    pub vertical: bool,
+    /// Face size (metres): width, height.
+    pub face_m: [f64; 2],
+    /// Face corners in the frame: top-left, top-right, bottom-right, bottom-left.
+    pub corners: [[f64; 2]; 4],
+    /// Homography from face metres (x right, y down from the top-left corner) to frame pixels,
+    /// row-major.
+    pub homography: [f64; 9],
+    /// Whether an occluder was drawn.
+    pub occluded: bool,
+}
+
+/// The size/type code of a container type.
+pub fn size_type(container: ContainerType) -> &'static str {
+    match container {
+        ContainerType::Twenty => "22G1",
+        ContainerType::Forty => "42G1",
+        ContainerType::FortyHighCube => "45G1",
+    }
+}
+
+/// Texture resolution (pixels per metre) of each face.
+const DOOR_PPM: f64 = 420.0;
+const SIDE_PPM: f64 = 160.0;
+
+/// Paint colours of container fleets, and the colour of the marking on each.
+const PAINTS: [([u8; 3], [u8; 3]); 7] = [
+    ([38, 84, 140], [240, 240, 235]),  // blue, white text
+    ([150, 40, 32], [240, 240, 235]),  // red
+    ([40, 105, 60], [240, 240, 235]),  // green
+    ([120, 120, 118], [245, 245, 240]), // grey
+    ([205, 110, 35], [245, 245, 240]), // orange
+    ([225, 225, 218], [25, 25, 25]),   // white, black text
+    ([190, 160, 60], [25, 25, 25]),    // yellow
+];
+
+fn font() -> FontRef<'static> {
+    FontRef::try_from_slice(dejavu::sans_condensed::bold()).expect("the bundled font parses")
+}
+
+/// Draws `text` with its top-left at (x, y) and cap height `size` px; returns its width.
+fn draw_text(img: &mut RgbImage, text: &str, x: f64, y: f64, size: f64, colour: [u8; 3]) -> f64 {
+    let font = font();
+    // DejaVu's cap height is about 0.73 em.
+    let scale = PxScale::from((size / 0.73) as f32);
+    let scaled = font.as_scaled(scale);
+    let mut caret = x as f32;
+    let baseline = y as f32 + size as f32;
+    let mut prev = None;
+    for c in text.chars() {
+        let id = scaled.glyph_id(c);
+        if let Some(p) = prev {
+            caret += scaled.kern(p, id);
+        }
+        let glyph = id.with_scale_and_position(scale, point(caret, baseline));
+        if let Some(outlined) = font.outline_glyph(glyph) {
+            let b = outlined.px_bounds();
+            outlined.draw(|gx, gy, cov| {
+                let px = b.min.x as i64 + i64::from(gx);
+                let py = b.min.y as i64 + i64::from(gy);
+                if px >= 0 && py >= 0 && (px as u32) < img.width() && (py as u32) < img.height() {
+                    let p = img.get_pixel_mut(px as u32, py as u32);
+                    for k in 0..3 {
+                        p[k] = (f32::from(p[k]) * (1.0 - cov) + f32::from(colour[k]) * cov) as u8;
+                    }
+                }
+            });
+        }
+        caret += scaled.h_advance(id);
+        prev = Some(id);
+    }
+    f64::from(caret) - x
+}
+
+fn text_width(text: &str, size: f64) -> f64 {
+    let font = font();
+    let scaled = font.as_scaled(PxScale::from((size / 0.73) as f32));
+    text.chars()
+        .map(|c| f64::from(scaled.h_advance(scaled.glyph_id(c))))
+        .sum()
+}
+
+fn fill_rect(img: &mut RgbImage, x0: f64, y0: f64, x1: f64, y1: f64, colour: [u8; 3]) {
+    let (w, h) = (img.width() as f64, img.height() as f64);
+    for y in y0.max(0.0) as u32..y1.min(h).max(0.0) as u32 {
+        for x in x0.max(0.0) as u32..x1.min(w).max(0.0) as u32 {
+            img.put_pixel(x, y, Rgb(colour));
+        }
+    }
+}
+
+fn outline_rect(img: &mut RgbImage, r: [f64; 4], t: f64, colour: [u8; 3]) {
+    let [x0, y0, x1, y1] = r;
+    fill_rect(img, x0, y0, x1, y0 + t, colour);
+    fill_rect(img, x0, y1 - t, x1, y1, colour);
+    fill_rect(img, x0, y0, x0 + t, y1, colour);
+    fill_rect(img, x1 - t, y0, x1, y1, colour);
+}
+
+/// The painted face: corrugation, frame, door bars, marking and dirt.
+fn paint_face(
+    view: View,
+    face_m: [f64; 2],
+    code: &ContainerCode,
+    size_type: &str,
+    vertical: bool,
+    rng: &mut impl Rng,
+    difficulty: f64,
+) -> RgbImage {
+    let ppm = if view == View::Door { DOOR_PPM } else { SIDE_PPM };
+    let (w, h) = (
+        (face_m[0] * ppm).round() as u32,
+        (face_m[1] * ppm).round() as u32,
+    );
+    let (paint, ink) = PAINTS[rng.random_range(0..PAINTS.len())];
+    let mut img = RgbImage::new(w, h);
+    // Corrugation: vertical ribs, lit from one side.
+    let pitch = if view == View::Door { 0.07 } else { 0.278 } * ppm;
+    for x in 0..w {
+        let phase = (f64::from(x) / pitch * std::f64::consts::TAU).sin();
+        let shade = 1.0 + 0.09 * phase;
+        let c = paint.map(|v| (f64::from(v) * shade).clamp(0.0, 255.0) as u8);
+        for y in 0..h {
+            img.put_pixel(x, y, Rgb(c));
+        }
+    }
+    // Frame: corner posts and rails, darker.
+    let dark = paint.map(|v| (f64::from(v) * 0.55) as u8);
+    let t = 0.12 * ppm;
+    outline_rect(&mut img, [0.0, 0.0, w as f64, h as f64], t, dark);
+    let mut text_area = [0.0, 0.0, w as f64, h as f64];
+    if view == View::Door {
+        // Two doors; the right one carries the marking. Four locking bars.
+        fill_rect(&mut img, w as f64 / 2.0 - 3.0, t, w as f64 / 2.0 + 3.0, h as f64 - t, dark);
+        for k in [0.14, 0.36, 0.64, 0.86] {
+            let x = k * w as f64;
+            fill_rect(&mut img, x - 0.018 * ppm, t, x + 0.018 * ppm, h as f64 - t, [70, 70, 72]);
+            for yy in [0.3, 0.7] {
+                let y = yy * h as f64;
+                fill_rect(&mut img, x - 0.05 * ppm, y - 0.03 * ppm, x + 0.05 * ppm, y + 0.03 * ppm, [60, 60, 62]);
+            }
+        }
+        text_area = [w as f64 / 2.0 + 0.08 * ppm, t + 0.1 * ppm, w as f64 - t - 0.05 * ppm, h as f64];
+    }
+    let s = code.as_str();
+    let (owner, serial, check) = (&s[..4], &s[4..10], &s[10..]);
+    if vertical && view == View::Door {
+        // Stacked on the right door post, one character per row.
+        let size = 0.11 * ppm;
+        let x = w as f64 - t - 0.2 * ppm;
+        let mut y = t + 0.25 * ppm;
+        for (i, c) in s.chars().enumerate() {
+            let cw = text_width(&c.to_string(), size);
+            draw_text(&mut img, &c.to_string(), x - cw / 2.0, y, size, ink);
+            if i == 10 {
+                outline_rect(&mut img, [x - 0.6 * size, y - 0.2 * size, x + 0.6 * size, y + 1.2 * size], 0.08 * size, ink);
+            }
+            y += size * 1.45;
+        }
+        // The size/type code stays horizontal, on the door.
+        draw_text(&mut img, size_type, text_area[0] + 0.1 * ppm, text_area[1] + 0.2 * ppm, size, ink);
+    } else {
+        let size = if view == View::Door { 0.1 } else { 0.1 } * ppm;
+        let line = format!("{owner} {serial}");
+        let lw = text_width(&line, size) + size * 1.3;
+        let x = (text_area[2] - lw - 0.1 * ppm).max(text_area[0]);
+        let y = text_area[1] + 0.15 * ppm;
+        let used = draw_text(&mut img, &line, x, y, size, ink);
+        let cx = x + used + size * 0.45;
+        draw_text(&mut img, check, cx, y, size, ink);
+        let cw = text_width(check, size);
+        outline_rect(&mut img, [cx - 0.22 * size, y - 0.22 * size, cx + cw + 0.22 * size, y + 1.22 * size], 0.09 * size, ink);
+        draw_text(&mut img, size_type, x, y + size * 1.7, size, ink);
+        if view == View::Door {
+            // Payload marking: smaller text that is not the code.
+            let small = 0.045 * ppm;
+            let mut yy = y + size * 3.6;
+            for l in ["MAX.GROSS 30480 KG", "TARE 3750 KG", "PAYLOAD 26730 KG"] {
+                draw_text(&mut img, l, x, yy, small, ink);
+                yy += small * 1.6;
+            }
+        }
+    }
+    // Dirt and rust: soft dark blotches.
+    let blotches = (difficulty * rng.random_range(0.0..12.0)) as usize;
+    for _ in 0..blotches {
+        let (cx, cy) = (rng.random_range(0.0..w as f64), rng.random_range(0.0..h as f64));
+        let r = rng.random_range(0.02..0.15) * ppm;
+        let strength = rng.random_range(0.15..0.45) * difficulty;
+        let tint = [90.0, 60.0, 40.0];
+        for y in (cy - r).max(0.0) as u32..((cy + r) as u32).min(h) {
+            for x in (cx - r).max(0.0) as u32..((cx + r) as u32).min(w) {
+                let d = ((f64::from(x) - cx).powi(2) + (f64::from(y) - cy).powi(2)).sqrt() / r;
+                if d < 1.0 {
+                    let a = strength * (1.0 - d * d);
+                    let p = img.get_pixel_mut(x, y);
+                    for k in 0..3 {
+                        p[k] = (f64::from(p[k]) * (1.0 - a) + tint[k] * a) as u8;
+                    }
+                }
+            }
+        }
+    }
+    img
+}
+
+/// Solves the homography mapping `src[i]` to `dst[i]` (four point pairs), row-major, h33 = 1.
+pub fn homography_from_points(src: &[[f64; 2]; 4], dst: &[[f64; 2]; 4]) -> Option<[f64; 9]> {
+    let mut a = [[0.0f64; 9]; 8];
+    for i in 0..4 {
+        let ([x, y], [u, v]) = (src[i], dst[i]);
+        a[2 * i] = [x, y, 1.0, 0.0, 0.0, 0.0, -u * x, -u * y, u];
+        a[2 * i + 1] = [0.0, 0.0, 0.0, x, y, 1.0, -v * x, -v * y, v];
+    }
+    // Gaussian elimination with partial pivoting on the 8 x 9 augmented matrix.
+    for col in 0..8 {
+        let pivot = (col..8).max_by(|&p, &q| a[p][col].abs().total_cmp(&a[q][col].abs()))?;
+        if a[pivot][col].abs() < 1e-12 {
+            return None;
+        }
+        a.swap(col, pivot);
+        for row in 0..8 {
+            if row != col {
+                let f = a[row][col] / a[col][col];
+                for k in col..9 {
+                    a[row][k] -= f * a[col][k];
+                }
+            }
+        }
+    }
+    let mut h = [0.0; 9];
+    for i in 0..8 {
+        h[i] = a[i][8] / a[i][i];
+    }
+    h[8] = 1.0;
+    Some(h)
+}
+
+/// Applies a homography to a point.
+pub fn apply(h: &[f64; 9], [x, y]: [f64; 2]) -> [f64; 2] {
+    let w = h[6] * x + h[7] * y + h[8];
+    [
+        (h[0] * x + h[1] * y + h[2]) / w,
+        (h[3] * x + h[4] * y + h[5]) / w,
+    ]
+}
+
+/// The inverse of a homography.
+pub fn invert(h: &[f64; 9]) -> Option<[f64; 9]> {
+    let [a, b, c, d, e, f, g, hh, i] = *h;
+    let det = a * (e * i - f * hh) - b * (d * i - f * g) + c * (d * hh - e * g);
+    if det.abs() < 1e-15 {
+        return None;
+    }
+    Some([
+        (e * i - f * hh) / det,
+        (c * hh - b * i) / det,
+        (b * f - c * e) / det,
+        (f * g - d * i) / det,
+        (a * i - c * g) / det,
+        (c * d - a * f) / det,
+        (d * hh - e * g) / det,
+        (b * g - a * hh) / det,
+        (a * e - b * d) / det,
+    ])
+}
+
+/// A random camera pose for a face: where its corners land in the frame.
+fn pose(face_m: [f64; 2], opts: &CameraOptions, view: View, rng: &mut impl Rng) -> [[f64; 2]; 4] {
+    let (fw, fh) = (f64::from(opts.width), f64::from(opts.height));
+    let d = opts.difficulty;
+    let aspect = face_m[0] / face_m[1];
+    // The face fills 55 to 85 % of the frame's width or height, whichever binds.
+    let fill = rng.random_range(0.55..0.85);
+    let (mut w, mut h) = (fw * fill, fw * fill / aspect);
+    if h > fh * fill {
+        h = fh * fill;
+        w = h * aspect;
+    }
+    let cx = fw / 2.0 + rng.random_range(-0.5..0.5) * (fw - w) * 0.8;
+    let cy = fh / 2.0 + rng.random_range(-0.5..0.5) * (fh - h) * 0.8;
+    // Yaw: one vertical edge shorter than the other; pitch: one horizontal edge shorter.
+    let max_yaw = if view == View::Side { 0.25 } else { 0.3 };
+    let yaw = rng.random_range(-max_yaw..max_yaw) * d;
+    let pitch = rng.random_range(-0.12..0.12) * d;
+    let roll: f64 = rng.random_range(-0.06..0.06) * d;
+    let mut c = [
+        [-w / 2.0, -h / 2.0 * (1.0 - yaw)],
+        [w / 2.0, -h / 2.0 * (1.0 + yaw)],
+        [w / 2.0, h / 2.0 * (1.0 + yaw)],
+        [-w / 2.0, h / 2.0 * (1.0 - yaw)],
+    ];
+    for p in &mut c {
+        p[0] *= 1.0 + pitch * p[1].signum();
+        let jitter = 0.015 * d * w;
+        p[0] += rng.random_range(-jitter..=jitter);
+        p[1] += rng.random_range(-jitter..=jitter);
+        let (s, co) = roll.sin_cos();
+        *p = [p[0] * co - p[1] * s + cx, p[0] * s + p[1] * co + cy];
+    }
+    c
+}
+
+/// A busy bay background: concrete, a wall line, a kerb, some clutter.
+fn background(opts: &CameraOptions, rng: &mut impl Rng) -> RgbImage {
+    let (w, h) = (opts.width, opts.height);
+    let horizon = rng.random_range(0.25..0.5) * f64::from(h);
+    let sky = [rng.random_range(150..200u8), rng.random_range(160..205), rng.random_range(170..215)];
+    let ground = [rng.random_range(90..140u8); 3];
+    let mut img = RgbImage::new(w, h);
+    for y in 0..h {
+        let c = if f64::from(y) < horizon { sky } else { ground };
+        for x in 0..w {
+            let n = ((x / 16 + y / 16) % 2) as u8 * 4;
+            img.put_pixel(x, y, Rgb(c.map(|v| v.saturating_sub(n))));
+        }
+    }
+    for _ in 0..rng.random_range(2..6) {
+        let x0 = rng.random_range(0.0..f64::from(w));
+        let y0 = rng.random_range(0.0..f64::from(h));
+        let c = [rng.random_range(40..200u8); 3];
+        fill_rect(&mut img, x0, y0, x0 + rng.random_range(20.0..200.0), y0 + rng.random_range(10.0..120.0), c);
+    }
+    img
+}
+
+/// Renders one camera frame of a container with `code`.
+pub fn render(
+    view: View,
+    container: ContainerType,
+    code: &ContainerCode,
+    opts: &CameraOptions,
+    rng: &mut impl Rng,
+) -> CameraFrame {
+    let [length, width, height] = container.exterior().map(|v| v / 1000.0);
+    let face_m = match view {
+        View::Door => [width, height],
+        View::Side => [length, height],
+    };
+    let vertical = view == View::Door && rng.random_bool(opts.vertical_share);
+    let st = size_type(container);
+    let d = opts.difficulty;
+    let face = paint_face(view, face_m, code, st, vertical, rng, d);
+    let corners = pose(face_m, opts, view, rng);
+    let face_corners = [[0.0, 0.0], [face_m[0], 0.0], [face_m[0], face_m[1]], [0.0, face_m[1]]];
+    let homography = homography_from_points(&face_corners, &corners).expect("a convex pose");
+    let inverse = invert(&homography).expect("an invertible pose");
+    let ppm = f64::from(face.width()) / face_m[0];
+    let mut img = background(opts, rng);
+    // Lighting: a gain, a linear gradient across the frame and a gamma.
+    let gain = 1.0 + rng.random_range(-0.45..0.25) * d;
+    let (gx, gy) = (rng.random_range(-0.5..0.5) * d, rng.random_range(-0.3..0.3) * d);
+    let gamma = 1.0 + rng.random_range(-0.3..0.3) * d;
+    let (fw, fh) = (f64::from(opts.width), f64::from(opts.height));
+    for y in 0..opts.height {
+        for x in 0..opts.width {
+            let [u, v] = apply(&inverse, [f64::from(x) + 0.5, f64::from(y) + 0.5]);
+            let (tx, ty) = (u * ppm - 0.5, v * ppm - 0.5);
+            if tx >= 0.0 && ty >= 0.0 && tx < f64::from(face.width() - 1) && ty < f64::from(face.height() - 1) {
+                let (x0, y0) = (tx as u32, ty as u32);
+                let (ax, ay) = (tx - f64::from(x0), ty - f64::from(y0));
+                let mut out = [0u8; 3];
+                for (k, o) in out.iter_mut().enumerate() {
+                    let p = |xx: u32, yy: u32| f64::from(face.get_pixel(xx, yy)[k]);
+                    let top = p(x0, y0) * (1.0 - ax) + p(x0 + 1, y0) * ax;
+                    let bot = p(x0, y0 + 1) * (1.0 - ax) + p(x0 + 1, y0 + 1) * ax;
+                    *o = (top * (1.0 - ay) + bot * ay) as u8;
+                }
+                img.put_pixel(x, y, Rgb(out));
+            }
+            let light = (gain * (1.0 + gx * (f64::from(x) / fw - 0.5) + gy * (f64::from(y) / fh - 0.5))).max(0.05);
+            let p = img.get_pixel_mut(x, y);
+            for k in 0..3 {
+                let v = (f64::from(p[k]) / 255.0 * light).clamp(0.0, 1.0).powf(gamma);
+                p[k] = (v * 255.0) as u8;
+            }
+        }
+    }
+    // An occluder: a post or a person in front of part of the face, never over the whole code.
+    let occluded = rng.random_bool(0.3 * d);
+    if occluded {
+        let side = if rng.random_bool(0.5) { 0 } else { 3 };
+        let x = corners[side][0] + rng.random_range(-0.05..0.2) * (corners[1][0] - corners[0][0]).abs();
+        let bw = rng.random_range(0.03..0.08) * fw;
+        let c = [rng.random_range(20..90u8), rng.random_range(20..90), rng.random_range(20..90)];
+        let top = rng.random_range(0.2..0.6) * fh;
+        fill_rect(&mut img, x, top, x + bw, fh, c);
+    }
+    // Blur (a few box passes approximate a Gaussian) and sensor noise.
+    let sigma = rng.random_range(0.0..2.0) * d;
+    if sigma > 0.4 {
+        img = image::imageops::blur(&img, sigma as f32);
+    }
+    let noise = Normal::new(0.0, 1.0 + 6.0 * d * rng.random_range(0.0..1.0)).expect("positive sigma");
+    for p in img.pixels_mut() {
+        let n: f64 = noise.sample(rng);
+        for k in 0..3 {
+            p[k] = (f64::from(p[k]) + n).clamp(0.0, 255.0) as u8;
+        }
+    }
+    CameraFrame {
+        image: img,
+        code: code.clone(),
+        size_type: st,
+        vertical,
+        face_m,
+        corners,
+        homography,
+        occluded,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn homographies_map_the_corners_and_invert() {
+        let src = [[0.0, 0.0], [12.0, 0.0], [12.0, 2.6], [0.0, 2.6]];
+        let dst = [[100.0, 80.0], [1100.0, 120.0], [1080.0, 600.0], [130.0, 640.0]];
+        let h = homography_from_points(&src, &dst).unwrap();
+        let inv = invert(&h).unwrap();
+        for (s, d) in src.iter().zip(&dst) {
+            let p = apply(&h, *s);
+            assert!((p[0] - d[0]).abs() < 1e-6 && (p[1] - d[1]).abs() < 1e-6);
+            let q = apply(&inv, *d);
+            assert!((q[0] - s[0]).abs() < 1e-6 && (q[1] - s[1]).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn a_frame_shows_the_face_where_the_truth_says() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let code = ContainerCode::parse("MSKU9070323").unwrap();
+        let opts = CameraOptions { difficulty: 0.0, ..CameraOptions::default() };
+        let f = render(View::Side, ContainerType::Forty, &code, &opts, &mut rng);
+        assert_eq!(f.image.dimensions(), (1280, 720));
+        // The centre of the face is paint, not background: it differs from a pixel far outside.
+        let c = apply(&f.homography, [6.0, 1.3]);
+        assert!(c[0] > 0.0 && c[0] < 1280.0 && c[1] > 0.0 && c[1] < 720.0);
+        assert_eq!(f.size_type, "42G1");
+    }
+}
