@@ -15,6 +15,8 @@ use baylens_protocol::ScanSidecar;
 use baylens_protocol::risk::PreArrival;
 
 use crate::analyze::analyse;
+use crate::annotations::AnnotationStore;
+use crate::bay::{BayState, LatestScan};
 use crate::calibration::Calibration;
 use crate::declarations::{DeclarationCache, Matched};
 use crate::ingest::Rejection;
@@ -65,6 +67,44 @@ pub async fn run(
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let wake = Arc::new(Notify::new());
+    let bay = BayState::new();
+    let annotations = AnnotationStore::new(outbox.pool().clone());
+    let annotation_task = {
+        let client = Uplink::new(
+            &config.server.url,
+            config.token()?,
+            Duration::from_secs(config.server.request_timeout_secs),
+        )?;
+        let annotations = annotations.clone();
+        let stop = stop_rx.clone();
+        let max_backoff = Duration::from_secs(config.server.max_backoff_secs);
+        tokio::spawn(async move { annotations.deliver(client, max_backoff, stop).await })
+    };
+    // The camera runs on its own threads; a missing camera never stops the scan loop.
+    let camera_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let camera_thread = start_camera(&config, &bay, &camera_stop);
+    let tablet_task = match &config.tablet {
+        Some(tablet) => {
+            let listener = tokio::net::TcpListener::bind(tablet.listen)
+                .await
+                .map_err(|e| AgentError::Io {
+                    context: format!("binding the tablet page to {}", tablet.listen),
+                    source: e,
+                })?;
+            tracing::info!(
+                "officers' tablet page on http://{}",
+                listener
+                    .local_addr()
+                    .map_err(AgentError::io("tablet address"))?
+            );
+            let state = crate::tablet::TabletState::new(bay.clone(), annotations.clone(), tablet.clone());
+            let mut stop = stop_rx.clone();
+            Some(tokio::spawn(crate::tablet::serve(listener, state, async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })))
+        }
+        None => None,
+    };
     let uplink_task = {
         let outbox = outbox.clone();
         let client = Uplink::new(
@@ -305,6 +345,7 @@ pub async fn run(
                 model = new;
             }
             let matched = find_declaration(&cache, &scan).await;
+            let declaration = matched.as_ref().map(|m| m.declaration.clone());
             let outcome;
             (model, outcome) = {
                 let config = config.clone();
@@ -331,6 +372,7 @@ pub async fn run(
                     Err(e) => return Err(e),
                     Ok(Accepted::New | Accepted::AlreadyStored) => {
                         folder.finish(&scan)?;
+                        bay.publish_scan(latest_scan(&prepared, declaration));
                         tracing::info!(scan_id = %prepared.report.scan_id, risk = prepared.report.risk, lane = prepared.report.lane.as_str(), "scan accepted");
                         wake.notify_one();
                     }
@@ -343,6 +385,19 @@ pub async fn run(
         }
     };
     let _ = stop_tx.send(true);
+    camera_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = annotation_task.await;
+    if let Some(task) = tablet_task {
+        match task.await {
+            Ok(Err(e)) => tracing::error!("tablet page failed: {e}"),
+            Err(e) => tracing::error!("tablet task failed: {e}"),
+            Ok(Ok(())) => {}
+        }
+    }
+    if let Some(t) = camera_thread {
+        // The camera thread notices the flag within a frame or a read timeout.
+        let _ = tokio::task::spawn_blocking(move || t.join()).await;
+    }
     let _ = heartbeat_task.await;
     let _ = sync_task.await;
     if let Some(task) = update_task {
@@ -486,6 +541,58 @@ fn prepare(
         high_sha256: sha256_hex(&files[1 + high_index].1),
         files,
     })
+}
+
+/// What the tablet and the camera need of a scan just accepted.
+fn latest_scan(prepared: &Prepared, declaration: Option<baylens_protocol::Declaration>) -> LatestScan {
+    let mut layers = std::collections::HashMap::new();
+    let mut overlay = serde_json::Value::Null;
+    for (name, bytes) in &prepared.files {
+        if name == PREVIEW_FILE {
+            layers.insert("scan".to_owned(), bytes.clone());
+        } else if name == "overlay.json" {
+            overlay = serde_json::from_slice(bytes).unwrap_or_default();
+        } else if let Some(layer) = name.strip_suffix(".png")
+            && crate::outbox::LAYERS.contains(&layer)
+        {
+            layers.insert(layer.to_owned(), bytes.clone());
+        }
+    }
+    LatestScan {
+        report: prepared.report.clone(),
+        overlay,
+        layers,
+        declaration,
+    }
+}
+
+/// Starts the camera threads when a camera is configured and the agent was built with them.
+#[cfg(feature = "camera")]
+fn start_camera(
+    config: &AgentConfig,
+    bay: &Arc<BayState>,
+    stop: &Arc<std::sync::atomic::AtomicBool>,
+) -> Option<std::thread::JoinHandle<()>> {
+    let camera = config.camera.clone()?;
+    match crate::camera::live::spawn(camera, bay.clone(), stop.clone()) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            tracing::error!("could not start the camera thread: {e}; going on without the camera");
+            None
+        }
+    }
+}
+
+#[cfg(not(feature = "camera"))]
+fn start_camera(
+    config: &AgentConfig,
+    _bay: &Arc<BayState>,
+    _stop: &Arc<std::sync::atomic::AtomicBool>,
+) -> Option<std::thread::JoinHandle<()>> {
+    if config.camera.is_some() {
+        tracing::warn!("[camera] is configured but this agent was built without camera support (feature `camera`); going on without it");
+    }
+    None
 }
 
 async fn store(outbox: &Outbox, prepared: &Prepared) -> Result<Accepted, AgentError> {

@@ -60,8 +60,80 @@ pub struct AgentConfig {
     /// HTTP push from scanners (off when absent).
     #[serde(default)]
     pub push: Option<crate::push::PushConfig>,
+    /// The bay camera: container-code OCR and the live AR view (off when absent).
+    #[serde(default)]
+    pub camera: Option<CameraConfig>,
+    /// The officers' tablet page and overlay stream (off when absent).
+    #[serde(default)]
+    pub tablet: Option<crate::tablet::TabletConfig>,
     /// The central server.
     pub server: ServerConfig,
+}
+
+/// The bay camera.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraConfig {
+    /// `v4l2:0` or `/dev/video0` (V4L2/USB), `rtsp://…` or `http://…` (IP camera), or a video file.
+    pub source: String,
+    /// Longest wait between attempts to reopen a lost camera, seconds.
+    #[serde(default = "default_camera_backoff_secs")]
+    pub max_backoff_secs: u64,
+    /// The camera looks at the container's other side from the scanner's (the scan is mirrored).
+    #[serde(default)]
+    pub mirror: bool,
+    /// Read the container code from the camera.
+    #[serde(default = "default_true")]
+    pub ocr: bool,
+    /// Folder with the OCR models (`scripts/setup.sh` unpacks them into `.ocr/`).
+    #[serde(default = "default_ocr_models_dir")]
+    pub ocr_models_dir: PathBuf,
+    /// OCR model set: `small` (default) or `tiny`.
+    #[serde(default = "default_ocr_models")]
+    pub ocr_models: String,
+    /// Hand every Nth frame to the OCR until the code is read.
+    #[serde(default = "default_ocr_every_frames")]
+    pub ocr_every_frames: u32,
+    /// JPEG quality of the live view (1-100).
+    #[serde(default = "default_jpeg_quality")]
+    pub jpeg_quality: i32,
+    /// Process at most this many frames a second (none: as many as the camera gives).
+    #[serde(default)]
+    pub max_fps: Option<f64>,
+}
+
+impl CameraConfig {
+    fn validate(&self) -> Result<(), String> {
+        if self.source.trim().is_empty() {
+            return Err("camera.source is empty".into());
+        }
+        if !matches!(self.ocr_models.as_str(), "small" | "tiny") {
+            return Err(format!("camera.ocr_models {:?}: use small or tiny", self.ocr_models));
+        }
+        if !(1..=100).contains(&self.jpeg_quality) {
+            return Err(format!("camera.jpeg_quality {} must be 1 to 100", self.jpeg_quality));
+        }
+        Ok(())
+    }
+}
+
+fn default_camera_backoff_secs() -> u64 {
+    30
+}
+fn default_true() -> bool {
+    true
+}
+fn default_ocr_models_dir() -> PathBuf {
+    PathBuf::from(".ocr")
+}
+fn default_ocr_models() -> String {
+    "small".into()
+}
+fn default_ocr_every_frames() -> u32 {
+    5
+}
+fn default_jpeg_quality() -> i32 {
+    80
 }
 
 /// How to reach the central server.
@@ -187,6 +259,12 @@ impl AgentConfig {
             .map_err(|e| AgentError::Config(e.to_string()))?;
         if let Some(push) = &config.push {
             push.validate().map_err(AgentError::Config)?;
+        }
+        if let Some(camera) = &config.camera {
+            camera.validate().map_err(AgentError::Config)?;
+        }
+        if let Some(tablet) = &config.tablet {
+            tablet.validate().map_err(AgentError::Config)?;
         }
         if let Some(u) = &config.model_updates {
             let key = u.public_key.trim();

@@ -25,13 +25,21 @@
 //! - [`push`]: the scanners' HTTP push API (`POST /api/v1/scans`, 202 once stored durably).
 //! - [`status`]: `edge-agent status`, the queue and the last contact with the server.
 //! - [`updates`]: signed model updates: verify, self-check, install, roll back.
+//! - `camera` (feature `camera`): frame sources, AR registration, the live overlay.
+//! - [`bay`]: the bay now: latest scan, live frame, code read, camera health.
+//! - [`tablet`]: the officers' tablet page and the AR overlay stream (WebSocket).
+//! - [`annotations`]: officers' seal, examination, note and photo, stored then sent to the server.
 //! - [`agent`]: [`run`], which wires them together until shutdown.
 //! - [`analyze`]: `edge-agent analyze`, the whole pipeline on scans from disk, no server.
 
 pub mod agent;
+pub mod annotations;
 pub mod analysis;
 pub mod analyze;
+pub mod bay;
 pub mod calibration;
+#[cfg(feature = "camera")]
+pub mod camera;
 pub mod config;
 pub mod declarations;
 pub mod error;
@@ -44,6 +52,7 @@ pub mod overlay;
 pub mod preview;
 pub mod push;
 pub mod status;
+pub mod tablet;
 pub mod updates;
 pub mod uplink;
 

@@ -121,6 +121,30 @@ impl Uplink {
         }
     }
 
+    /// Delivers an officer's annotation. A case the server does not have yet (404) is retried:
+    /// the scan's report is still on its way.
+    pub async fn annotation(&self, scan_id: &str, body: &serde_json::Value) -> Attempt {
+        let sent = self
+            .client
+            .post(format!("{}/api/v1/scans/{scan_id}/annotations", self.base))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await;
+        match sent {
+            Err(e) => Attempt::Retry(format!("annotation: {e}")),
+            Ok(r) if r.status().is_success() => Attempt::Delivered(0),
+            Ok(r) if r.status() == StatusCode::NOT_FOUND => {
+                Attempt::Retry("annotation: the server has no case for this scan yet".into())
+            }
+            Ok(r) => {
+                let status = r.status();
+                let text = r.text().await.unwrap_or_default();
+                classify(status, &text, "annotation")
+            }
+        }
+    }
+
     /// Fetches the bay's declarations lodged after `since` (all within the server's window when
     /// `None`).
     pub async fn sync_declarations(

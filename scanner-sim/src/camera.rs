@@ -226,7 +226,9 @@ fn paint_face(
         // The size/type code stays horizontal, on the door.
         draw_text(&mut img, size_type, text_area[0] + 0.1 * ppm, text_area[1] + 0.2 * ppm, size, ink);
     } else {
-        let size = if view == View::Door { 0.1 } else { 0.1 } * ppm;
+        // Door: the ISO 6346 marking (100 mm characters). Side: the large code many owners paint
+        // along the top rail (280 mm), which a camera that sees the whole side can read.
+        let size = if view == View::Door { 0.1 } else { 0.28 } * ppm;
         let line = format!("{owner} {serial}");
         let lw = text_width(&line, size) + size * 1.3;
         let x = (text_area[2] - lw - 0.1 * ppm).max(text_area[0]);

@@ -20,12 +20,14 @@
 //! - [`declare`]: the `baylens.declaration/1` document the trader lodged, truthful or false.
 //! - [`camera`]: door and side views of the container for the bay cameras, with the code
 //!   painted on and the ground truth of where the face is.
+//! - [`ipcam`]: a simulated IP camera serving those views as MJPEG over HTTP.
 //! - [`write`]: the files of the scan contract (`baylens.scan/1`), written atomically.
 
 pub mod camera;
 pub mod declare;
 pub mod geometry;
 pub mod hs;
+pub mod ipcam;
 pub mod materials;
 pub mod render;
 pub mod scene;

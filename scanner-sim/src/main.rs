@@ -132,6 +132,29 @@ enum Command {
         /// before arrival (TFA Art. 7), so a bay has synced them when the truck arrives.
         #[arg(long, default_value_t = 0)]
         lead: u64,
+        /// Also serve a simulated IP camera (MJPEG over HTTP) at this address, showing the side
+        /// of the container last dropped: http://ADDR/stream.mjpg.
+        #[arg(long)]
+        camera: Option<std::net::SocketAddr>,
+    },
+    /// Serve a simulated IP camera (MJPEG over HTTP) showing one container:
+    /// http://LISTEN/stream.mjpg and /snapshot.jpg.
+    Camera {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8554")]
+        listen: std::net::SocketAddr,
+        /// The container code painted on the container (none: the empty bay).
+        #[arg(long)]
+        code: Option<String>,
+        /// Container type: 20, 40 or 40hc.
+        #[arg(long, default_value = "40")]
+        container: String,
+        /// Frames a second.
+        #[arg(long, default_value_t = 5.0)]
+        fps: f64,
+        /// Fixes the camera pose.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
 }
 
@@ -240,8 +263,21 @@ fn main() -> Result<()> {
             count,
             declarations,
             lead,
+            camera,
         } => {
             let (options, bay) = sim.options()?;
+            let ipcam = match camera {
+                Some(addr) => {
+                    let listener = std::net::TcpListener::bind(addr)
+                        .with_context(|| format!("binding the simulated camera to {addr}"))?;
+                    let cam = scanner_sim::ipcam::IpCamera::new(1280, 720);
+                    let served = cam.clone();
+                    std::thread::spawn(move || scanner_sim::ipcam::serve(listener, served, 5.0));
+                    println!("scanner-sim: camera on http://{addr}/stream.mjpg");
+                    Some(cam)
+                }
+                None => None,
+            };
             if !(interval.is_finite() && interval >= 0.0) {
                 bail!("--interval must be a non-negative number of seconds");
             }
@@ -268,6 +304,10 @@ fn main() -> Result<()> {
                 let scan_id = g.meta.scan_id.clone();
                 // Captured now, when it is dropped.
                 g.meta.captured_at = Utc::now();
+                if let (Some(cam), Some(code)) = (&ipcam, &g.meta.container_code) {
+                    // The truck is in the bay: the camera sees it as it is scanned.
+                    cam.show(Some((code, g.truth.container, i)));
+                }
                 write_scan(&drop, &g.scan, &g.meta, false)
                     .with_context(|| format!("writing scan into {}", drop.display()))?;
                 let code = g
@@ -282,6 +322,25 @@ fn main() -> Result<()> {
                 i += 1;
                 std::thread::sleep(Duration::from_secs_f64(interval));
             }
+        }
+        Command::Camera {
+            listen,
+            code,
+            container,
+            fps,
+            seed,
+        } => {
+            let kind = scanner_sim::ContainerType::parse(&container)
+                .with_context(|| format!("--container {container:?}: use 20, 40 or 40hc"))?;
+            let code = code
+                .map(|c| baylens_protocol::ContainerCode::parse(&c))
+                .transpose()?;
+            let listener = std::net::TcpListener::bind(listen)
+                .with_context(|| format!("binding the simulated camera to {listen}"))?;
+            let cam = scanner_sim::ipcam::IpCamera::new(1280, 720);
+            cam.show(code.as_ref().map(|c| (c, kind, seed)));
+            println!("scanner-sim: camera on http://{listen}/stream.mjpg");
+            scanner_sim::ipcam::serve(listener, cam, fps);
         }
     }
     Ok(())

@@ -1,0 +1,506 @@
+//! The officers' tablet page and the AR overlay stream, served by the agent itself so they work
+//! when the bay is cut off from the server.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /healthz` | liveness (no auth) |
+//! | `GET /`, `GET /overlay-stream.schema.json` | the page and the stream's JSON schema (static; no bay data) |
+//! | `POST /api/v1/session` | `{"code": "…"}`: an officer's access code → session cookie |
+//! | `GET /api/v1/bay` | the latest scan, findings, declaration, container code read, camera health |
+//! | `GET /api/v1/scans/{scan_id}/layers/{layer}` | a layer PNG of the latest scan |
+//! | `GET /api/v1/live.jpg`, `GET /api/v1/live.mjpg` | the live view with the overlay warped in |
+//! | `GET /api/v1/overlay/stream` | WebSocket: per frame, the homography and the overlay primitives in scan coordinates (`baylens.overlay-stream/1`) |
+//! | `POST /api/v1/scans/{scan_id}/annotations` | seal, examination result, note, photo: stored at the bay, then sent to the server |
+//!
+//! Every `/api/v1` route needs a session cookie (from an access code) or `Authorization: Bearer
+//! <access code>` (for AR headsets). Access codes are random (`edge-agent officer-code`); the
+//! config holds only their sha256 and the officer's user name on the server, to whom the server
+//! attributes what the officer records.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::annotations::{Annotation, AnnotationStore};
+use crate::bay::{BayState, LiveFrame};
+
+/// The page.
+const PAGE: &str = include_str!("../assets/tablet.html");
+/// The overlay stream's JSON schema.
+pub const STREAM_SCHEMA: &str = include_str!("../assets/overlay-stream.schema.json");
+/// The contract name of overlay stream messages.
+pub const STREAM_CONTRACT: &str = "baylens.overlay-stream/1";
+/// Largest annotation (photo included), bytes.
+pub const MAX_ANNOTATION_BYTES: usize = 12 * 1024 * 1024;
+
+/// The `[tablet]` section of the agent's config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TabletConfig {
+    /// Address to listen on, e.g. `0.0.0.0:8091` (the bay's Wi-Fi).
+    pub listen: SocketAddr,
+    /// The officers who may use it.
+    pub officers: Vec<Officer>,
+    /// How long a tablet session lasts, hours.
+    #[serde(default = "default_session_hours")]
+    pub session_hours: u64,
+}
+
+fn default_session_hours() -> u64 {
+    12
+}
+
+/// An officer and the hash of their access code.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Officer {
+    /// The officer's user name on the server (an officer of this bay there).
+    pub username: String,
+    /// sha256 (hex) of the access code; `edge-agent officer-code` makes one.
+    pub code_sha256: String,
+}
+
+impl TabletConfig {
+    /// Checks the officers' hashes.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.officers.is_empty() {
+            return Err("tablet.officers is empty: nobody could sign in".into());
+        }
+        for o in &self.officers {
+            if o.code_sha256.len() != 64 || !o.code_sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!(
+                    "tablet.officers: the code_sha256 of {:?} is not a sha256 in hex",
+                    o.username
+                ));
+            }
+            if o.username.trim().is_empty() {
+                return Err("tablet.officers: a user name is empty".into());
+            }
+        }
+        if self.session_hours == 0 {
+            return Err("tablet.session_hours must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+/// A new access code and its hash.
+pub fn new_code() -> (String, String) {
+    let bytes: [u8; 16] = rand::random();
+    let code = format!("blo_{}", hex::encode(bytes));
+    let hash = hex::encode(Sha256::digest(code.as_bytes()));
+    (code, hash)
+}
+
+fn sha256_hex(s: &str) -> String {
+    hex::encode(Sha256::digest(s.trim().as_bytes()))
+}
+
+/// Compares two hex digests without an early exit.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x.to_ascii_lowercase() ^ y.to_ascii_lowercase()))
+            == 0
+}
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct TabletState {
+    /// The bay.
+    pub bay: Arc<BayState>,
+    /// Where annotations wait for the server.
+    pub annotations: AnnotationStore,
+    /// Config.
+    pub config: Arc<TabletConfig>,
+    /// Session token hash → (officer, expiry).
+    sessions: Arc<Mutex<HashMap<String, (String, Instant)>>>,
+    /// Whether the agent was built with camera support.
+    pub camera_built: bool,
+}
+
+impl std::fmt::Debug for TabletState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TabletState").finish_non_exhaustive()
+    }
+}
+
+impl TabletState {
+    /// New state with no sessions.
+    pub fn new(bay: Arc<BayState>, annotations: AnnotationStore, config: TabletConfig) -> Self {
+        Self {
+            bay,
+            annotations,
+            config: Arc::new(config),
+            sessions: Arc::default(),
+            camera_built: cfg!(feature = "camera"),
+        }
+    }
+
+    fn officer_for_code(&self, code: &str) -> Option<String> {
+        let hash = sha256_hex(code);
+        let mut found = None;
+        for o in &self.config.officers {
+            if same(&o.code_sha256, &hash) && found.is_none() {
+                found = Some(o.username.clone());
+            }
+        }
+        found
+    }
+
+    /// The officer a request comes from: its session cookie or its bearer access code.
+    fn officer(&self, headers: &HeaderMap) -> Result<String, ApiError> {
+        if let Some(code) = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+        {
+            return self
+                .officer_for_code(code)
+                .ok_or_else(|| ApiError(StatusCode::UNAUTHORIZED, "unknown access code".into()));
+        }
+        let token = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|c| c.trim().strip_prefix("baylens_tablet="))
+            .next()
+            .ok_or_else(|| {
+                ApiError(
+                    StatusCode::UNAUTHORIZED,
+                    "sign in with your access code first".into(),
+                )
+            })?;
+        let hash = sha256_hex(token);
+        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        sessions.retain(|_, (_, until)| *until > Instant::now());
+        sessions
+            .get(&hash)
+            .map(|(o, _)| o.clone())
+            .ok_or_else(|| ApiError(StatusCode::UNAUTHORIZED, "session expired; sign in again".into()))
+    }
+}
+
+/// An error answer: status and `{"error": …}`.
+#[derive(Debug)]
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({"error": self.1}))).into_response()
+    }
+}
+
+/// The routes.
+pub fn router(state: TabletState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/", get(|| async { Html(PAGE) }))
+        .route(
+            "/overlay-stream.schema.json",
+            get(|| async { ([(header::CONTENT_TYPE, "application/schema+json")], STREAM_SCHEMA) }),
+        )
+        .route("/api/v1/session", post(sign_in))
+        .route("/api/v1/bay", get(bay))
+        .route("/api/v1/scans/{scan_id}/layers/{layer}", get(layer))
+        .route("/api/v1/live.jpg", get(live_jpg))
+        .route("/api/v1/live.mjpg", get(live_mjpg))
+        .route("/api/v1/overlay/stream", get(stream))
+        .route(
+            "/api/v1/scans/{scan_id}/annotations",
+            post(annotate).layer(DefaultBodyLimit::max(MAX_ANNOTATION_BYTES)),
+        )
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: TabletState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignIn {
+    code: String,
+}
+
+async fn sign_in(State(s): State<TabletState>, body: Bytes) -> Result<Response, ApiError> {
+    let req: SignIn = serde_json::from_slice(&body).map_err(|e| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("expected {{\"code\": \"…\"}}: {e}"),
+        )
+    })?;
+    let Some(officer) = s.officer_for_code(&req.code) else {
+        tracing::warn!("tablet sign-in with an unknown access code");
+        return Err(ApiError(StatusCode::UNAUTHORIZED, "unknown access code".into()));
+    };
+    let token = hex::encode(rand::random::<[u8; 32]>());
+    let hours = s.config.session_hours;
+    s.sessions.lock().unwrap_or_else(|p| p.into_inner()).insert(
+        sha256_hex(&token),
+        (officer.clone(), Instant::now() + Duration::from_secs(hours * 3600)),
+    );
+    let cookie = format!(
+        "baylens_tablet={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+        hours * 3600
+    );
+    let mut r = Json(json!({"officer": officer})).into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(r)
+}
+
+/// Findings in plain words, most serious first.
+fn findings(report: &baylens_protocol::ScanReport) -> Vec<Value> {
+    let mut f: Vec<&baylens_protocol::Finding> = report.findings.iter().collect();
+    f.sort_by(|a, b| b.score.total_cmp(&a.score));
+    f.iter()
+        .map(|f| {
+            json!({
+                "kind": f.kind,
+                "score": f.score,
+                "message": f.message,
+                "region": f.region,
+            })
+        })
+        .collect()
+}
+
+fn layer_names(l: &crate::bay::LatestScan) -> Vec<&'static str> {
+    ["scan", "material", "expected", "heat", "findings"]
+        .into_iter()
+        .filter(|n| l.layers.contains_key(*n))
+        .collect()
+}
+
+async fn bay(State(s): State<TabletState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    let officer = s.officer(&headers)?;
+    let latest = s.bay.latest();
+    let frame = s.bay.frame();
+    let queued = s.annotations.pending().await.unwrap_or(-1);
+    Ok(Json(json!({
+        "officer": officer,
+        "camera": if s.camera_built { json!(s.bay.camera()) } else { json!({"state": "off", "error": "this agent was built without camera support"}) },
+        "live": frame.as_ref().map(|f| json!({
+            "seq": f.seq, "width": f.width, "height": f.height,
+            "registered": f.corners.is_some(), "overlay": f.homography.is_some(),
+            "process_ms": f.process_ms,
+        })),
+        "code": s.bay.code(),
+        "annotations_waiting": queued,
+        "scan": latest.as_ref().map(|l| json!({
+            "scan_id": l.report.scan_id,
+            "captured_at": l.report.captured_at,
+            "container_code": l.report.container_code,
+            "risk": l.report.risk,
+            "lane": l.report.lane,
+            "findings": findings(&l.report),
+            "layers": layer_names(l),
+            "declaration": l.declaration.as_ref().map(|d| json!({
+                "reference": d.reference,
+                "declarant": d.declarant.name,
+                "gross_mass_kg": d.gross_mass_kg,
+                "items": d.items.iter().map(|i| json!({
+                    "hs_code": i.hs_code, "description": i.description,
+                    "packages": i.packages, "gross_mass_kg": i.gross_mass_kg,
+                })).collect::<Vec<_>>(),
+            })),
+        })),
+    })))
+}
+
+async fn layer(
+    State(s): State<TabletState>,
+    headers: HeaderMap,
+    Path((scan_id, layer)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    s.officer(&headers)?;
+    let latest = s
+        .bay
+        .latest()
+        .filter(|l| l.report.scan_id.as_str() == scan_id)
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("scan {scan_id} is not the bay's latest scan")))?;
+    let name = layer.strip_suffix(".png").unwrap_or(&layer);
+    let png = latest
+        .layers
+        .get(name)
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("scan {scan_id} has no layer {name:?}")))?;
+    Ok(([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "private, max-age=3600")], png.clone()).into_response())
+}
+
+fn no_frame(s: &TabletState) -> ApiError {
+    let camera = s.bay.camera();
+    let why = if !s.camera_built {
+        "this agent was built without camera support".to_owned()
+    } else if camera.state == "off" && camera.source.is_none() {
+        "no camera is configured ([camera] in the agent's config)".to_owned()
+    } else {
+        format!(
+            "no camera frame yet (camera {}{})",
+            camera.state,
+            camera.error.map(|e| format!(": {e}")).unwrap_or_default()
+        )
+    };
+    ApiError(StatusCode::SERVICE_UNAVAILABLE, why)
+}
+
+async fn live_jpg(State(s): State<TabletState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    s.officer(&headers)?;
+    let f = s.bay.frame().ok_or_else(|| no_frame(&s))?;
+    Ok(([(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "no-store")], f.jpeg.clone()).into_response())
+}
+
+async fn live_mjpg(State(s): State<TabletState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    s.officer(&headers)?;
+    let rx = s.bay.frames();
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.changed().await.ok()?;
+        let frame = rx.borrow_and_update().clone()?;
+        let mut part = format!(
+            "--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+            frame.jpeg.len()
+        )
+        .into_bytes();
+        part.extend_from_slice(&frame.jpeg);
+        part.extend_from_slice(b"\r\n");
+        Some((Ok::<_, std::io::Error>(Bytes::from(part)), rx))
+    });
+    Ok((
+        [
+            (header::CONTENT_TYPE, "multipart/x-mixed-replace; boundary=frame"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+/// One overlay-stream message (see `assets/overlay-stream.schema.json`).
+pub fn stream_message(bay: &BayState, frame: &LiveFrame) -> Value {
+    let latest = bay.latest();
+    let scan = latest
+        .as_ref()
+        .filter(|l| frame.scan_id.as_deref() == Some(l.report.scan_id.as_str()));
+    json!({
+        "contract": STREAM_CONTRACT,
+        "seq": frame.seq,
+        "captured_at": frame.captured_at,
+        "frame": {"width": frame.width, "height": frame.height},
+        "face_corners": frame.corners,
+        "homography": frame.homography,
+        "scan": scan.map(|l| json!({
+            "scan_id": l.report.scan_id,
+            "width": l.report.width,
+            "height": l.report.height,
+            "risk": l.report.risk,
+            "lane": l.report.lane,
+        })),
+        "primitives": scan.map(|l| json!({
+            "cargo_space": l.overlay.get("cargo_space"),
+            "expected": l.overlay.get("expected"),
+            "observed": l.overlay.get("observed"),
+            "findings": l.overlay.get("findings"),
+        })),
+        "container_code": bay.code().map(|c| json!({
+            "code": c.reading.code,
+            "check": c.reading.check,
+            "confidence": c.reading.confidence,
+            "best_guess": c.reading.best_guess,
+            "matches_scan": c.matches_scan,
+        })),
+    })
+}
+
+async fn stream(
+    State(s): State<TabletState>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    s.officer(&headers)?;
+    Ok(ws.on_upgrade(move |socket| send_frames(socket, s)))
+}
+
+async fn send_frames(mut socket: WebSocket, s: TabletState) {
+    let mut rx = s.bay.frames();
+    // The current frame first, so a client draws at once.
+    let mut first = rx.borrow_and_update().clone();
+    loop {
+        let frame = match first.take() {
+            Some(f) => f,
+            None => {
+                tokio::select! {
+                    changed = rx.changed() => if changed.is_err() { return },
+                    incoming = socket.recv() => match incoming {
+                        // Clients only listen; a close or an error ends the stream.
+                        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                        Some(Ok(_)) => continue,
+                    },
+                }
+                let Some(f) = rx.borrow_and_update().clone() else {
+                    continue;
+                };
+                f
+            }
+        };
+        let text = stream_message(&s.bay, &frame).to_string();
+        if socket.send(Message::Text(text.into())).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn annotate(
+    State(s): State<TabletState>,
+    headers: HeaderMap,
+    Path(scan_id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let officer = s.officer(&headers)?;
+    let annotation = Annotation::from_tablet(&officer, &scan_id, &body)
+        .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e))?;
+    let known = s
+        .bay
+        .latest()
+        .is_some_and(|l| l.report.scan_id.as_str() == scan_id)
+        || s.annotations.scan_known(&scan_id).await.unwrap_or(false);
+    if !known {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("scan {scan_id} was not taken at this bay"),
+        ));
+    }
+    let id = annotation.annotation_id.clone();
+    s.annotations
+        .add(&annotation)
+        .await
+        .map_err(|e| ApiError(StatusCode::INSUFFICIENT_STORAGE, format!("could not store the annotation: {e}")))?;
+    s.annotations.wake();
+    tracing::info!(%scan_id, officer, annotation_id = %id, "annotation recorded at the tablet");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"annotation_id": id, "status": "stored at the bay; it goes to the server when the server can be reached"})),
+    )
+        .into_response())
+}
