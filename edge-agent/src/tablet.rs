@@ -436,9 +436,16 @@ pub fn stream_message(bay: &BayState, frame: &LiveFrame) -> Value {
 async fn stream(
     State(s): State<TabletState>,
     headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
+    // Credentials first, so an unauthenticated caller learns nothing but 401.
     s.officer(&headers)?;
+    let ws = ws.map_err(|e| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("this is a WebSocket endpoint: {e}"),
+        )
+    })?;
     Ok(ws.on_upgrade(move |socket| send_frames(socket, s)))
 }
 

@@ -30,6 +30,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seed: u64 = arg("--seed").map_or(Ok(6346), |v| v.parse())?;
     let which = arg("--models").unwrap_or_else(|| "small".into());
     let failures = arg("--failures").map(PathBuf::from);
+    // Side views are what the bay's AR camera sees (a fixed camera, moderate difficulty).
+    let (view, cam_options) = match arg("--view").as_deref() {
+        Some("side") => (View::Side, CameraOptions { difficulty: 0.5, vertical_share: 0.0, ..CameraOptions::default() }),
+        _ => (View::Door, CameraOptions::default()),
+    };
     let (det, rec) = ocr::checkout_model_paths(&which)?;
     let mut options = OcrOptions::default();
     if let Some(v) = arg("--det-thresh") {
@@ -42,6 +47,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         options.det_limit = v.parse()?;
     }
     let mut model = OcrModel::load(&det, &rec, options)?;
+    if let Some(path) = arg("--image") {
+        // One image from disk (a camera snapshot): its lines and the reading.
+        let img = image::open(&path)?.into_rgb8();
+        let rgb = Rgb { data: img.as_raw(), width: img.width() as usize, height: img.height() as usize };
+        let (reading, lines) = model.read_code(rgb)?;
+        for l in &lines {
+            println!("line {:?} vertical {} confidence {:.2} at {:?}", l.text, l.vertical, l.confidence, l.text_box.bounds().map(|v| v.round()));
+        }
+        println!("{reading:?}");
+        return Ok(());
+    }
     if let Some(dir) = &failures {
         std::fs::create_dir_all(dir)?;
     }
@@ -60,7 +76,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let code = ContainerCode::from_parts(owner, 'U', rng.random_range(0..1_000_000))?;
         let container = [ContainerType::Twenty, ContainerType::Forty, ContainerType::FortyHighCube]
             [rng.random_range(0..3)];
-        let frame = camera::render(View::Door, container, &code, &CameraOptions::default(), &mut rng);
+        let frame = camera::render(view, container, &code, &cam_options, &mut rng);
         let img = Rgb {
             data: frame.image.as_raw(),
             width: frame.image.width() as usize,

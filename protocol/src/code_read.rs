@@ -209,9 +209,9 @@ pub fn read_code(chars: &[CharCandidates]) -> CodeReading {
             }
         }
     }
-    if size_type.is_none() {
-        // Read on its own (e.g. on a door post apart from the code).
-        size_type = (0..chars.len()).find_map(|s| size_type_after(&chars[s..]));
+    if size_type.is_none() && chars.len() == 4 {
+        // Read on its own line (under the code, or on a door post apart from it).
+        size_type = size_type_after(&chars);
     }
     let (best_guess, best_p) = best.unwrap_or_default();
     match passing.len() {

@@ -194,7 +194,8 @@ fn paint_face(
     let dark = paint.map(|v| (f64::from(v) * 0.55) as u8);
     let t = 0.12 * ppm;
     outline_rect(&mut img, [0.0, 0.0, w as f64, h as f64], t, dark);
-    let mut text_area = [0.0, 0.0, w as f64, h as f64];
+    // Markings are painted inside the frame rails.
+    let mut text_area = [t + 0.05 * ppm, t + 0.02 * ppm, w as f64 - t - 0.05 * ppm, h as f64 - t];
     if view == View::Door {
         // Two doors; the right one carries the marking. Four locking bars.
         fill_rect(&mut img, w as f64 / 2.0 - 3.0, t, w as f64 / 2.0 + 3.0, h as f64 - t, dark);
@@ -232,7 +233,7 @@ fn paint_face(
         let line = format!("{owner} {serial}");
         let lw = text_width(&line, size) + size * 1.3;
         let x = (text_area[2] - lw - 0.1 * ppm).max(text_area[0]);
-        let y = text_area[1] + 0.15 * ppm;
+        let y = text_area[1] + if view == View::Door { 0.15 * ppm } else { 0.3 * size };
         let used = draw_text(&mut img, &line, x, y, size, ink);
         let cx = x + used + size * 0.45;
         draw_text(&mut img, check, cx, y, size, ink);

@@ -61,6 +61,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/reports"),
     ("PUT", "/api/v1/scans/{scan_id}/preview"),
     ("PUT", "/api/v1/scans/{scan_id}/layers/{layer}"),
+    ("POST", "/api/v1/scans/{scan_id}/annotations"),
     ("POST", "/api/v1/agents/heartbeat"),
     ("GET", "/api/v1/agents"),
     ("POST", "/api/v1/agents"),

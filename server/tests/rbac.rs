@@ -43,7 +43,8 @@ fn allowed(method: &str, path: &str) -> &'static [&'static str] {
         ("GET", "/api/v1/openapi.json") | ("DELETE", "/api/v1/session") => USERS,
         ("POST", "/api/v1/reports")
         | ("PUT", "/api/v1/scans/{scan_id}/preview")
-        | ("PUT", "/api/v1/scans/{scan_id}/layers/{layer}") => &["agent"],
+        | ("PUT", "/api/v1/scans/{scan_id}/layers/{layer}")
+        | ("POST", "/api/v1/scans/{scan_id}/annotations") => &["agent"],
         ("POST", "/api/v1/agents/heartbeat")
         | ("GET", "/api/v1/declarations/sync")
         | ("GET", "/api/v1/models/{model}/release")
@@ -227,6 +228,11 @@ fn request(
         }
         ("POST", p) if p.ends_with("/examinations") => serde_json::json!({"result": "consistent"}),
         ("POST", p) if p.ends_with("/notes") => serde_json::json!({"note": "driver waiting"}),
+        ("POST", p) if p.ends_with("/annotations") => serde_json::json!({
+            "annotation_id": format!("00000000-0000-4000-8000-{n:012}"), "scan_id": "bay-1-1",
+            "officer": "officer", "recorded_at": "2026-11-26T10:00:00Z",
+            "seal": "intact", "examination": null, "note": null, "photo_base64": null
+        }),
         ("POST", p) if p.ends_with("/assignment") => serde_json::json!({"username": "officer"}),
         ("POST", p) if p.ends_with("/shares") => {
             serde_json::json!({"username": "agency-not-shared"})

@@ -44,6 +44,10 @@ pub fn router() -> Router<AppState> {
         )
         .route("/api/v1/declarations/sync", get(sync_declarations))
         .route(
+            "/api/v1/scans/{scan_id}/annotations",
+            post(annotate).layer(DefaultBodyLimit::max(MAX_ANNOTATION_BYTES)),
+        )
+        .route(
             "/api/v1/agents",
             get(list_agents)
                 .post(add_agent)
@@ -158,6 +162,151 @@ async fn upload_preview(
     let case_id = store_png(&state, &agent, &scan_id, &key, &headers, body).await?;
     state.store.set_preview(case_id, key.as_ref()).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Largest annotation body (a photo of up to 8 MiB, as base64, and the rest).
+pub const MAX_ANNOTATION_BYTES: usize = 12 * 1024 * 1024;
+/// Largest photo in an annotation.
+pub const MAX_PHOTO_BYTES: usize = 8 * 1024 * 1024;
+
+/// An officer's annotation from the bay tablet, relayed by the bay's agent.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnnotationBody {
+    annotation_id: String,
+    scan_id: String,
+    officer: String,
+    recorded_at: chrono::DateTime<chrono::Utc>,
+    seal: Option<String>,
+    examination: Option<String>,
+    note: Option<String>,
+    photo_base64: Option<String>,
+}
+
+/// Records an officer's annotation (seal, examination result, note, photo) on the case of a
+/// scan of the agent's own bay, attributed to the officer, who must be an officer of that bay (or
+/// a supervisor). Idempotent by annotation id.
+async fn annotate(
+    State(state): State<AppState>,
+    principal: Principal,
+    P(scan_id): P<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode> {
+    use base64::Engine as _;
+    let agent = principal.agent()?;
+    let a: AnnotationBody = json_body(&headers, &body)?;
+    let bad = |m: String| Err(ApiError::Unprocessable(m));
+    if a.scan_id != scan_id {
+        return bad("scan_id in the body differs from the path".into());
+    }
+    if !(8..=64).contains(&a.annotation_id.len())
+        || !a.annotation_id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+    {
+        return bad("annotation_id must be 8 to 64 hex digits and dashes (a UUID)".into());
+    }
+    if let Some(s) = &a.seal
+        && !matches!(s.as_str(), "intact" | "broken")
+    {
+        return bad("seal must be intact or broken".into());
+    }
+    if let Some(e) = &a.examination
+        && !matches!(e.as_str(), "consistent" | "discrepancy")
+    {
+        return bad("examination must be consistent or discrepancy".into());
+    }
+    let note = a.note.as_deref().map(str::trim).filter(|n| !n.is_empty());
+    if note.is_some_and(|n| n.chars().count() > crate::routes::cases::MAX_NOTE_CHARS) {
+        return bad(format!("note is longer than {} characters", crate::routes::cases::MAX_NOTE_CHARS));
+    }
+    if (a.seal.as_deref() == Some("broken") || a.examination.as_deref() == Some("discrepancy"))
+        && note.is_none()
+    {
+        return bad("a broken seal or a discrepancy needs a note".into());
+    }
+    let photo = match &a.photo_base64 {
+        None => None,
+        Some(p) => {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(p.trim())
+                .map_err(|e| ApiError::Unprocessable(format!("photo_base64: {e}")))?;
+            if bytes.len() > MAX_PHOTO_BYTES {
+                return Err(ApiError::TooLarge(MAX_PHOTO_BYTES));
+            }
+            let ext = if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+                "jpg"
+            } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+                "png"
+            } else {
+                return bad("the photo must be a JPEG or PNG".into());
+            };
+            Some((bytes, ext))
+        }
+    };
+    if a.seal.is_none() && a.examination.is_none() && note.is_none() && photo.is_none() {
+        return bad("nothing to record".into());
+    }
+    let scan_id = ScanId::parse(&scan_id).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+    let (case_id, bay) = state
+        .store
+        .case_of_scan(scan_id.as_str())
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if bay != agent.bay {
+        return Err(ApiError::Forbidden(format!("scan {scan_id} belongs to bay {bay}")));
+    }
+    let officer = match state.store.user_by_name(&a.officer).await? {
+        Some((u, _))
+            if u.role == Role::Supervisor
+                || (u.role == Role::Officer && u.bay.as_deref() == Some(agent.bay.as_str())) =>
+        {
+            u
+        }
+        _ => {
+            return bad(format!(
+                "{:?} is not an officer of bay {} on this server",
+                a.officer.chars().take(40).collect::<String>(),
+                agent.bay
+            ));
+        }
+    };
+    let mut photo_layer = None;
+    if let Some((bytes, ext)) = photo {
+        // The same key on a retry: the object is replaced, not duplicated.
+        let short: String = a.annotation_id.chars().filter(char::is_ascii_hexdigit).take(12).collect();
+        let name = format!("photo-{short}");
+        let key = object_store::path::Path::from(format!("scans/{scan_id}/{name}.{ext}"));
+        state
+            .store
+            .images
+            .put(&key, bytes.into())
+            .await
+            .map_err(|e| ApiError::Internal(format!("image store: {e}")))?;
+        photo_layer = Some((name, key));
+    }
+    let mut events: Vec<(&str, Option<&str>, Option<&str>)> = Vec::new();
+    if let Some(s) = &a.seal {
+        events.push(("seal", Some(s.as_str()), None));
+    }
+    if let Some(e) = &a.examination {
+        events.push(("examination", Some(e.as_str()), None));
+    }
+    match events.first_mut() {
+        Some(first) => first.2 = note,
+        None if note.is_some() => events.push(("note", None, note)),
+        None => {}
+    }
+    if let Some((name, _)) = &photo_layer {
+        events.push(("photo", Some(name.as_str()), None));
+    }
+    let new = state
+        .store
+        .record_annotation(&a.annotation_id, &officer, case_id, &events, a.recorded_at.timestamp_millis())
+        .await?;
+    if new && let Some((name, key)) = &photo_layer {
+        state.store.set_layer(case_id, name, key.as_ref()).await?;
+    }
+    Ok(if new { StatusCode::CREATED } else { StatusCode::OK })
 }
 
 async fn upload_layer(

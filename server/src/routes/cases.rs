@@ -191,6 +191,8 @@ async fn layer(
 }
 
 async fn png_response(state: &AppState, key: String) -> Result<Response> {
+    // Officers' photos may be JPEG; every other image is PNG.
+    let content_type = if key.ends_with(".jpg") { "image/jpeg" } else { "image/png" };
     let object = state
         .store
         .images
@@ -203,7 +205,7 @@ async fn png_response(state: &AppState, key: String) -> Result<Response> {
     let stream = object.into_stream();
     Ok((
         [
-            (header::CONTENT_TYPE, "image/png"),
+            (header::CONTENT_TYPE, content_type),
             (header::CACHE_CONTROL, "private, max-age=3600"),
         ],
         Body::from_stream(stream),

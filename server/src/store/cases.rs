@@ -659,6 +659,40 @@ impl Store {
     }
 
     #[allow(clippy::too_many_arguments)]
+    /// Records an officer's annotation relayed by a bay agent: its events, attributed to the
+    /// officer, and its id, in one audited transaction. Returns false (and records nothing)
+    /// when this annotation id was recorded before.
+    pub async fn record_annotation(
+        &self,
+        annotation_id: &str,
+        officer: &User,
+        case_id: i64,
+        events: &[(&str, Option<&str>, Option<&str>)],
+        at: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let (mut tx, _lock) = self.begin_audited().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO bay_annotations (annotation_id, case_id, officer_id, received_at)
+             VALUES ($1, $2, $3, $4) ON CONFLICT (annotation_id) DO NOTHING",
+        )
+        .bind(annotation_id)
+        .bind(case_id)
+        .bind(officer.id)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Ok(false);
+        }
+        for (kind, value, note) in events {
+            self.event_in(&mut tx, officer, case_id, kind, *value, *note, at)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
     async fn event_in(
         &self,
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
