@@ -6,34 +6,16 @@
 
 mod support;
 
-use std::net::TcpListener;
-use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use base64::Engine as _;
 use baylens_server::auth::Role;
-use edge_agent::config::CameraConfig;
-use edge_agent::tablet::{Officer, TabletConfig};
 use futures_util::StreamExt;
 use scanner_sim::Scenario;
 use scanner_sim::ipcam::IpCamera;
 use support::*;
 use tokio::sync::oneshot;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// Starts the simulated camera on `port`; setting the flag takes it down.
-fn start_camera(cam: &Arc<IpCamera>, port: u16) -> Arc<AtomicBool> {
-    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let (cam, flag) = (cam.clone(), stop.clone());
-    std::thread::spawn(move || scanner_sim::ipcam::serve_until(listener, cam, 8.0, &flag));
-    stop
-}
 
 async fn bay(client: &reqwest::Client, url: &str, code: &str) -> serde_json::Value {
     client
@@ -85,31 +67,14 @@ async fn the_live_view_reads_the_code_anchors_the_scan_and_survives_the_camera_g
     let cam = IpCamera::new(1280, 720);
     cam.show(Some((&code, first.truth.container, 3)));
     let cam_port = free_port();
-    let cam_stop = start_camera(&cam, cam_port);
+    let cam_stop = start_sim_camera(&cam, cam_port);
 
-    let (officer_code, officer_hash) = edge_agent::tablet::new_code();
     let tablet_port = free_port();
     let tablet = format!("http://127.0.0.1:{tablet_port}");
+    let (tablet_section, officer_code) = tablet_config(tablet_port);
     let mut config = agent_config(root.path(), &server.url, &token_file);
-    config.camera = Some(CameraConfig {
-        source: format!("http://127.0.0.1:{cam_port}/stream.mjpg"),
-        max_backoff_secs: 2,
-        mirror: false,
-        ocr: true,
-        ocr_models_dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/onnx/ocr"),
-        ocr_models: "tiny".into(),
-        ocr_every_frames: 2,
-        jpeg_quality: 80,
-        max_fps: None,
-    });
-    config.tablet = Some(TabletConfig {
-        listen: format!("127.0.0.1:{tablet_port}").parse().unwrap(),
-        officers: vec![Officer {
-            username: "off1".into(),
-            code_sha256: officer_hash,
-        }],
-        session_hours: 1,
-    });
+    config.camera = Some(sim_camera_config(cam_port));
+    config.tablet = Some(tablet_section);
     let drop = config.drop_dir.clone();
     std::fs::create_dir_all(&drop).unwrap();
     scanner_sim::write_scan(&drop, &first.scan, &first.meta, false).unwrap();
@@ -291,7 +256,7 @@ async fn the_live_view_reads_the_code_anchors_the_scan_and_survives_the_camera_g
     let b = wait_bay(&client, &tablet, &officer_code, 60, |b| b["scan"]["scan_id"] == second_id.as_str()).await;
     assert_eq!(b["scan"]["scan_id"], second_id.as_str(), "{b:#}");
     assert_ne!(b["camera"]["state"], "live", "{b:#}");
-    let _cam_back = start_camera(&cam, cam_port);
+    let _cam_back = start_sim_camera(&cam, cam_port);
     let b = wait_bay(&client, &tablet, &officer_code, 60, |b| {
         b["camera"]["state"] == "live" && b["camera"]["reconnects"].as_u64() >= Some(1)
     })

@@ -151,3 +151,55 @@ pub async fn wait_for_cases(store: &Store, n: i64) -> i64 {
     }
     store.count_cases().await.unwrap()
 }
+
+/// A free loopback port (bound and released; the race with other tests is harmless here).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts scanner-sim's simulated IP camera on `port`; setting the flag takes it down.
+pub fn start_sim_camera(
+    cam: &std::sync::Arc<scanner_sim::ipcam::IpCamera>,
+    port: u16,
+) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (cam, flag) = (cam.clone(), stop.clone());
+    std::thread::spawn(move || scanner_sim::ipcam::serve_until(listener, cam, 8.0, &flag));
+    stop
+}
+
+/// The `[camera]` section for a simulated camera on `port`, with the committed tiny OCR models.
+pub fn sim_camera_config(port: u16) -> edge_agent::config::CameraConfig {
+    edge_agent::config::CameraConfig {
+        source: format!("http://127.0.0.1:{port}/stream.mjpg"),
+        max_backoff_secs: 2,
+        mirror: false,
+        ocr: true,
+        ocr_models_dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/onnx/ocr"),
+        ocr_models: "tiny".into(),
+        ocr_every_frames: 2,
+        jpeg_quality: 80,
+        max_fps: None,
+    }
+}
+
+/// The `[tablet]` section on `port` for officer `off1`; returns it and the access code.
+pub fn tablet_config(port: u16) -> (edge_agent::tablet::TabletConfig, String) {
+    let (code, hash) = edge_agent::tablet::new_code();
+    (
+        edge_agent::tablet::TabletConfig {
+            listen: format!("127.0.0.1:{port}").parse().unwrap(),
+            officers: vec![edge_agent::tablet::Officer {
+                username: "off1".into(),
+                code_sha256: hash,
+            }],
+            session_hours: 1,
+        },
+        code,
+    )
+}
