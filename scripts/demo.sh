@@ -29,6 +29,12 @@ done
 # system would), with the supervisor's API token.
 "$bin/server" --data-dir "$demo/server" user token --username supervisor --days 1 --token-file "$demo/lodge.token" >/dev/null
 mkdir -p "$demo/declarations/lodged"
+# The officer's tablet: an access code for officer1, only its hash in the agent's config.
+officer_line=$("$bin/edge-agent" officer-code --username officer1)
+officer_code=$(echo "$officer_line" | sed -n 's/^code .*: //p')
+officer_hash=$(echo "$officer_line" | sed -n 's/.*code_sha256 = "\([0-9a-f]*\)".*/\1/p')
+camera_port="${BAYLENS_DEMO_CAMERA_PORT:-8554}"
+tablet_port="${BAYLENS_DEMO_TABLET_PORT:-8091}"
 cat > "$demo/agent.toml" <<TOML
 bay = "BAY01"
 drop_dir = "$demo/drop"
@@ -42,6 +48,15 @@ declaration_sync_secs = 3
 [lanes]
 yellow = 0.35
 red = 0.7
+# The bay camera: scanner-sim's simulated IP camera, showing the container last scanned.
+[camera]
+source = "http://127.0.0.1:$camera_port/stream.mjpg"
+ocr_models_dir = "$root/.ocr"
+max_fps = 8
+# The officers' tablet page, served by the agent (works when the server is away).
+[tablet]
+listen = "127.0.0.1:$tablet_port"
+officers = [{ username = "officer1", code_sha256 = "$officer_hash" }]
 [server]
 url = "http://127.0.0.1:$port"
 token_file = "$demo/agent.token"
@@ -79,7 +94,7 @@ pids+=($!)
 pids+=($!)
 # Declarations are written five scans ahead of their scans (pre-arrival lodging); the agent syncs
 # them every few seconds, so each scan is checked at the bay against its own declaration.
-"$bin/scanner-sim" feed --drop "$demo/drop" --declarations "$demo/declarations" --lead 5 --interval "$interval" --seed "$RANDOM" --bay BAY01 &
+"$bin/scanner-sim" feed --drop "$demo/drop" --declarations "$demo/declarations" --lead 5 --interval "$interval" --seed "$RANDOM" --bay BAY01 --camera "127.0.0.1:$camera_port" &
 pids+=($!)
 
 cat <<MSG
@@ -92,6 +107,11 @@ cat <<MSG
   Open a case:   the viewer stacks the bay's overlay layers over the contrast-enhanced scan
                  (material map, expected cargo from the declaration, heat map, findings), each
                  with a toggle and a legend; "Why this risk" shows what each finding contributed.
+  Bay tablet:    http://127.0.0.1:$tablet_port/   access code $officer_code (officer1)
+                 live camera view with the scan's findings drawn on the container, the container
+                 code read by the camera, findings, declaration; record seal and examination
+  AR stream:     ws://127.0.0.1:$tablet_port/api/v1/overlay/stream (Authorization: Bearer <code>;
+                 schema at http://127.0.0.1:$tablet_port/overlay-stream.schema.json)
   Bay status:    $bin/edge-agent status --config $demo/agent.toml
   Logs:       $demo/server.log, $demo/agent.log
   Press Ctrl-C to stop.

@@ -97,11 +97,16 @@ pub async fn run(
                     .local_addr()
                     .map_err(AgentError::io("tablet address"))?
             );
-            let state = crate::tablet::TabletState::new(bay.clone(), annotations.clone(), tablet.clone());
+            let state =
+                crate::tablet::TabletState::new(bay.clone(), annotations.clone(), tablet.clone());
             let mut stop = stop_rx.clone();
-            Some(tokio::spawn(crate::tablet::serve(listener, state, async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })))
+            Some(tokio::spawn(crate::tablet::serve(
+                listener,
+                state,
+                async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                },
+            )))
         }
         None => None,
     };
@@ -544,7 +549,10 @@ fn prepare(
 }
 
 /// What the tablet and the camera need of a scan just accepted.
-fn latest_scan(prepared: &Prepared, declaration: Option<baylens_protocol::Declaration>) -> LatestScan {
+fn latest_scan(
+    prepared: &Prepared,
+    declaration: Option<baylens_protocol::Declaration>,
+) -> LatestScan {
     let mut layers = std::collections::HashMap::new();
     let mut overlay = serde_json::Value::Null;
     for (name, bytes) in &prepared.files {
@@ -590,7 +598,9 @@ fn start_camera(
     _stop: &Arc<std::sync::atomic::AtomicBool>,
 ) -> Option<std::thread::JoinHandle<()>> {
     if config.camera.is_some() {
-        tracing::warn!("[camera] is configured but this agent was built without camera support (feature `camera`); going on without it");
+        tracing::warn!(
+            "[camera] is configured but this agent was built without camera support (feature `camera`); going on without it"
+        );
     }
     None
 }

@@ -66,11 +66,22 @@ impl Annotation {
         if let Some(e) = &b.examination
             && !matches!(e.as_str(), "consistent" | "discrepancy")
         {
-            return Err(format!("examination must be consistent or discrepancy, got {:?}", cut(e)));
+            return Err(format!(
+                "examination must be consistent or discrepancy, got {:?}",
+                cut(e)
+            ));
         }
-        let note = b.note.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
-        if note.as_ref().is_some_and(|n| n.chars().count() > MAX_NOTE_CHARS) {
-            return Err(format!("the note is longer than {MAX_NOTE_CHARS} characters"));
+        let note = b
+            .note
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty());
+        if note
+            .as_ref()
+            .is_some_and(|n| n.chars().count() > MAX_NOTE_CHARS)
+        {
+            return Err(format!(
+                "the note is longer than {MAX_NOTE_CHARS} characters"
+            ));
         }
         if (b.seal.as_deref() == Some("broken") || b.examination.as_deref() == Some("discrepancy"))
             && note.is_none()
@@ -90,14 +101,19 @@ impl Annotation {
                         bytes.len()
                     ));
                 }
-                if !(bytes.starts_with(&[0xFF, 0xD8, 0xFF]) || bytes.starts_with(b"\x89PNG\r\n\x1a\n")) {
+                if !(bytes.starts_with(&[0xFF, 0xD8, 0xFF])
+                    || bytes.starts_with(b"\x89PNG\r\n\x1a\n"))
+                {
                     return Err("the photo must be a JPEG or PNG".into());
                 }
                 Some(bytes)
             }
         };
         if b.seal.is_none() && b.examination.is_none() && note.is_none() && photo.is_none() {
-            return Err("nothing to record: give a seal state, an examination result, a note or a photo".into());
+            return Err(
+                "nothing to record: give a seal state, an examination result, a note or a photo"
+                    .into(),
+            );
         }
         Ok(Self {
             annotation_id: uuid::Uuid::new_v4().to_string(),
@@ -172,10 +188,12 @@ impl AnnotationStore {
 
     /// Annotations not yet delivered.
     pub async fn pending(&self) -> Result<i64, AgentError> {
-        Ok(sqlx::query("SELECT COUNT(*) FROM annotations WHERE state = 'pending'")
-            .fetch_one(&self.pool)
-            .await?
-            .get(0))
+        Ok(
+            sqlx::query("SELECT COUNT(*) FROM annotations WHERE state = 'pending'")
+                .fetch_one(&self.pool)
+                .await?
+                .get(0),
+        )
     }
 
     /// Wakes the delivery loop.
@@ -199,7 +217,13 @@ impl AnnotationStore {
         Ok(Some((a, row.get(2))))
     }
 
-    async fn mark(&self, id: &str, state: &str, delay_ms: i64, error: Option<&str>) -> Result<(), AgentError> {
+    async fn mark(
+        &self,
+        id: &str,
+        state: &str,
+        delay_ms: i64,
+        error: Option<&str>,
+    ) -> Result<(), AgentError> {
         sqlx::query(
             "UPDATE annotations SET state = ?, attempts = attempts + 1, next_attempt_ms = ?, last_error = ?
              WHERE annotation_id = ?",
@@ -253,7 +277,8 @@ impl AnnotationStore {
                 }
                 crate::uplink::Attempt::Retry(e) => {
                     tracing::debug!(annotation_id = %a.annotation_id, "annotation not delivered yet: {e}");
-                    self.mark(&a.annotation_id, "pending", backoff(), Some(&e)).await
+                    self.mark(&a.annotation_id, "pending", backoff(), Some(&e))
+                        .await
                 }
                 crate::uplink::Attempt::Refused(e) => {
                     tracing::error!(annotation_id = %a.annotation_id, "the server refused an annotation (kept at the bay): {e}");
@@ -274,7 +299,12 @@ mod tests {
 
     #[test]
     fn tablet_bodies_are_checked() {
-        let ok = Annotation::from_tablet("off1", "S1", br#"{"seal": "intact", "examination": "consistent"}"#).unwrap();
+        let ok = Annotation::from_tablet(
+            "off1",
+            "S1",
+            br#"{"seal": "intact", "examination": "consistent"}"#,
+        )
+        .unwrap();
         assert_eq!(ok.seal.as_deref(), Some("intact"));
         for (body, says) in [
             (&br#"{"seal": "cracked"}"#[..], "seal must be"),

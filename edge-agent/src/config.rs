@@ -108,10 +108,16 @@ impl CameraConfig {
             return Err("camera.source is empty".into());
         }
         if !matches!(self.ocr_models.as_str(), "small" | "tiny") {
-            return Err(format!("camera.ocr_models {:?}: use small or tiny", self.ocr_models));
+            return Err(format!(
+                "camera.ocr_models {:?}: use small or tiny",
+                self.ocr_models
+            ));
         }
         if !(1..=100).contains(&self.jpeg_quality) {
-            return Err(format!("camera.jpeg_quality {} must be 1 to 100", self.jpeg_quality));
+            return Err(format!(
+                "camera.jpeg_quality {} must be 1 to 100",
+                self.jpeg_quality
+            ));
         }
         Ok(())
     }
@@ -343,7 +349,7 @@ mod tests {
         let (_, hash) = crate::push::new_token();
         let text = include_str!("../../config/agent.example.toml")
             .replace("# [push]", "[push]")
-            .replace("# listen = ", "listen = ")
+            .replacen("# listen = ", "listen = ", 1)
             .replace("# upload_timeout_secs", "upload_timeout_secs")
             .replace(
                 "# scanner_token_sha256 = [\"<64 hex characters from edge-agent scanner-token>\"]",
@@ -357,6 +363,40 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("sha256")
+        );
+    }
+
+    #[test]
+    fn the_documented_camera_and_tablet_sections_parse_once_filled_in() {
+        let (_, hash) = crate::tablet::new_code();
+        let text = include_str!("../../config/agent.example.toml");
+        let (head, tail) = text.split_at(text.find("# [camera]").unwrap());
+        let tail = tail
+            .replace("# [camera]", "[camera]")
+            .replace("# [tablet]", "[tablet]")
+            .replace("<64 hex characters from edge-agent officer-code>", &hash)
+            .lines()
+            .map(|l| {
+                l.strip_prefix("# ")
+                    .filter(|r| r.contains(" = "))
+                    .unwrap_or(l)
+                    .to_owned()
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let config = AgentConfig::from_toml(&format!("{head}{tail}")).unwrap();
+        let camera = config.camera.unwrap();
+        assert_eq!(camera.source, "rtsp://10.0.5.20/stream1");
+        assert_eq!(camera.ocr_models, "small");
+        let tablet = config.tablet.unwrap();
+        assert_eq!(tablet.officers[0].username, "officer1");
+        let bad =
+            format!("{head}{tail}").replace("ocr_models = \"small\"", "ocr_models = \"huge\"");
+        assert!(
+            AgentConfig::from_toml(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("small or tiny")
         );
     }
 

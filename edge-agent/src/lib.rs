@@ -33,9 +33,9 @@
 //! - [`analyze`]: `edge-agent analyze`, the whole pipeline on scans from disk, no server.
 
 pub mod agent;
-pub mod annotations;
 pub mod analysis;
 pub mod analyze;
+pub mod annotations;
 pub mod bay;
 pub mod calibration;
 #[cfg(feature = "camera")]

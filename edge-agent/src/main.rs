@@ -30,6 +30,13 @@ enum Command {
     /// Make a scanner token for the push API: prints the token (give it to the scanner) and the
     /// sha256 to add to `push.scanner_token_sha256` in the agent's config.
     ScannerToken,
+    /// Make an access code for an officer's tablet; prints the code (give it to the officer)
+    /// and the line for `[tablet] officers` in the agent's config (only its sha256 is stored).
+    OfficerCode {
+        /// The officer's user name on the server (an officer of this bay there).
+        #[arg(long)]
+        username: String,
+    },
     /// Show the agent's queue: scans waiting for the server, the oldest of them, the last
     /// contact with the server, the declarations held, and the bytes sent per scan.
     Status {
@@ -231,6 +238,13 @@ async fn main() -> Result<()> {
             let (token, hash) = edge_agent::push::new_token();
             println!("token (give it to the scanner; it is not stored anywhere): {token}");
             println!("add to the agent's config, [push] scanner_token_sha256: \"{hash}\"");
+        }
+        Command::OfficerCode { username } => {
+            let (code, hash) = edge_agent::tablet::new_code();
+            println!("code (give it to {username}; it is not stored anywhere): {code}");
+            println!(
+                "add to the agent's config, [tablet] officers: {{ username = {username:?}, code_sha256 = \"{hash}\" }}"
+            );
         }
         Command::Status { config, json } => {
             let config = AgentConfig::load(&config)

@@ -111,10 +111,9 @@ fn sha256_hex(s: &str) -> String {
 /// Compares two hex digests without an early exit.
 fn same(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x.to_ascii_lowercase() ^ y.to_ascii_lowercase()))
-            == 0
+        && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| {
+            acc | (x.to_ascii_lowercase() ^ y.to_ascii_lowercase())
+        }) == 0
 }
 
 /// What the handlers share.
@@ -188,10 +187,12 @@ impl TabletState {
         let hash = sha256_hex(token);
         let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         sessions.retain(|_, (_, until)| *until > Instant::now());
-        sessions
-            .get(&hash)
-            .map(|(o, _)| o.clone())
-            .ok_or_else(|| ApiError(StatusCode::UNAUTHORIZED, "session expired; sign in again".into()))
+        sessions.get(&hash).map(|(o, _)| o.clone()).ok_or_else(|| {
+            ApiError(
+                StatusCode::UNAUTHORIZED,
+                "session expired; sign in again".into(),
+            )
+        })
     }
 }
 
@@ -212,7 +213,12 @@ pub fn router(state: TabletState) -> Router {
         .route("/", get(|| async { Html(PAGE) }))
         .route(
             "/overlay-stream.schema.json",
-            get(|| async { ([(header::CONTENT_TYPE, "application/schema+json")], STREAM_SCHEMA) }),
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "application/schema+json")],
+                    STREAM_SCHEMA,
+                )
+            }),
         )
         .route("/api/v1/session", post(sign_in))
         .route("/api/v1/bay", get(bay))
@@ -253,13 +259,19 @@ async fn sign_in(State(s): State<TabletState>, body: Bytes) -> Result<Response, 
     })?;
     let Some(officer) = s.officer_for_code(&req.code) else {
         tracing::warn!("tablet sign-in with an unknown access code");
-        return Err(ApiError(StatusCode::UNAUTHORIZED, "unknown access code".into()));
+        return Err(ApiError(
+            StatusCode::UNAUTHORIZED,
+            "unknown access code".into(),
+        ));
     };
     let token = hex::encode(rand::random::<[u8; 32]>());
     let hours = s.config.session_hours;
     s.sessions.lock().unwrap_or_else(|p| p.into_inner()).insert(
         sha256_hex(&token),
-        (officer.clone(), Instant::now() + Duration::from_secs(hours * 3600)),
+        (
+            officer.clone(),
+            Instant::now() + Duration::from_secs(hours * 3600),
+        ),
     );
     let cookie = format!(
         "baylens_tablet={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
@@ -341,13 +353,27 @@ async fn layer(
         .bay
         .latest()
         .filter(|l| l.report.scan_id.as_str() == scan_id)
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("scan {scan_id} is not the bay's latest scan")))?;
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::NOT_FOUND,
+                format!("scan {scan_id} is not the bay's latest scan"),
+            )
+        })?;
     let name = layer.strip_suffix(".png").unwrap_or(&layer);
-    let png = latest
-        .layers
-        .get(name)
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("scan {scan_id} has no layer {name:?}")))?;
-    Ok(([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "private, max-age=3600")], png.clone()).into_response())
+    let png = latest.layers.get(name).ok_or_else(|| {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            format!("scan {scan_id} has no layer {name:?}"),
+        )
+    })?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/png"),
+            (header::CACHE_CONTROL, "private, max-age=3600"),
+        ],
+        png.clone(),
+    )
+        .into_response())
 }
 
 fn no_frame(s: &TabletState) -> ApiError {
@@ -369,7 +395,14 @@ fn no_frame(s: &TabletState) -> ApiError {
 async fn live_jpg(State(s): State<TabletState>, headers: HeaderMap) -> Result<Response, ApiError> {
     s.officer(&headers)?;
     let f = s.bay.frame().ok_or_else(|| no_frame(&s))?;
-    Ok(([(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "no-store")], f.jpeg.clone()).into_response())
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/jpeg"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        f.jpeg.clone(),
+    )
+        .into_response())
 }
 
 async fn live_mjpg(State(s): State<TabletState>, headers: HeaderMap) -> Result<Response, ApiError> {
@@ -389,7 +422,10 @@ async fn live_mjpg(State(s): State<TabletState>, headers: HeaderMap) -> Result<R
     });
     Ok((
         [
-            (header::CONTENT_TYPE, "multipart/x-mixed-replace; boundary=frame"),
+            (
+                header::CONTENT_TYPE,
+                "multipart/x-mixed-replace; boundary=frame",
+            ),
             (header::CACHE_CONTROL, "no-store"),
         ],
         Body::from_stream(stream),
@@ -499,10 +535,12 @@ async fn annotate(
         ));
     }
     let id = annotation.annotation_id.clone();
-    s.annotations
-        .add(&annotation)
-        .await
-        .map_err(|e| ApiError(StatusCode::INSUFFICIENT_STORAGE, format!("could not store the annotation: {e}")))?;
+    s.annotations.add(&annotation).await.map_err(|e| {
+        ApiError(
+            StatusCode::INSUFFICIENT_STORAGE,
+            format!("could not store the annotation: {e}"),
+        )
+    })?;
     s.annotations.wake();
     tracing::info!(%scan_id, officer, annotation_id = %id, "annotation recorded at the tablet");
     Ok((

@@ -32,7 +32,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let failures = arg("--failures").map(PathBuf::from);
     // Side views are what the bay's AR camera sees (a fixed camera, moderate difficulty).
     let (view, cam_options) = match arg("--view").as_deref() {
-        Some("side") => (View::Side, CameraOptions { difficulty: 0.5, vertical_share: 0.0, ..CameraOptions::default() }),
+        Some("side") => (
+            View::Side,
+            CameraOptions {
+                difficulty: 0.5,
+                vertical_share: 0.0,
+                ..CameraOptions::default()
+            },
+        ),
         _ => (View::Door, CameraOptions::default()),
     };
     let (det, rec) = ocr::checkout_model_paths(&which)?;
@@ -50,10 +57,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(path) = arg("--image") {
         // One image from disk (a camera snapshot): its lines and the reading.
         let img = image::open(&path)?.into_rgb8();
-        let rgb = Rgb { data: img.as_raw(), width: img.width() as usize, height: img.height() as usize };
+        let rgb = Rgb {
+            data: img.as_raw(),
+            width: img.width() as usize,
+            height: img.height() as usize,
+        };
         let (reading, lines) = model.read_code(rgb)?;
         for l in &lines {
-            println!("line {:?} vertical {} confidence {:.2} at {:?}", l.text, l.vertical, l.confidence, l.text_box.bounds().map(|v| v.round()));
+            println!(
+                "line {:?} vertical {} confidence {:.2} at {:?}",
+                l.text,
+                l.vertical,
+                l.confidence,
+                l.text_box.bounds().map(|v| v.round())
+            );
         }
         println!("{reading:?}");
         return Ok(());
@@ -72,10 +89,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             continue;
         }
         let mut rng = scanner_sim::scan_rng(seed, i);
-        let owner = ["MSK", "CSQ", "TGH", "MSC", "CMA", "HLX", "OOL", "ZIM"][rng.random_range(0..8)];
+        let owner =
+            ["MSK", "CSQ", "TGH", "MSC", "CMA", "HLX", "OOL", "ZIM"][rng.random_range(0..8)];
         let code = ContainerCode::from_parts(owner, 'U', rng.random_range(0..1_000_000))?;
-        let container = [ContainerType::Twenty, ContainerType::Forty, ContainerType::FortyHighCube]
-            [rng.random_range(0..3)];
+        let container = [
+            ContainerType::Twenty,
+            ContainerType::Forty,
+            ContainerType::FortyHighCube,
+        ][rng.random_range(0..3)];
         let frame = camera::render(view, container, &code, &cam_options, &mut rng);
         let img = Rgb {
             data: frame.image.as_raw(),
@@ -84,7 +105,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         if only.is_some() {
             for b in model.detect(img)? {
-                println!("box {:?} score {:.2}", b.bounds().map(|v| v.round()), b.score);
+                println!(
+                    "box {:?} score {:.2}",
+                    b.bounds().map(|v| v.round()),
+                    b.score
+                );
             }
         }
         let t = Instant::now();
@@ -106,8 +131,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             Some(c) => {
                 wrong += 1;
-                let texts: Vec<(&str, bool)> = lines.iter().map(|l| (l.text.as_str(), l.vertical)).collect();
-                eprintln!("WRONG {i}: painted {code}, accepted {c} ({:?}, confidence {:.3}); lines {texts:?}", reading.check, reading.confidence);
+                let texts: Vec<(&str, bool)> = lines
+                    .iter()
+                    .map(|l| (l.text.as_str(), l.vertical))
+                    .collect();
+                eprintln!(
+                    "WRONG {i}: painted {code}, accepted {c} ({:?}, confidence {:.3}); lines {texts:?}",
+                    reading.check, reading.confidence
+                );
             }
             None => {
                 unreadable += 1;
@@ -116,7 +147,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
                     eprintln!(
                         "unreadable {i} ({}{}): painted {code}, guess {:?} ({:?}); lines {texts:?}",
-                        if frame.vertical { "vertical" } else { "horizontal" },
+                        if frame.vertical {
+                            "vertical"
+                        } else {
+                            "horizontal"
+                        },
                         if frame.occluded { ", occluded" } else { "" },
                         reading.best_guess,
                         reading.check

@@ -23,7 +23,7 @@ use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::value::TensorRef;
 
-use baylens_protocol::code_read::{self, CheckStatus, CodeReading};
+use baylens_protocol::code_read::{self, CharCandidates, CheckStatus, CodeReading};
 
 use crate::engine::sha256_hex;
 use crate::{ModelError, runtime};
@@ -88,7 +88,8 @@ impl Rgb<'_> {
         let (x0, y0) = (x as usize, y as usize);
         let (x1, y1) = ((x0 + 1).min(self.width - 1), (y0 + 1).min(self.height - 1));
         let (ax, ay) = (x - x0 as f32, y - y0 as f32);
-        let px = |xx: usize, yy: usize, k: usize| f32::from(self.data[(yy * self.width + xx) * 3 + k]);
+        let px =
+            |xx: usize, yy: usize, k: usize| f32::from(self.data[(yy * self.width + xx) * 3 + k]);
         let mut out = [0.0; 3];
         for (k, o) in out.iter_mut().enumerate() {
             let top = px(x0, y0, k) * (1.0 - ax) + px(x1, y0, k) * ax;
@@ -146,7 +147,12 @@ impl TextBox {
         let [ax, ay] = self.axis;
         let (nx, ny) = (-ay, ax);
         let [hl, hh] = self.half;
-        let p = |s: f32, t: f32| [cx + ax * s * hl + nx * t * hh, cy + ay * s * hl + ny * t * hh];
+        let p = |s: f32, t: f32| {
+            [
+                cx + ax * s * hl + nx * t * hh,
+                cy + ay * s * hl + ny * t * hh,
+            ]
+        };
         [p(-1.0, -1.0), p(1.0, -1.0), p(1.0, 1.0), p(-1.0, 1.0)]
     }
 
@@ -237,10 +243,9 @@ impl OcrModel {
     pub fn load(det: &Path, rec: &Path, options: OcrOptions) -> Result<Self, ModelError> {
         let (det, det_sha) = session(det, options.threads)?;
         let (rec, rec_sha) = session(rec, options.threads)?;
-        let list = rec
-            .metadata()?
-            .custom("character")
-            .ok_or_else(|| ModelError::Output("the recogniser has no `character` metadata".into()))?;
+        let list = rec.metadata()?.custom("character").ok_or_else(|| {
+            ModelError::Output("the recogniser has no `character` metadata".into())
+        })?;
         let mut classes = vec!['\0'];
         for line in list.split('\n') {
             // One character per line; anything else cannot be a container marking anyway.
@@ -270,7 +275,10 @@ impl OcrModel {
         let o = self.options;
         let scale = (o.det_limit as f32 / img.width.max(img.height) as f32).min(1.0);
         let round32 = |v: f32| ((v / 32.0).round() as usize).max(1) * 32;
-        let (w, h) = (round32(img.width as f32 * scale), round32(img.height as f32 * scale));
+        let (w, h) = (
+            round32(img.width as f32 * scale),
+            round32(img.height as f32 * scale),
+        );
         let (sx, sy) = (img.width as f32 / w as f32, img.height as f32 / h as f32);
         // BGR, ImageNet mean and deviation, as PaddleOCR's detector was trained.
         const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
@@ -415,7 +423,7 @@ impl OcrModel {
         pixels: &[f32],
         w: usize,
         h: usize,
-    ) -> Result<(String, Vec<Vec<(char, f32)>>), ModelError> {
+    ) -> Result<(String, Vec<CharCandidates>), ModelError> {
         // Pad to at least 320 wide (the shape it was trained at) with the normalised grey 0.
         let width = w.max(320);
         let mut input = Array4::<f32>::zeros((1, 3, h, width));
@@ -583,7 +591,7 @@ fn line(text_box: TextBox, vertical: bool, text: String, chars: Vec<Vec<(char, f
 /// Only the characters a container marking can hold count (letters, digits, space and the
 /// strokes of the check-digit box); the recogniser knows thousands more (it reads Chinese), and
 /// without the mask a smudged digit can come out as a CJK character.
-pub fn ctc_decode(probs: &[f32], t: usize, classes: &[char]) -> (String, Vec<Vec<(char, f32)>>) {
+pub fn ctc_decode(probs: &[f32], t: usize, classes: &[char]) -> (String, Vec<CharCandidates>) {
     let c = classes.len();
     let allowed: Vec<bool> = classes
         .iter()
@@ -605,7 +613,13 @@ pub fn ctc_decode(probs: &[f32], t: usize, classes: &[char]) -> (String, Vec<Vec
         if arg != 0 && arg != prev {
             let mut order: Vec<usize> = (1..c).filter(|&k| allowed[k]).collect();
             order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
-            chars.push(order.iter().take(3).map(|&k| (classes[k], row[k])).collect());
+            chars.push(
+                order
+                    .iter()
+                    .take(3)
+                    .map(|&k| (classes[k], row[k]))
+                    .collect(),
+            );
             text.push(classes[arg]);
             best_p = p;
         } else if arg != 0 && arg == prev && p > best_p {
@@ -613,7 +627,11 @@ pub fn ctc_decode(probs: &[f32], t: usize, classes: &[char]) -> (String, Vec<Vec
             let mut order: Vec<usize> = (1..c).filter(|&k| allowed[k]).collect();
             order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
             if let Some(last) = chars.last_mut() {
-                *last = order.iter().take(3).map(|&k| (classes[k], row[k])).collect();
+                *last = order
+                    .iter()
+                    .take(3)
+                    .map(|&k| (classes[k], row[k]))
+                    .collect();
             }
             best_p = p;
         }
@@ -766,9 +784,7 @@ fn side_by_side(cells: &[Vec<f32>]) -> Vec<f32> {
     const S: usize = 48;
     const GAP: usize = 10;
     let w = cells.len() * (S + GAP) + GAP;
-    let fill: [f32; 3] = cells
-        .first()
-        .map_or([128.0; 3], |c| [c[0], c[1], c[2]]);
+    let fill: [f32; 3] = cells.first().map_or([128.0; 3], |c| [c[0], c[1], c[2]]);
     let mut out = Vec::with_capacity(w * S * 3);
     for y in 0..S {
         for x in 0..w {
@@ -824,7 +840,10 @@ fn vertical_columns(boxes: &[TextBox]) -> (Vec<Vec<TextBox>>, Vec<TextBox>) {
             columns.push(column.iter().map(|&k| boxes[k]).collect());
         }
     }
-    let rest = (0..boxes.len()).filter(|&i| !used[i]).map(|i| boxes[i]).collect();
+    let rest = (0..boxes.len())
+        .filter(|&i| !used[i])
+        .map(|i| boxes[i])
+        .collect();
     (columns, rest)
 }
 
@@ -832,7 +851,12 @@ fn enclosing(boxes: &[TextBox]) -> TextBox {
     let mut b = [f32::MAX, f32::MAX, f32::MIN, f32::MIN];
     for t in boxes {
         let r = t.bounds();
-        b = [b[0].min(r[0]), b[1].min(r[1]), b[2].max(r[2]), b[3].max(r[3])];
+        b = [
+            b[0].min(r[0]),
+            b[1].min(r[1]),
+            b[2].max(r[2]),
+            b[3].max(r[3]),
+        ];
     }
     TextBox {
         centre: [(b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0],
@@ -855,7 +879,10 @@ fn split_stack(img: Rgb<'_>, b: &TextBox) -> Vec<Vec<f32>> {
         let i = (y * img.width + x) * 3;
         (u32::from(img.data[i]) + u32::from(img.data[i + 1]) + u32::from(img.data[i + 2])) / 3
     };
-    let mut values: Vec<u32> = (y0..=y1).flat_map(|y| (x0..=x1).map(move |x| (x, y))).map(|(x, y)| lum(x, y)).collect();
+    let mut values: Vec<u32> = (y0..=y1)
+        .flat_map(|y| (x0..=x1).map(move |x| (x, y)))
+        .map(|(x, y)| lum(x, y))
+        .collect();
     values.sort_unstable();
     let mid = values[values.len() / 2];
     let (lo, hi) = (values[values.len() / 20], values[values.len() * 19 / 20]);
@@ -877,7 +904,15 @@ fn split_stack(img: Rgb<'_>, b: &TextBox) -> Vec<Vec<f32>> {
             (None, true) => start = Some(i),
             (Some(s), false) => {
                 if i - s >= 3 {
-                    cells.push(cell_from(img, [x0 as f32, (y0 + s) as f32 - 2.0, x1 as f32, (y0 + i) as f32 + 2.0]));
+                    cells.push(cell_from(
+                        img,
+                        [
+                            x0 as f32,
+                            (y0 + s) as f32 - 2.0,
+                            x1 as f32,
+                            (y0 + i) as f32 + 2.0,
+                        ],
+                    ));
                 }
                 start = None;
             }
@@ -885,7 +920,10 @@ fn split_stack(img: Rgb<'_>, b: &TextBox) -> Vec<Vec<f32>> {
         }
     }
     if let Some(s) = start {
-        cells.push(cell_from(img, [x0 as f32, (y0 + s) as f32 - 2.0, x1 as f32, y1 as f32]));
+        cells.push(cell_from(
+            img,
+            [x0 as f32, (y0 + s) as f32 - 2.0, x1 as f32, y1 as f32],
+        ));
     }
     cells
 }

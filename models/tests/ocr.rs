@@ -11,20 +11,42 @@ use scanner_sim::camera::{self, CameraOptions, View};
 
 fn model() -> OcrModel {
     let (det, rec) = ocr::checkout_model_paths("tiny").unwrap();
-    OcrModel::load(&det, &rec, OcrOptions { det_limit: 1280, ..OcrOptions::default() }).unwrap()
+    OcrModel::load(
+        &det,
+        &rec,
+        OcrOptions {
+            det_limit: 1280,
+            ..OcrOptions::default()
+        },
+    )
+    .unwrap()
 }
 
 fn rgb(img: &image::RgbImage) -> Rgb<'_> {
-    Rgb { data: img.as_raw(), width: img.width() as usize, height: img.height() as usize }
+    Rgb {
+        data: img.as_raw(),
+        width: img.width() as usize,
+        height: img.height() as usize,
+    }
 }
 
 #[test]
 fn a_clear_door_view_is_read_exactly_with_its_size_type() {
     let mut model = model();
     let code = ContainerCode::parse("MSKU9070323").unwrap();
-    let opts = CameraOptions { difficulty: 0.0, vertical_share: 0.0, ..CameraOptions::default() };
+    let opts = CameraOptions {
+        difficulty: 0.0,
+        vertical_share: 0.0,
+        ..CameraOptions::default()
+    };
     let mut rng = scanner_sim::scan_rng(1, 0);
-    let frame = camera::render(View::Door, ContainerType::FortyHighCube, &code, &opts, &mut rng);
+    let frame = camera::render(
+        View::Door,
+        ContainerType::FortyHighCube,
+        &code,
+        &opts,
+        &mut rng,
+    );
     let (reading, lines) = model.read_code(rgb(&frame.image)).unwrap();
     assert_eq!(reading.code.as_ref(), Some(&code), "{reading:?} {lines:?}");
     assert!(reading.check.accepted());
@@ -39,7 +61,10 @@ fn hard_door_views_are_mostly_read_and_never_misread() {
     for i in 0..24 {
         let mut rng = scanner_sim::scan_rng(99, i);
         let code = ContainerCode::from_parts("TGH", 'U', rng.random_range(0..1_000_000)).unwrap();
-        let opts = CameraOptions { vertical_share: 0.0, ..CameraOptions::default() };
+        let opts = CameraOptions {
+            vertical_share: 0.0,
+            ..CameraOptions::default()
+        };
         let frame = camera::render(View::Door, ContainerType::Forty, &code, &opts, &mut rng);
         let (reading, _) = model.read_code(rgb(&frame.image)).unwrap();
         match reading.code {
@@ -55,7 +80,9 @@ fn hard_door_views_are_mostly_read_and_never_misread() {
 #[test]
 fn a_frame_without_a_code_is_unreadable_not_guessed() {
     let mut model = model();
-    let img = image::RgbImage::from_fn(640, 360, |x, y| image::Rgb([(x % 200) as u8, (y % 90) as u8, 90]));
+    let img = image::RgbImage::from_fn(640, 360, |x, y| {
+        image::Rgb([(x % 200) as u8, (y % 90) as u8, 90])
+    });
     let (reading, _) = model.read_code(rgb(&img)).unwrap();
     assert!(reading.code.is_none());
     assert_eq!(reading.check, CheckStatus::NotFound);

@@ -162,10 +162,7 @@ pub fn read_code(chars: &[CharCandidates]) -> CodeReading {
             .collect();
         if opts.iter().any(Vec::is_empty) {
             // Still a guess for the officer: the characters as read.
-            let guess: String = window
-                .iter()
-                .map(|c| c[0].0.to_ascii_uppercase())
-                .collect();
+            let guess: String = window.iter().map(|c| c[0].0.to_ascii_uppercase()).collect();
             let p: f32 = window.iter().map(|c| c[0].1).product();
             if best.as_ref().is_none_or(|(_, bp)| p * 0.01 > *bp) {
                 best = Some((guess, p * 0.01));
@@ -266,7 +263,9 @@ fn size_type_after(chars: &[&CharCandidates]) -> Option<SizeType> {
         partner(c).filter(|&q| ok(q))
     };
     let l = pick(0, &|c| matches!(c, '1' | '2' | '3' | '4' | 'B' | 'L' | 'M'))?;
-    let h = pick(1, &|c| matches!(c, '0' | '2' | '3' | '4' | '5' | '6' | '8' | '9'))?;
+    let h = pick(1, &|c| {
+        matches!(c, '0' | '2' | '3' | '4' | '5' | '6' | '8' | '9')
+    })?;
     let g = pick(2, &|c| "GVBSRHUPTKA".contains(c))?;
     let d = pick(3, &|c| c.is_ascii_digit())?;
     parse_size_type(&format!("{l}{h}{g}{d}"))

@@ -91,13 +91,13 @@ const SIDE_PPM: f64 = 160.0;
 
 /// Paint colours of container fleets, and the colour of the marking on each.
 const PAINTS: [([u8; 3], [u8; 3]); 7] = [
-    ([38, 84, 140], [240, 240, 235]),  // blue, white text
-    ([150, 40, 32], [240, 240, 235]),  // red
-    ([40, 105, 60], [240, 240, 235]),  // green
+    ([38, 84, 140], [240, 240, 235]),   // blue, white text
+    ([150, 40, 32], [240, 240, 235]),   // red
+    ([40, 105, 60], [240, 240, 235]),   // green
     ([120, 120, 118], [245, 245, 240]), // grey
-    ([205, 110, 35], [245, 245, 240]), // orange
-    ([225, 225, 218], [25, 25, 25]),   // white, black text
-    ([190, 160, 60], [25, 25, 25]),    // yellow
+    ([205, 110, 35], [245, 245, 240]),  // orange
+    ([225, 225, 218], [25, 25, 25]),    // white, black text
+    ([190, 160, 60], [25, 25, 25]),     // yellow
 ];
 
 fn font() -> FontRef<'static> {
@@ -173,7 +173,11 @@ fn paint_face(
     rng: &mut impl Rng,
     difficulty: f64,
 ) -> RgbImage {
-    let ppm = if view == View::Door { DOOR_PPM } else { SIDE_PPM };
+    let ppm = if view == View::Door {
+        DOOR_PPM
+    } else {
+        SIDE_PPM
+    };
     let (w, h) = (
         (face_m[0] * ppm).round() as u32,
         (face_m[1] * ppm).round() as u32,
@@ -195,19 +199,50 @@ fn paint_face(
     let t = 0.12 * ppm;
     outline_rect(&mut img, [0.0, 0.0, w as f64, h as f64], t, dark);
     // Markings are painted inside the frame rails.
-    let mut text_area = [t + 0.05 * ppm, t + 0.02 * ppm, w as f64 - t - 0.05 * ppm, h as f64 - t];
+    let mut text_area = [
+        t + 0.05 * ppm,
+        t + 0.02 * ppm,
+        w as f64 - t - 0.05 * ppm,
+        h as f64 - t,
+    ];
     if view == View::Door {
         // Two doors; the right one carries the marking. Four locking bars.
-        fill_rect(&mut img, w as f64 / 2.0 - 3.0, t, w as f64 / 2.0 + 3.0, h as f64 - t, dark);
+        fill_rect(
+            &mut img,
+            w as f64 / 2.0 - 3.0,
+            t,
+            w as f64 / 2.0 + 3.0,
+            h as f64 - t,
+            dark,
+        );
         for k in [0.14, 0.36, 0.64, 0.86] {
             let x = k * w as f64;
-            fill_rect(&mut img, x - 0.018 * ppm, t, x + 0.018 * ppm, h as f64 - t, [70, 70, 72]);
+            fill_rect(
+                &mut img,
+                x - 0.018 * ppm,
+                t,
+                x + 0.018 * ppm,
+                h as f64 - t,
+                [70, 70, 72],
+            );
             for yy in [0.3, 0.7] {
                 let y = yy * h as f64;
-                fill_rect(&mut img, x - 0.05 * ppm, y - 0.03 * ppm, x + 0.05 * ppm, y + 0.03 * ppm, [60, 60, 62]);
+                fill_rect(
+                    &mut img,
+                    x - 0.05 * ppm,
+                    y - 0.03 * ppm,
+                    x + 0.05 * ppm,
+                    y + 0.03 * ppm,
+                    [60, 60, 62],
+                );
             }
         }
-        text_area = [w as f64 / 2.0 + 0.08 * ppm, t + 0.1 * ppm, w as f64 - t - 0.05 * ppm, h as f64];
+        text_area = [
+            w as f64 / 2.0 + 0.08 * ppm,
+            t + 0.1 * ppm,
+            w as f64 - t - 0.05 * ppm,
+            h as f64,
+        ];
     }
     let s = code.as_str();
     let (owner, serial, check) = (&s[..4], &s[4..10], &s[10..]);
@@ -220,12 +255,29 @@ fn paint_face(
             let cw = text_width(&c.to_string(), size);
             draw_text(&mut img, &c.to_string(), x - cw / 2.0, y, size, ink);
             if i == 10 {
-                outline_rect(&mut img, [x - 0.6 * size, y - 0.2 * size, x + 0.6 * size, y + 1.2 * size], 0.08 * size, ink);
+                outline_rect(
+                    &mut img,
+                    [
+                        x - 0.6 * size,
+                        y - 0.2 * size,
+                        x + 0.6 * size,
+                        y + 1.2 * size,
+                    ],
+                    0.08 * size,
+                    ink,
+                );
             }
             y += size * 1.45;
         }
         // The size/type code stays horizontal, on the door.
-        draw_text(&mut img, size_type, text_area[0] + 0.1 * ppm, text_area[1] + 0.2 * ppm, size, ink);
+        draw_text(
+            &mut img,
+            size_type,
+            text_area[0] + 0.1 * ppm,
+            text_area[1] + 0.2 * ppm,
+            size,
+            ink,
+        );
     } else {
         // Door: the ISO 6346 marking (100 mm characters). Side: the large code many owners paint
         // along the top rail (280 mm), which a camera that sees the whole side can read.
@@ -233,12 +285,27 @@ fn paint_face(
         let line = format!("{owner} {serial}");
         let lw = text_width(&line, size) + size * 1.3;
         let x = (text_area[2] - lw - 0.1 * ppm).max(text_area[0]);
-        let y = text_area[1] + if view == View::Door { 0.15 * ppm } else { 0.3 * size };
+        let y = text_area[1]
+            + if view == View::Door {
+                0.15 * ppm
+            } else {
+                0.3 * size
+            };
         let used = draw_text(&mut img, &line, x, y, size, ink);
         let cx = x + used + size * 0.45;
         draw_text(&mut img, check, cx, y, size, ink);
         let cw = text_width(check, size);
-        outline_rect(&mut img, [cx - 0.22 * size, y - 0.22 * size, cx + cw + 0.22 * size, y + 1.22 * size], 0.09 * size, ink);
+        outline_rect(
+            &mut img,
+            [
+                cx - 0.22 * size,
+                y - 0.22 * size,
+                cx + cw + 0.22 * size,
+                y + 1.22 * size,
+            ],
+            0.09 * size,
+            ink,
+        );
         draw_text(&mut img, size_type, x, y + size * 1.7, size, ink);
         if view == View::Door {
             // Payload marking: smaller text that is not the code.
@@ -253,7 +320,10 @@ fn paint_face(
     // Dirt and rust: soft dark blotches.
     let blotches = (difficulty * rng.random_range(0.0..12.0)) as usize;
     for _ in 0..blotches {
-        let (cx, cy) = (rng.random_range(0.0..w as f64), rng.random_range(0.0..h as f64));
+        let (cx, cy) = (
+            rng.random_range(0.0..w as f64),
+            rng.random_range(0.0..h as f64),
+        );
         let r = rng.random_range(0.02..0.15) * ppm;
         let strength = rng.random_range(0.15..0.45) * difficulty;
         let tint = [90.0, 60.0, 40.0];
@@ -288,18 +358,19 @@ pub fn homography_from_points(src: &[[f64; 2]; 4], dst: &[[f64; 2]; 4]) -> Optio
             return None;
         }
         a.swap(col, pivot);
-        for row in 0..8 {
+        let pivot_row = a[col];
+        for (row, r) in a.iter_mut().enumerate() {
             if row != col {
-                let f = a[row][col] / a[col][col];
-                for k in col..9 {
-                    a[row][k] -= f * a[col][k];
+                let f = r[col] / pivot_row[col];
+                for (x, p) in r[col..].iter_mut().zip(&pivot_row[col..]) {
+                    *x -= f * p;
                 }
             }
         }
     }
     let mut h = [0.0; 9];
-    for i in 0..8 {
-        h[i] = a[i][8] / a[i][i];
+    for (i, (hi, r)) in h.iter_mut().zip(&a).enumerate() {
+        *hi = r[8] / r[i];
     }
     h[8] = 1.0;
     Some(h)
@@ -374,7 +445,11 @@ fn pose(face_m: [f64; 2], opts: &CameraOptions, view: View, rng: &mut impl Rng) 
 fn background(opts: &CameraOptions, rng: &mut impl Rng) -> RgbImage {
     let (w, h) = (opts.width, opts.height);
     let horizon = rng.random_range(0.25..0.5) * f64::from(h);
-    let sky = [rng.random_range(150..200u8), rng.random_range(160..205), rng.random_range(170..215)];
+    let sky = [
+        rng.random_range(150..200u8),
+        rng.random_range(160..205),
+        rng.random_range(170..215),
+    ];
     let ground = [rng.random_range(90..140u8); 3];
     let mut img = RgbImage::new(w, h);
     for y in 0..h {
@@ -388,7 +463,14 @@ fn background(opts: &CameraOptions, rng: &mut impl Rng) -> RgbImage {
         let x0 = rng.random_range(0.0..f64::from(w));
         let y0 = rng.random_range(0.0..f64::from(h));
         let c = [rng.random_range(40..200u8); 3];
-        fill_rect(&mut img, x0, y0, x0 + rng.random_range(20.0..200.0), y0 + rng.random_range(10.0..120.0), c);
+        fill_rect(
+            &mut img,
+            x0,
+            y0,
+            x0 + rng.random_range(20.0..200.0),
+            y0 + rng.random_range(10.0..120.0),
+            c,
+        );
     }
     img
 }
@@ -411,21 +493,33 @@ pub fn render(
     let d = opts.difficulty;
     let face = paint_face(view, face_m, code, st, vertical, rng, d);
     let corners = pose(face_m, opts, view, rng);
-    let face_corners = [[0.0, 0.0], [face_m[0], 0.0], [face_m[0], face_m[1]], [0.0, face_m[1]]];
+    let face_corners = [
+        [0.0, 0.0],
+        [face_m[0], 0.0],
+        [face_m[0], face_m[1]],
+        [0.0, face_m[1]],
+    ];
     let homography = homography_from_points(&face_corners, &corners).expect("a convex pose");
     let inverse = invert(&homography).expect("an invertible pose");
     let ppm = f64::from(face.width()) / face_m[0];
     let mut img = background(opts, rng);
     // Lighting: a gain, a linear gradient across the frame and a gamma.
     let gain = 1.0 + rng.random_range(-0.45..0.25) * d;
-    let (gx, gy) = (rng.random_range(-0.5..0.5) * d, rng.random_range(-0.3..0.3) * d);
+    let (gx, gy) = (
+        rng.random_range(-0.5..0.5) * d,
+        rng.random_range(-0.3..0.3) * d,
+    );
     let gamma = 1.0 + rng.random_range(-0.3..0.3) * d;
     let (fw, fh) = (f64::from(opts.width), f64::from(opts.height));
     for y in 0..opts.height {
         for x in 0..opts.width {
             let [u, v] = apply(&inverse, [f64::from(x) + 0.5, f64::from(y) + 0.5]);
             let (tx, ty) = (u * ppm - 0.5, v * ppm - 0.5);
-            if tx >= 0.0 && ty >= 0.0 && tx < f64::from(face.width() - 1) && ty < f64::from(face.height() - 1) {
+            if tx >= 0.0
+                && ty >= 0.0
+                && tx < f64::from(face.width() - 1)
+                && ty < f64::from(face.height() - 1)
+            {
                 let (x0, y0) = (tx as u32, ty as u32);
                 let (ax, ay) = (tx - f64::from(x0), ty - f64::from(y0));
                 let mut out = [0u8; 3];
@@ -437,10 +531,14 @@ pub fn render(
                 }
                 img.put_pixel(x, y, Rgb(out));
             }
-            let light = (gain * (1.0 + gx * (f64::from(x) / fw - 0.5) + gy * (f64::from(y) / fh - 0.5))).max(0.05);
+            let light = (gain
+                * (1.0 + gx * (f64::from(x) / fw - 0.5) + gy * (f64::from(y) / fh - 0.5)))
+                .max(0.05);
             let p = img.get_pixel_mut(x, y);
             for k in 0..3 {
-                let v = (f64::from(p[k]) / 255.0 * light).clamp(0.0, 1.0).powf(gamma);
+                let v = (f64::from(p[k]) / 255.0 * light)
+                    .clamp(0.0, 1.0)
+                    .powf(gamma);
                 p[k] = (v * 255.0) as u8;
             }
         }
@@ -449,9 +547,14 @@ pub fn render(
     let occluded = rng.random_bool(0.3 * d);
     if occluded {
         let side = if rng.random_bool(0.5) { 0 } else { 3 };
-        let x = corners[side][0] + rng.random_range(-0.05..0.2) * (corners[1][0] - corners[0][0]).abs();
+        let x =
+            corners[side][0] + rng.random_range(-0.05..0.2) * (corners[1][0] - corners[0][0]).abs();
         let bw = rng.random_range(0.03..0.08) * fw;
-        let c = [rng.random_range(20..90u8), rng.random_range(20..90), rng.random_range(20..90)];
+        let c = [
+            rng.random_range(20..90u8),
+            rng.random_range(20..90),
+            rng.random_range(20..90),
+        ];
         let top = rng.random_range(0.2..0.6) * fh;
         fill_rect(&mut img, x, top, x + bw, fh, c);
     }
@@ -460,7 +563,8 @@ pub fn render(
     if sigma > 0.4 {
         img = image::imageops::blur(&img, sigma as f32);
     }
-    let noise = Normal::new(0.0, 1.0 + 6.0 * d * rng.random_range(0.0..1.0)).expect("positive sigma");
+    let noise =
+        Normal::new(0.0, 1.0 + 6.0 * d * rng.random_range(0.0..1.0)).expect("positive sigma");
     for p in img.pixels_mut() {
         let n: f64 = noise.sample(rng);
         for k in 0..3 {
@@ -487,7 +591,12 @@ mod tests {
     #[test]
     fn homographies_map_the_corners_and_invert() {
         let src = [[0.0, 0.0], [12.0, 0.0], [12.0, 2.6], [0.0, 2.6]];
-        let dst = [[100.0, 80.0], [1100.0, 120.0], [1080.0, 600.0], [130.0, 640.0]];
+        let dst = [
+            [100.0, 80.0],
+            [1100.0, 120.0],
+            [1080.0, 600.0],
+            [130.0, 640.0],
+        ];
         let h = homography_from_points(&src, &dst).unwrap();
         let inv = invert(&h).unwrap();
         for (s, d) in src.iter().zip(&dst) {
@@ -502,7 +611,10 @@ mod tests {
     fn a_frame_shows_the_face_where_the_truth_says() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         let code = ContainerCode::parse("MSKU9070323").unwrap();
-        let opts = CameraOptions { difficulty: 0.0, ..CameraOptions::default() };
+        let opts = CameraOptions {
+            difficulty: 0.0,
+            ..CameraOptions::default()
+        };
         let f = render(View::Side, ContainerType::Forty, &code, &opts, &mut rng);
         assert_eq!(f.image.dimensions(), (1280, 720));
         // The centre of the face is paint, not background: it differs from a pixel far outside.

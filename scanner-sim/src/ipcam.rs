@@ -34,7 +34,8 @@ pub struct IpCamera {
 fn jpeg(img: &RgbImage) -> Vec<u8> {
     let mut out = Vec::new();
     let mut enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85);
-    enc.encode_image(img).expect("encoding into memory does not fail");
+    enc.encode_image(img)
+        .expect("encoding into memory does not fail");
     out
 }
 
@@ -117,7 +118,12 @@ pub fn serve_until(listener: TcpListener, camera: Arc<IpCamera>, fps: f64, stop:
     }
 }
 
-fn client(mut stream: TcpStream, camera: &IpCamera, period: Duration, stop: &AtomicBool) -> std::io::Result<()> {
+fn client(
+    mut stream: TcpStream,
+    camera: &IpCamera,
+    period: Duration,
+    stop: &AtomicBool,
+) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut request = String::new();

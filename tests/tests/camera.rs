@@ -117,7 +117,10 @@ async fn the_live_view_reads_the_code_anchors_the_scan_and_survives_the_camera_g
     assert_eq!(b["live"]["overlay"], true, "{b:#}");
     assert_eq!(b["code"]["reading"]["code"], code.as_str(), "{b:#}");
     assert_eq!(b["code"]["matches_scan"], true, "{b:#}");
-    assert!(!b["scan"]["findings"].as_array().unwrap().is_empty(), "{b:#}");
+    assert!(
+        !b["scan"]["findings"].as_array().unwrap().is_empty(),
+        "{b:#}"
+    );
 
     let jpg = client
         .get(format!("{tablet}/api/v1/live.jpg"))
@@ -131,7 +134,9 @@ async fn the_live_view_reads_the_code_anchors_the_scan_and_survives_the_camera_g
     let frame = image::load_from_memory(&jpg).unwrap();
     assert_eq!((frame.width(), frame.height()), (1280, 720));
     let layer = client
-        .get(format!("{tablet}/api/v1/scans/{scan_id}/layers/findings.png"))
+        .get(format!(
+            "{tablet}/api/v1/scans/{scan_id}/layers/findings.png"
+        ))
         .bearer_auth(&officer_code)
         .send()
         .await
@@ -142,10 +147,11 @@ async fn the_live_view_reads_the_code_anchors_the_scan_and_survives_the_camera_g
     // homography maps the scan's cargo space into the frame, primitives in scan pixels.
     let schema: serde_json::Value =
         serde_json::from_str(edge_agent::tablet::STREAM_SCHEMA).unwrap();
-    let mut request = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
-        format!("ws://127.0.0.1:{tablet_port}/api/v1/overlay/stream"),
-    )
-    .unwrap();
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
+            "ws://127.0.0.1:{tablet_port}/api/v1/overlay/stream"
+        ))
+        .unwrap();
     request.headers_mut().insert(
         "authorization",
         format!("Bearer {officer_code}").parse().unwrap(),
@@ -164,7 +170,10 @@ async fn the_live_view_reads_the_code_anchors_the_scan_and_survives_the_camera_g
         }
     }
     for key in schema["required"].as_array().unwrap() {
-        assert!(message.get(key.as_str().unwrap()).is_some(), "missing {key}: {message:#}");
+        assert!(
+            message.get(key.as_str().unwrap()).is_some(),
+            "missing {key}: {message:#}"
+        );
     }
     assert_eq!(message["contract"], "baylens.overlay-stream/1");
     assert_eq!(message["scan"]["scan_id"], scan_id.as_str());
@@ -183,7 +192,10 @@ async fn the_live_view_reads_the_code_anchors_the_scan_and_survives_the_camera_g
         h[6] * x + h[7] * y + h[8],
     );
     let corners = message["face_corners"].as_array().unwrap();
-    let tl = (corners[0][0].as_f64().unwrap(), corners[0][1].as_f64().unwrap());
+    let tl = (
+        corners[0][0].as_f64().unwrap(),
+        corners[0][1].as_f64().unwrap(),
+    );
     // The cargo space's top-left corner lands just inside the face's top-left corner.
     assert!(
         (u / w - tl.0).abs() < 40.0 && (v / w - tl.1).abs() < 40.0,
@@ -199,8 +211,10 @@ async fn the_live_view_reads_the_code_anchors_the_scan_and_survives_the_camera_g
     let r = client
         .post(format!("{tablet}/api/v1/scans/{scan_id}/annotations"))
         .bearer_auth(&officer_code)
-        .json(&serde_json::json!({"seal": "broken", "examination": "discrepancy",
-            "note": "seal cut; cartons behind the false wall", "photo_base64": photo}))
+        .json(
+            &serde_json::json!({"seal": "broken", "examination": "discrepancy",
+            "note": "seal cut; cartons behind the false wall", "photo_base64": photo}),
+        )
         .send()
         .await
         .unwrap();
@@ -225,7 +239,11 @@ async fn the_live_view_reads_the_code_anchors_the_scan_and_survives_the_camera_g
             .json()
             .await
             .unwrap();
-        if let Some(id) = cases.as_array().and_then(|c| c.first()).map(|c| c["id"].clone()) {
+        if let Some(id) = cases
+            .as_array()
+            .and_then(|c| c.first())
+            .map(|c| c["id"].clone())
+        {
             case = client
                 .get(format!("{}/api/v1/cases/{id}", server.url))
                 .bearer_auth(&sup)
@@ -242,18 +260,27 @@ async fn the_live_view_reads_the_code_anchors_the_scan_and_survives_the_camera_g
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let text = case.to_string();
-    assert!(text.contains("\"seal\"") && text.contains("broken"), "{case:#}");
+    assert!(
+        text.contains("\"seal\"") && text.contains("broken"),
+        "{case:#}"
+    );
     assert!(text.contains("off1"), "{case:#}");
     assert!(text.contains("photo-"), "{case:#}");
 
     // The camera goes away: the tablet says so, scans are still taken, and the camera is
     // picked up again when it is back.
     cam_stop.store(true, Ordering::Relaxed);
-    let b = wait_bay(&client, &tablet, &officer_code, 60, |b| b["camera"]["state"] != "live").await;
+    let b = wait_bay(&client, &tablet, &officer_code, 60, |b| {
+        b["camera"]["state"] != "live"
+    })
+    .await;
     assert_ne!(b["camera"]["state"], "live", "{b:#}");
     let second = drop_scan(&drop, Scenario::Honest, 2);
     let second_id = second.meta.scan_id.to_string();
-    let b = wait_bay(&client, &tablet, &officer_code, 60, |b| b["scan"]["scan_id"] == second_id.as_str()).await;
+    let b = wait_bay(&client, &tablet, &officer_code, 60, |b| {
+        b["scan"]["scan_id"] == second_id.as_str()
+    })
+    .await;
     assert_eq!(b["scan"]["scan_id"], second_id.as_str(), "{b:#}");
     assert_ne!(b["camera"]["state"], "live", "{b:#}");
     let _cam_back = start_sim_camera(&cam, cam_port);

@@ -20,7 +20,9 @@ use tokio::sync::oneshot;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_officer_uses_the_tablet_offline_in_chromium() {
     if std::env::var("BAYLENS_BROWSER_TESTS").as_deref() != Ok("1") {
-        eprintln!("BAYLENS_BROWSER_TESTS is not 1: tablet browser test skipped (./baylens test runs it)");
+        eprintln!(
+            "BAYLENS_BROWSER_TESTS is not 1: tablet browser test skipped (./baylens test runs it)"
+        );
         return;
     }
     let root = tempfile::tempdir().unwrap();
@@ -115,12 +117,21 @@ async fn an_officer_uses_the_tablet_offline_in_chromium() {
         .expect("node is installed (./baylens test installs it)");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "tablet browser test failed:\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "tablet browser test failed:\n{stdout}\n{stderr}"
+    );
     eprintln!("{stdout}");
 
     // The server comes back; what the officer recorded reaches the case, as theirs.
     let server = start_server_at(&server_dir, &addr).await;
-    let case_id = server.store.case_of_scan(&scan_id).await.unwrap().unwrap().0;
+    let case_id = server
+        .store
+        .case_of_scan(&scan_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .0;
     let mut events = Vec::new();
     for _ in 0..150 {
         let detail = server.store.case_detail(case_id).await.unwrap().unwrap();
@@ -130,7 +141,10 @@ async fn an_officer_uses_the_tablet_offline_in_chromium() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let seal = events.iter().find(|e| e.kind == "seal").expect("the seal annotation reached the case");
+    let seal = events
+        .iter()
+        .find(|e| e.kind == "seal")
+        .expect("the seal annotation reached the case");
     assert_eq!(seal.value.as_deref(), Some("broken"));
     assert_eq!(seal.username, "off1");
     assert!(seal.note.as_deref().unwrap_or("").contains("Seal 4711 cut"));

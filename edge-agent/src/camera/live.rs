@@ -33,14 +33,16 @@ const ROOF_M: f64 = 0.05;
 const FLOOR_M: f64 = 0.15;
 
 /// The scan's layers composed into one overlay, and how scan pixels map to the face.
-struct Overlay {
-    scan_id: String,
+#[derive(Debug)]
+pub struct Overlay {
+    /// The scan.
+    pub scan_id: String,
     /// BGRA, scan size.
-    bgra: Mat,
+    pub bgra: Mat,
     /// Face size (m).
-    face_m: [f64; 2],
+    pub face_m: [f64; 2],
     /// Scan pixels to face metres.
-    scan_to_face: [f64; 9],
+    pub scan_to_face: [f64; 9],
 }
 
 /// Where the container's outside is in scan pixels, from the overlay's cargo space.
@@ -92,7 +94,8 @@ fn compose_layers(scan: &LatestScan) -> Option<Mat> {
     Some(m)
 }
 
-fn overlay_for(scan: &LatestScan, mirror: bool) -> Option<Overlay> {
+/// The overlay of a scan (none without a cargo space or layers).
+pub fn overlay_for(scan: &LatestScan, mirror: bool) -> Option<Overlay> {
     let (face_m, scan_to_face) = scan_geometry(scan, mirror)?;
     Some(Overlay {
         scan_id: scan.report.scan_id.to_string(),
@@ -134,8 +137,14 @@ pub fn draw(
             (
                 clamp(xs.iter().copied().fold(f64::MAX, f64::min), size.width),
                 clamp(ys.iter().copied().fold(f64::MAX, f64::min), size.height),
-                clamp(xs.iter().copied().fold(f64::MIN, f64::max) + 1.0, size.width),
-                clamp(ys.iter().copied().fold(f64::MIN, f64::max) + 1.0, size.height),
+                clamp(
+                    xs.iter().copied().fold(f64::MIN, f64::max) + 1.0,
+                    size.width,
+                ),
+                clamp(
+                    ys.iter().copied().fold(f64::MIN, f64::max) + 1.0,
+                    size.height,
+                ),
             )
         });
         let width = size.width as usize;
@@ -157,13 +166,27 @@ pub fn draw(
         }
     }
     if let Some(c) = corners {
-        let pts: Vector<Point> = c.iter().map(|p| Point::new(p[0] as i32, p[1] as i32)).collect();
+        let pts: Vector<Point> = c
+            .iter()
+            .map(|p| Point::new(p[0] as i32, p[1] as i32))
+            .collect();
         let mut polys: Vector<Vector<Point>> = Vector::new();
         polys.push(pts);
-        imgproc::polylines(bgr, &polys, true, Scalar::new(60.0, 220.0, 60.0, 0.0), 3, imgproc::LINE_AA, 0)?;
+        imgproc::polylines(
+            bgr,
+            &polys,
+            true,
+            Scalar::new(60.0, 220.0, 60.0, 0.0),
+            3,
+            imgproc::LINE_AA,
+            0,
+        )?;
     }
     Ok(())
 }
+
+/// A processed frame: the JPEG, the registration, and scan pixels to frame pixels.
+pub type Processed = (Vec<u8>, Option<Registration>, Option<[f64; 9]>);
 
 /// Registers one frame and draws the overlay: the overlay path the frame-rate bench measures.
 ///
@@ -173,12 +196,14 @@ pub fn process(
     overlay: Option<(&Mat, [f64; 2], &[f64; 9])>,
     held: Option<&Registration>,
     jpeg_quality: i32,
-) -> opencv::Result<(Vec<u8>, Option<Registration>, Option<[f64; 9]>)> {
+) -> opencv::Result<Processed> {
     let mut bgr = to_bgr_mat(&frame.rgb, frame.width, frame.height)?;
     let face_m = overlay.map_or(DEFAULT_FACE_M, |o| o.1);
     let reg = register::register(&bgr, face_m)?.or_else(|| held.cloned());
     let scan_to_frame = match (&reg, overlay) {
-        (Some(r), Some((_, _, scan_to_face))) => Some(register::compose(&r.homography, scan_to_face)),
+        (Some(r), Some((_, _, scan_to_face))) => {
+            Some(register::compose(&r.homography, scan_to_face))
+        }
         _ => None,
     };
     draw(
@@ -234,7 +259,10 @@ fn run(config: &CameraConfig, bay: &BayState, stop: &AtomicBool, ocr: Option<Syn
         let mut source: Box<dyn FrameSource> = match super::open(&config.source) {
             Ok(s) => s,
             Err(e) => {
-                tracing::warn!(retry_in_secs = backoff.as_secs(), "{e}; the agent goes on processing scans");
+                tracing::warn!(
+                    retry_in_secs = backoff.as_secs(),
+                    "{e}; the agent goes on processing scans"
+                );
                 bay.set_camera(CameraStatus {
                     state: "unavailable".into(),
                     source: Some(config.source.clone()),
@@ -286,7 +314,9 @@ fn run(config: &CameraConfig, bay: &BayState, stop: &AtomicBool, ocr: Option<Syn
             seq += 1;
             let latest = bay.latest();
             if let Some(scan) = &latest
-                && overlay.as_ref().is_none_or(|o| o.scan_id != scan.report.scan_id.to_string())
+                && overlay
+                    .as_ref()
+                    .is_none_or(|o| o.scan_id != scan.report.scan_id.to_string())
             {
                 overlay = overlay_for(scan, config.mirror);
             }
@@ -305,15 +335,15 @@ fn run(config: &CameraConfig, bay: &BayState, stop: &AtomicBool, ocr: Option<Syn
                         held = Some((Instant::now(), r.clone()));
                     }
                     bay.publish_frame(LiveFrame {
-                    seq,
-                    jpeg,
-                    width: frame.width,
-                    height: frame.height,
-                    homography: scan_to_frame,
-                    corners: reg.map(|r| r.corners),
-                    scan_id: overlay.as_ref().map(|o| o.scan_id.clone()),
-                    captured_at: chrono::Utc::now(),
-                    process_ms: frame.at.elapsed().as_secs_f64() * 1e3,
+                        seq,
+                        jpeg,
+                        width: frame.width,
+                        height: frame.height,
+                        homography: scan_to_frame,
+                        corners: reg.map(|r| r.corners),
+                        scan_id: overlay.as_ref().map(|o| o.scan_id.clone()),
+                        captured_at: chrono::Utc::now(),
+                        process_ms: frame.at.elapsed().as_secs_f64() * 1e3,
                     })
                 }
                 Err(e) => tracing::warn!("frame {seq} not processed: {e}"),
@@ -352,7 +382,14 @@ fn spawn_ocr(
     let set = config.ocr_models.clone();
     let det = dir.join(format!("PP-OCRv6_det_{set}.onnx"));
     let rec = dir.join(format!("PP-OCRv6_rec_{set}.onnx"));
-    let mut model = match OcrModel::load(&det, &rec, OcrOptions { det_limit: 1280, ..OcrOptions::default() }) {
+    let mut model = match OcrModel::load(
+        &det,
+        &rec,
+        OcrOptions {
+            det_limit: 1280,
+            ..OcrOptions::default()
+        },
+    ) {
         Ok(m) => m,
         Err(e) => {
             tracing::warn!("container-code OCR is off: {e} (run ./baylens setup for the models)");

@@ -107,7 +107,10 @@ impl OpenCvSource {
         let capture =
             videoio::VideoCapture::from_file_with_params(address, videoio::CAP_ANY, &params)
                 .map_err(|e| unavailable(e.to_string()))?;
-        if !capture.is_opened().map_err(|e| unavailable(e.to_string()))? {
+        if !capture
+            .is_opened()
+            .map_err(|e| unavailable(e.to_string()))?
+        {
             return Err(unavailable(
                 "OpenCV could not open it (no such file, host down or not a video stream)".into(),
             ));
@@ -159,7 +162,9 @@ pub struct NokhwaSource {
 
 impl std::fmt::Debug for NokhwaSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NokhwaSource").field("name", &self.name).finish()
+        f.debug_struct("NokhwaSource")
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -221,4 +226,59 @@ pub fn to_bgr_mat(rgb: &[u8], width: u32, height: u32) -> opencv::Result<Mat> {
     let mut bgr = Mat::default();
     imgproc::cvt_color_def(&m, &mut bgr, imgproc::COLOR_RGB2BGR)?;
     Ok(bgr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_camera_is_a_clear_error_not_a_panic() {
+        for address in ["v4l2:7", "/dev/video9", "/nonexistent/bay.mp4", "v4l2:x"] {
+            let Err(e) = open(address) else {
+                panic!("{address} opened");
+            };
+            let text = e.to_string();
+            assert!(
+                text.contains(address) && text.contains("not available"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_video_file_is_read_frame_by_frame_and_its_end_is_a_lost_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bay.avi");
+        let path_str = path.to_str().unwrap();
+        let fourcc = videoio::VideoWriter::fourcc('M', 'J', 'P', 'G').unwrap();
+        let mut writer = videoio::VideoWriter::new(
+            path_str,
+            fourcc,
+            5.0,
+            opencv::core::Size::new(320, 240),
+            true,
+        )
+        .unwrap();
+        for k in 0..4u8 {
+            let rgb = vec![k * 60; 320 * 240 * 3];
+            let frame = to_bgr_mat(&rgb, 320, 240).unwrap();
+            writer.write(&frame).unwrap();
+        }
+        writer.release().unwrap();
+        let mut source = open(path_str).unwrap();
+        assert_eq!(source.name(), path_str);
+        let mut frames = 0;
+        let err = loop {
+            match source.next_frame() {
+                Ok(f) => {
+                    assert_eq!((f.width, f.height, f.rgb.len()), (320, 240, 320 * 240 * 3));
+                    frames += 1;
+                }
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(frames, 4);
+        assert!(matches!(err, CameraError::Lost { .. }), "{err}");
+    }
 }

@@ -23,6 +23,11 @@ use opencv::core::{Mat, Point, Point2f, Size, Vector};
 use opencv::prelude::*;
 use opencv::{calib3d, imgproc};
 
+/// Four corners: top-left, top-right, bottom-right, bottom-left.
+pub type Quad = [[f64; 2]; 4];
+/// A quadrilateral and each side's edge pixels.
+type RefinedQuad = (Quad, Vec<Vec<[f64; 2]>>);
+
 /// A face found in a frame.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Registration {
@@ -113,9 +118,19 @@ fn order(points: &[[f64; 2]]) -> [[f64; 2]; 4] {
     ]
 }
 
-fn solve(src: &[[f64; 2]], dst: &[[f64; 2]], ransac: bool) -> opencv::Result<(Option<[f64; 9]>, usize)> {
-    let s: Vector<Point2f> = src.iter().map(|p| Point2f::new(p[0] as f32, p[1] as f32)).collect();
-    let d: Vector<Point2f> = dst.iter().map(|p| Point2f::new(p[0] as f32, p[1] as f32)).collect();
+fn solve(
+    src: &[[f64; 2]],
+    dst: &[[f64; 2]],
+    ransac: bool,
+) -> opencv::Result<(Option<[f64; 9]>, usize)> {
+    let s: Vector<Point2f> = src
+        .iter()
+        .map(|p| Point2f::new(p[0] as f32, p[1] as f32))
+        .collect();
+    let d: Vector<Point2f> = dst
+        .iter()
+        .map(|p| Point2f::new(p[0] as f32, p[1] as f32))
+        .collect();
     let mut mask = Mat::default();
     let m = if ransac {
         calib3d::find_homography(&s, &d, &mut mask, calib3d::RANSAC, 3.0)?
@@ -145,7 +160,12 @@ fn support(edges: &[u8], w: usize, h: usize, a: [f64; 2], b: [f64; 2]) -> f64 {
         'look: for dy in -2i64..=2 {
             for dx in -2i64..=2 {
                 let (xx, yy) = (x as i64 + dx, y as i64 + dy);
-                if xx >= 0 && yy >= 0 && (xx as usize) < w && (yy as usize) < h && edges[yy as usize * w + xx as usize] > 0 {
+                if xx >= 0
+                    && yy >= 0
+                    && (xx as usize) < w
+                    && (yy as usize) < h
+                    && edges[yy as usize * w + xx as usize] > 0
+                {
                     found = true;
                     break 'look;
                 }
@@ -173,7 +193,10 @@ impl Line {
             return None;
         }
         let n = [-dy / len, dx / len];
-        Some(Self { n, d: n[0] * a[0] + n[1] * a[1] })
+        Some(Self {
+            n,
+            d: n[0] * a[0] + n[1] * a[1],
+        })
     }
     fn dist(&self, p: [f64; 2]) -> f64 {
         self.n[0] * p[0] + self.n[1] * p[1] - self.d
@@ -184,7 +207,9 @@ impl Line {
         if points.len() < 2 {
             return None;
         }
-        let (mx, my) = points.iter().fold((0.0, 0.0), |(a, b), p| (a + p[0], b + p[1]));
+        let (mx, my) = points
+            .iter()
+            .fold((0.0, 0.0), |(a, b), p| (a + p[0], b + p[1]));
         let (mx, my) = (mx / n, my / n);
         let (mut sxx, mut syy, mut sxy) = (0.0, 0.0, 0.0);
         for p in points {
@@ -213,7 +238,13 @@ impl Line {
 /// line most edge pixels agree with (an occluder's edges do not), and where the container's
 /// frame rail shows as two parallel edges, the outer one is taken (`outward` points away from
 /// the face).
-fn refine_side(edge_points: &[[f64; 2]], a: [f64; 2], b: [f64; 2], outward: [f64; 2], band: f64) -> Option<(Line, Vec<[f64; 2]>)> {
+fn refine_side(
+    edge_points: &[[f64; 2]],
+    a: [f64; 2],
+    b: [f64; 2],
+    outward: [f64; 2],
+    band: f64,
+) -> Option<(Line, Vec<[f64; 2]>)> {
     let base = Line::through(a, b)?;
     let (dx, dy) = (b[0] - a[0], b[1] - a[1]);
     let len2 = dx * dx + dy * dy;
@@ -239,7 +270,9 @@ fn refine_side(edge_points: &[[f64; 2]], a: [f64; 2], b: [f64; 2], outward: [f64
         };
         for _ in 0..150 {
             let (i, j) = (next(pts.len()), next(pts.len()));
-            let Some(l) = Line::through(pts[i], pts[j]) else { continue };
+            let Some(l) = Line::through(pts[i], pts[j]) else {
+                continue;
+            };
             // Stay roughly parallel to the candidate side.
             if (l.n[0] * base.n[0] + l.n[1] * base.n[1]).abs() < 0.97 {
                 continue;
@@ -250,13 +283,25 @@ fn refine_side(edge_points: &[[f64; 2]], a: [f64; 2], b: [f64; 2], outward: [f64
             }
         }
         let (l, _) = best?;
-        let inliers: Vec<[f64; 2]> = pts.iter().copied().filter(|p| l.dist(*p).abs() < 1.5).collect();
+        let inliers: Vec<[f64; 2]> = pts
+            .iter()
+            .copied()
+            .filter(|p| l.dist(*p).abs() < 1.5)
+            .collect();
         Some((Line::fit(&inliers)?, inliers))
     };
     let (line, inliers) = ransac(&near)?;
     // Orient the normal outward.
-    let sign = if line.n[0] * outward[0] + line.n[1] * outward[1] >= 0.0 { 1.0 } else { -1.0 };
-    let outer: Vec<[f64; 2]> = near.iter().copied().filter(|p| sign * line.dist(*p) > 3.0).collect();
+    let sign = if line.n[0] * outward[0] + line.n[1] * outward[1] >= 0.0 {
+        1.0
+    } else {
+        -1.0
+    };
+    let outer: Vec<[f64; 2]> = near
+        .iter()
+        .copied()
+        .filter(|p| sign * line.dist(*p) > 3.0)
+        .collect();
     if outer.len() >= inliers.len() / 2
         && let Some((o, o_in)) = ransac(&outer)
         && o_in.len() >= inliers.len() / 2
@@ -268,7 +313,7 @@ fn refine_side(edge_points: &[[f64; 2]], a: [f64; 2], b: [f64; 2], outward: [f64
 
 /// Refines a rough quadrilateral (ordered) side by side; the corners are where the refined
 /// lines meet. Returns the corners and each side's edge pixels.
-fn refine_quad(edge_points: &[[f64; 2]], rough: [[f64; 2]; 4], band: f64) -> Option<([[f64; 2]; 4], Vec<Vec<[f64; 2]>>)> {
+fn refine_quad(edge_points: &[[f64; 2]], rough: [[f64; 2]; 4], band: f64) -> Option<RefinedQuad> {
     let centre = [
         rough.iter().map(|p| p[0]).sum::<f64>() / 4.0,
         rough.iter().map(|p| p[1]).sum::<f64>() / 4.0,
@@ -316,8 +361,9 @@ pub fn register(bgr: &Mat, face_m: [f64; 2]) -> opencv::Result<Option<Registrati
     // Candidates are looked for at half resolution and smoothed hard, so that the wall's
     // corrugation and painted text do not cut the face into strips; the sides are then refined
     // on full-resolution edges.
+    // In colour: a green container on grey concrete can have almost the same grey level.
     let mut half = Mat::default();
-    imgproc::pyr_down_def(&gray, &mut half)?;
+    imgproc::pyr_down_def(bgr, &mut half)?;
     let mut smooth = Mat::default();
     imgproc::gaussian_blur_def(&half, &mut smooth, Size::new(9, 9), 2.5)?;
     let mut blurred = Mat::default();
@@ -326,11 +372,26 @@ pub fn register(bgr: &Mat, face_m: [f64; 2]) -> opencv::Result<Option<Registrati
     let mut values: Vec<u8> = blurred.data_bytes()?.iter().step_by(7).copied().collect();
     values.sort_unstable();
     let median = f64::from(values[values.len() / 2]);
-    let (lo, hi) = ((0.5 * median).clamp(15.0, 80.0), (1.2 * median).clamp(40.0, 200.0));
+    let (lo, hi) = (
+        (0.5 * median).clamp(15.0, 80.0),
+        (1.2 * median).clamp(40.0, 200.0),
+    );
     let mut edges = Mat::default();
     imgproc::canny(&blurred, &mut edges, lo, hi, 3, false)?;
+    let mut channels: Vector<Mat> = Vector::new();
+    opencv::core::split(&smooth, &mut channels)?;
     let mut coarse = Mat::default();
-    imgproc::canny(&smooth, &mut coarse, 0.6 * lo, 0.6 * hi, 3, false)?;
+    for (k, channel) in channels.iter().enumerate() {
+        let mut e = Mat::default();
+        imgproc::canny(&channel, &mut e, 0.6 * lo, 0.6 * hi, 3, false)?;
+        if k == 0 {
+            coarse = e;
+        } else {
+            let mut both = Mat::default();
+            opencv::core::bitwise_or_def(&coarse, &e, &mut both)?;
+            coarse = both;
+        }
+    }
     let kernel = imgproc::get_structuring_element_def(imgproc::MORPH_RECT, Size::new(3, 3))?;
     let mut closed = Mat::default();
     imgproc::dilate_def(&coarse, &mut closed, &kernel)?;
@@ -342,7 +403,12 @@ pub fn register(bgr: &Mat, face_m: [f64; 2]) -> opencv::Result<Option<Registrati
         opencv::core::Scalar::all(255.0),
     )?;
     let mut contours: Vector<Vector<Point>> = Vector::new();
-    imgproc::find_contours_def(&closed, &mut contours, imgproc::RETR_LIST, imgproc::CHAIN_APPROX_SIMPLE)?;
+    imgproc::find_contours_def(
+        &closed,
+        &mut contours,
+        imgproc::RETR_LIST,
+        imgproc::CHAIN_APPROX_SIMPLE,
+    )?;
     let aspect = face_m[0] / face_m[1];
     let len = |a: [f64; 2], b: [f64; 2]| ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt();
     // Edge pixels at full resolution, for refining sides, and dilated, for checking them.
@@ -361,7 +427,7 @@ pub fn register(bgr: &Mat, face_m: [f64; 2]) -> opencv::Result<Option<Registrati
     let band = 0.02 * ((fw * fw + fh * fh) as f64).sqrt();
     // 1. Candidate quadrilaterals from the contours, each refined (2.) and then scored by area
     // and by how well edges support its sides.
-    let mut best: Option<([[f64; 2]; 4], Vec<Vec<[f64; 2]>>, f64)> = None;
+    let mut best: Option<(RefinedQuad, f64)> = None;
     for c in contours.iter() {
         let mut hull: Vector<Point> = Vector::new();
         imgproc::convex_hull_def(&c, &mut hull)?;
@@ -415,20 +481,27 @@ pub fn register(bgr: &Mat, face_m: [f64; 2]) -> opencv::Result<Option<Registrati
                 .sum::<f64>()
                 .abs();
         let score = quad_area * sides[0] * sides[1];
-        if best.as_ref().is_none_or(|(_, _, s)| score > *s) {
-            best = Some((corners, side_points, score));
+        if best.as_ref().is_none_or(|(_, s)| score > *s) {
+            best = Some(((corners, side_points), score));
         }
     }
-    let Some((corners, side_points, _)) = best else {
+    let Some(((corners, side_points), _)) = best else {
         return Ok(None);
     };
-    let face = [[0.0, 0.0], [face_m[0], 0.0], [face_m[0], face_m[1]], [0.0, face_m[1]]];
+    let face = [
+        [0.0, 0.0],
+        [face_m[0], 0.0],
+        [face_m[0], face_m[1]],
+        [0.0, face_m[1]],
+    ];
     let (Some(h0), _) = solve(&face, &corners, false)? else {
         return Ok(None);
     };
     // 3. The homography with RANSAC over every side's edge pixels, each paired with the nearest
     // point on its side of the face, and the four corners.
-    let Some(inv) = invert(&h0) else { return Ok(None) };
+    let Some(inv) = invert(&h0) else {
+        return Ok(None);
+    };
     let mut src: Vec<[f64; 2]> = face.to_vec();
     let mut dst: Vec<[f64; 2]> = corners.to_vec();
     for (k, pts) in side_points.iter().enumerate() {
@@ -467,7 +540,10 @@ pub fn reprojection_error(est: &[f64; 9], truth: &[f64; 9], face_m: [f64; 2]) ->
     let mut n = 0.0;
     for i in 0..9 {
         for j in 0..5 {
-            let p = [face_m[0] * f64::from(i) / 8.0, face_m[1] * f64::from(j) / 4.0];
+            let p = [
+                face_m[0] * f64::from(i) / 8.0,
+                face_m[1] * f64::from(j) / 4.0,
+            ];
             let (a, b) = (apply(est, p), apply(truth, p));
             let d = ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt();
             sum += d;
@@ -476,7 +552,13 @@ pub fn reprojection_error(est: &[f64; 9], truth: &[f64; 9], face_m: [f64; 2]) ->
         }
     }
     let len = |a: [f64; 2], b: [f64; 2]| ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt();
-    let c = [[0.0, 0.0], [face_m[0], 0.0], [face_m[0], face_m[1]], [0.0, face_m[1]]].map(|p| apply(truth, p));
+    let c = [
+        [0.0, 0.0],
+        [face_m[0], 0.0],
+        [face_m[0], face_m[1]],
+        [0.0, face_m[1]],
+    ]
+    .map(|p| apply(truth, p));
     let width = (len(c[0], c[1]) + len(c[3], c[2])) / 2.0;
     (sum / n, max, width)
 }

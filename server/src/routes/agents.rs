@@ -201,7 +201,10 @@ async fn annotate(
         return bad("scan_id in the body differs from the path".into());
     }
     if !(8..=64).contains(&a.annotation_id.len())
-        || !a.annotation_id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+        || !a
+            .annotation_id
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() || b == b'-')
     {
         return bad("annotation_id must be 8 to 64 hex digits and dashes (a UUID)".into());
     }
@@ -217,7 +220,10 @@ async fn annotate(
     }
     let note = a.note.as_deref().map(str::trim).filter(|n| !n.is_empty());
     if note.is_some_and(|n| n.chars().count() > crate::routes::cases::MAX_NOTE_CHARS) {
-        return bad(format!("note is longer than {} characters", crate::routes::cases::MAX_NOTE_CHARS));
+        return bad(format!(
+            "note is longer than {} characters",
+            crate::routes::cases::MAX_NOTE_CHARS
+        ));
     }
     if (a.seal.as_deref() == Some("broken") || a.examination.as_deref() == Some("discrepancy"))
         && note.is_none()
@@ -253,7 +259,9 @@ async fn annotate(
         .await?
         .ok_or(ApiError::NotFound)?;
     if bay != agent.bay {
-        return Err(ApiError::Forbidden(format!("scan {scan_id} belongs to bay {bay}")));
+        return Err(ApiError::Forbidden(format!(
+            "scan {scan_id} belongs to bay {bay}"
+        )));
     }
     let officer = match state.store.user_by_name(&a.officer).await? {
         Some((u, _))
@@ -273,7 +281,12 @@ async fn annotate(
     let mut photo_layer = None;
     if let Some((bytes, ext)) = photo {
         // The same key on a retry: the object is replaced, not duplicated.
-        let short: String = a.annotation_id.chars().filter(char::is_ascii_hexdigit).take(12).collect();
+        let short: String = a
+            .annotation_id
+            .chars()
+            .filter(char::is_ascii_hexdigit)
+            .take(12)
+            .collect();
         let name = format!("photo-{short}");
         let key = object_store::path::Path::from(format!("scans/{scan_id}/{name}.{ext}"));
         state
@@ -301,12 +314,22 @@ async fn annotate(
     }
     let new = state
         .store
-        .record_annotation(&a.annotation_id, &officer, case_id, &events, a.recorded_at.timestamp_millis())
+        .record_annotation(
+            &a.annotation_id,
+            &officer,
+            case_id,
+            &events,
+            a.recorded_at.timestamp_millis(),
+        )
         .await?;
     if new && let Some((name, key)) = &photo_layer {
         state.store.set_layer(case_id, name, key.as_ref()).await?;
     }
-    Ok(if new { StatusCode::CREATED } else { StatusCode::OK })
+    Ok(if new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    })
 }
 
 async fn upload_layer(

@@ -192,7 +192,11 @@ async fn layer(
 
 async fn png_response(state: &AppState, key: String) -> Result<Response> {
     // Officers' photos may be JPEG; every other image is PNG.
-    let content_type = if key.ends_with(".jpg") { "image/jpeg" } else { "image/png" };
+    let content_type = if key.ends_with(".jpg") {
+        "image/jpeg"
+    } else {
+        "image/png"
+    };
     let object = state
         .store
         .images

@@ -582,6 +582,18 @@ async fn case_page(
         .events
         .iter()
         .map(|e| {
+            if e.kind == "photo"
+                && let Some(layer) = e.value.as_deref()
+            {
+                // A photo an officer took at the bay tablet, kept as one of the case's layers.
+                let src = format!("/api/v1/cases/{id}/layers/{}", escape(layer));
+                return format!(
+                    "<li><time>{}</time> <strong>{}</strong> photo from the bay<br><a href=\"{src}\"><img class=\"bay-photo\" src=\"{src}\" alt=\"Photo taken by {} at the bay\" width=\"320\" loading=\"lazy\"></a></li>",
+                    escape(&e.at.replace('T', " ").replace('Z', "")),
+                    escape(&e.username),
+                    escape(&e.username),
+                );
+            }
             format!(
                 "<li><time>{}</time> <strong>{}</strong> {} {}{}</li>",
                 escape(&e.at.replace('T', " ").replace('Z', "")),

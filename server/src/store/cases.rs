@@ -658,7 +658,6 @@ impl Store {
         tx.commit().await
     }
 
-    #[allow(clippy::too_many_arguments)]
     /// Records an officer's annotation relayed by a bay agent: its events, attributed to the
     /// officer, and its id, in one audited transaction. Returns false (and records nothing)
     /// when this annotation id was recorded before.
@@ -688,11 +687,20 @@ impl Store {
         for (kind, value, note) in events {
             self.event_in(&mut tx, officer, case_id, kind, *value, *note, at)
                 .await?;
+            self.audit_in(
+                &mut tx,
+                &format!("user:{}", officer.username),
+                &format!("case.{kind}"),
+                &format!("case:{case_id}"),
+                &serde_json::json!({"value": value, "note": note, "annotation_id": annotation_id, "via": "bay tablet"}),
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(true)
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn event_in(
         &self,
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
