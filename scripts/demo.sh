@@ -51,7 +51,7 @@ red = 0.7
 # The bay camera: scanner-sim's simulated IP camera, showing the container last scanned.
 [camera]
 source = "http://127.0.0.1:$camera_port/stream.mjpg"
-ocr_models_dir = "$root/.ocr"
+ocr_models_dir = "$root/models/onnx/ocr"
 max_fps = 8
 # The officers' tablet page, served by the agent (works when the server is away).
 [tablet]

@@ -85,10 +85,12 @@ pub struct CameraConfig {
     /// Read the container code from the camera.
     #[serde(default = "default_true")]
     pub ocr: bool,
-    /// Folder with the OCR models (`scripts/setup.sh` unpacks them into `.ocr/`).
-    #[serde(default = "default_ocr_models_dir")]
-    pub ocr_models_dir: PathBuf,
-    /// OCR model set: `small` (default) or `tiny`.
+    /// Folder with the OCR models; by default `models/onnx/ocr` for `tiny` and `.ocr` (where
+    /// `scripts/setup.sh` unpacks the rapidocr wheel) for `small`.
+    #[serde(default)]
+    pub ocr_models_dir: Option<PathBuf>,
+    /// OCR model set: `tiny` (default: on the bay camera's side views it reads more codes, and
+    /// faster; see BENCHMARKS.md) or `small`.
     #[serde(default = "default_ocr_models")]
     pub ocr_models: String,
     /// Hand every Nth frame to the OCR until the code is read.
@@ -103,6 +105,17 @@ pub struct CameraConfig {
 }
 
 impl CameraConfig {
+    /// Where the OCR models are.
+    pub fn ocr_dir(&self) -> PathBuf {
+        self.ocr_models_dir.clone().unwrap_or_else(|| {
+            PathBuf::from(if self.ocr_models == "small" {
+                ".ocr"
+            } else {
+                "models/onnx/ocr"
+            })
+        })
+    }
+
     fn validate(&self) -> Result<(), String> {
         if self.source.trim().is_empty() {
             return Err("camera.source is empty".into());
@@ -129,11 +142,8 @@ fn default_camera_backoff_secs() -> u64 {
 fn default_true() -> bool {
     true
 }
-fn default_ocr_models_dir() -> PathBuf {
-    PathBuf::from(".ocr")
-}
 fn default_ocr_models() -> String {
-    "small".into()
+    "tiny".into()
 }
 fn default_ocr_every_frames() -> u32 {
     5
@@ -387,11 +397,12 @@ mod tests {
         let config = AgentConfig::from_toml(&format!("{head}{tail}")).unwrap();
         let camera = config.camera.unwrap();
         assert_eq!(camera.source, "rtsp://10.0.5.20/stream1");
-        assert_eq!(camera.ocr_models, "small");
+        assert_eq!(camera.ocr_models, "tiny");
+        assert_eq!(camera.ocr_dir(), std::path::PathBuf::from("models/onnx/ocr"));
         let tablet = config.tablet.unwrap();
         assert_eq!(tablet.officers[0].username, "officer1");
         let bad =
-            format!("{head}{tail}").replace("ocr_models = \"small\"", "ocr_models = \"huge\"");
+            format!("{head}{tail}").replace("ocr_models = \"tiny\"", "ocr_models = \"huge\"");
         assert!(
             AgentConfig::from_toml(&bad)
                 .unwrap_err()

@@ -523,6 +523,10 @@ pub fn read_container_code(lines: &[TextLine]) -> CodeReading {
                 .flat_map(|v| {
                     forms.iter().map(move |f| {
                         let mut v = v.clone();
+                        if !v.is_empty() {
+                            // Lines stay apart: a code must not start inside another line.
+                            v.push(vec![(' ', 1.0)]);
+                        }
                         v.extend(f.iter().cloned());
                         v
                     })

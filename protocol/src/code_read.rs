@@ -145,15 +145,33 @@ fn options(i: usize, read: &[(char, f32)]) -> Vec<(char, f32, bool)> {
 
 /// Reads a container code from OCR output: one [`CharCandidates`] per character, in reading
 /// order, spaces and punctuation included or not. The size/type code may follow.
+///
+/// A code must stand on its own: its owner code starts the text or follows a space or a line
+/// break, and its check digit ends the text or is followed by one, or by a letter. A window that
+/// starts inside a longer run (`MSAKU5019410` read for `MSKU 501941 0`) could pass the check
+/// digit by chance, 1 time in 10; it is never read as a code.
 pub fn read_code(chars: &[CharCandidates]) -> CodeReading {
-    let chars: Vec<&CharCandidates> = chars
-        .iter()
-        .filter(|c| c.first().is_some_and(|(ch, _)| ch.is_ascii_alphanumeric()))
-        .collect();
+    let alnum = |c: &CharCandidates| c.first().is_some_and(|(ch, _)| ch.is_ascii_alphanumeric());
+    // For each alphanumeric character: whether a boundary comes before it and after it.
+    let mut starts = Vec::new();
+    let mut ends = Vec::new();
+    for (i, c) in chars.iter().enumerate() {
+        if alnum(c) {
+            starts.push(i == 0 || !alnum(&chars[i - 1]));
+            ends.push(i + 1 == chars.len() || !alnum(&chars[i + 1]));
+        }
+    }
+    let chars: Vec<&CharCandidates> = chars.iter().filter(|c| alnum(c)).collect();
     let mut passing: Vec<(String, f32, bool)> = Vec::new();
     let mut best: Option<(String, f32)> = None;
     let mut size_type = None;
     for start in 0..chars.len().saturating_sub(10) {
+        let after = chars.get(start + 11).map(|c| c[0].0);
+        let stands_alone = starts[start]
+            && (ends[start + 10] || after.is_none_or(|c| c.is_ascii_alphabetic()));
+        if !stands_alone {
+            continue;
+        }
         let window = &chars[start..start + 11];
         let opts: Vec<Vec<(char, f32, bool)>> = window
             .iter()
@@ -394,6 +412,20 @@ mod tests {
         assert_eq!(st.kind, "general purpose");
         assert_eq!(parse_size_type("22G1").unwrap().length, "20 ft");
         assert!(parse_size_type("99X1").is_none());
+    }
+
+    #[test]
+    fn a_code_inside_a_longer_run_is_not_read() {
+        // SAKU5019410 passes the check digit, but here it is the tail of a misread run.
+        assert!(ContainerCode::parse("SAKU5019410").is_ok());
+        let r = read_code_text("MSAKU5019410");
+        assert!(r.code.is_none(), "{r:?}");
+        // An extra digit after the check digit: not a code either.
+        let r = read_code_text("CSQU30543831");
+        assert!(r.code.is_none(), "{r:?}");
+        // Separated, both read.
+        assert!(read_code_text("M SAKU5019410").code.is_some());
+        assert!(read_code_text("CSQU3054383 1").code.is_some());
     }
 
     #[test]

@@ -378,7 +378,7 @@ fn spawn_ocr(
     if !config.ocr {
         return Ok(None);
     }
-    let dir: PathBuf = config.ocr_models_dir.clone();
+    let dir: PathBuf = config.ocr_dir();
     let set = config.ocr_models.clone();
     let det = dir.join(format!("PP-OCRv6_det_{set}.onnx"));
     let rec = dir.join(format!("PP-OCRv6_rec_{set}.onnx"));

@@ -180,7 +180,7 @@ pub fn sim_camera_config(port: u16) -> edge_agent::config::CameraConfig {
         max_backoff_secs: 2,
         mirror: false,
         ocr: true,
-        ocr_models_dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/onnx/ocr"),
+        ocr_models_dir: Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/onnx/ocr")),
         ocr_models: "tiny".into(),
         ocr_every_frames: 2,
         jpeg_quality: 80,
