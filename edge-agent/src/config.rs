@@ -398,11 +398,13 @@ mod tests {
         let camera = config.camera.unwrap();
         assert_eq!(camera.source, "rtsp://10.0.5.20/stream1");
         assert_eq!(camera.ocr_models, "tiny");
-        assert_eq!(camera.ocr_dir(), std::path::PathBuf::from("models/onnx/ocr"));
+        assert_eq!(
+            camera.ocr_dir(),
+            std::path::PathBuf::from("models/onnx/ocr")
+        );
         let tablet = config.tablet.unwrap();
         assert_eq!(tablet.officers[0].username, "officer1");
-        let bad =
-            format!("{head}{tail}").replace("ocr_models = \"tiny\"", "ocr_models = \"huge\"");
+        let bad = format!("{head}{tail}").replace("ocr_models = \"tiny\"", "ocr_models = \"huge\"");
         assert!(
             AgentConfig::from_toml(&bad)
                 .unwrap_err()

@@ -167,8 +167,8 @@ pub fn read_code(chars: &[CharCandidates]) -> CodeReading {
     let mut size_type = None;
     for start in 0..chars.len().saturating_sub(10) {
         let after = chars.get(start + 11).map(|c| c[0].0);
-        let stands_alone = starts[start]
-            && (ends[start + 10] || after.is_none_or(|c| c.is_ascii_alphabetic()));
+        let stands_alone =
+            starts[start] && (ends[start + 10] || after.is_none_or(|c| c.is_ascii_alphabetic()));
         if !stands_alone {
             continue;
         }

@@ -8,6 +8,7 @@
 //! - [`ids`]: identifiers that end up in file names and URLs (`ScanId`, `BayId`, `ReportId`),
 //!   restricted to a safe alphabet so that no id can traverse a path.
 //! - [`code_read`]: a container code from OCR output, with confusion correction, or "unreadable".
+//! - [`homography`]: plane-to-plane homographies (camera views of a container face).
 //! - [`container_code`]: ISO 6346 container codes with check-digit validation.
 //! - [`hs`]: the HS chapter → material profile table (`assets/hs_chapters.csv`).
 //! - [`declaration`]: advance cargo declarations (`baylens.declaration/1`), a WCO Data Model subset.
@@ -21,6 +22,7 @@ pub mod code_read;
 pub mod container_code;
 pub mod declaration;
 pub mod error;
+pub mod homography;
 pub mod hs;
 pub mod ids;
 pub mod release;

@@ -343,67 +343,7 @@ fn paint_face(
     img
 }
 
-/// Solves the homography mapping `src[i]` to `dst[i]` (four point pairs), row-major, h33 = 1.
-pub fn homography_from_points(src: &[[f64; 2]; 4], dst: &[[f64; 2]; 4]) -> Option<[f64; 9]> {
-    let mut a = [[0.0f64; 9]; 8];
-    for i in 0..4 {
-        let ([x, y], [u, v]) = (src[i], dst[i]);
-        a[2 * i] = [x, y, 1.0, 0.0, 0.0, 0.0, -u * x, -u * y, u];
-        a[2 * i + 1] = [0.0, 0.0, 0.0, x, y, 1.0, -v * x, -v * y, v];
-    }
-    // Gaussian elimination with partial pivoting on the 8 x 9 augmented matrix.
-    for col in 0..8 {
-        let pivot = (col..8).max_by(|&p, &q| a[p][col].abs().total_cmp(&a[q][col].abs()))?;
-        if a[pivot][col].abs() < 1e-12 {
-            return None;
-        }
-        a.swap(col, pivot);
-        let pivot_row = a[col];
-        for (row, r) in a.iter_mut().enumerate() {
-            if row != col {
-                let f = r[col] / pivot_row[col];
-                for (x, p) in r[col..].iter_mut().zip(&pivot_row[col..]) {
-                    *x -= f * p;
-                }
-            }
-        }
-    }
-    let mut h = [0.0; 9];
-    for (i, (hi, r)) in h.iter_mut().zip(&a).enumerate() {
-        *hi = r[8] / r[i];
-    }
-    h[8] = 1.0;
-    Some(h)
-}
-
-/// Applies a homography to a point.
-pub fn apply(h: &[f64; 9], [x, y]: [f64; 2]) -> [f64; 2] {
-    let w = h[6] * x + h[7] * y + h[8];
-    [
-        (h[0] * x + h[1] * y + h[2]) / w,
-        (h[3] * x + h[4] * y + h[5]) / w,
-    ]
-}
-
-/// The inverse of a homography.
-pub fn invert(h: &[f64; 9]) -> Option<[f64; 9]> {
-    let [a, b, c, d, e, f, g, hh, i] = *h;
-    let det = a * (e * i - f * hh) - b * (d * i - f * g) + c * (d * hh - e * g);
-    if det.abs() < 1e-15 {
-        return None;
-    }
-    Some([
-        (e * i - f * hh) / det,
-        (c * hh - b * i) / det,
-        (b * f - c * e) / det,
-        (f * g - d * i) / det,
-        (a * i - c * g) / det,
-        (c * d - a * f) / det,
-        (d * hh - e * g) / det,
-        (b * g - a * hh) / det,
-        (a * e - b * d) / det,
-    ])
-}
+pub use baylens_protocol::homography::{apply, from_points as homography_from_points, invert};
 
 /// A random camera pose for a face: where its corners land in the frame.
 fn pose(face_m: [f64; 2], opts: &CameraOptions, view: View, rng: &mut impl Rng) -> [[f64; 2]; 4] {
@@ -587,25 +527,6 @@ pub fn render(
 mod tests {
     use super::*;
     use rand::SeedableRng;
-
-    #[test]
-    fn homographies_map_the_corners_and_invert() {
-        let src = [[0.0, 0.0], [12.0, 0.0], [12.0, 2.6], [0.0, 2.6]];
-        let dst = [
-            [100.0, 80.0],
-            [1100.0, 120.0],
-            [1080.0, 600.0],
-            [130.0, 640.0],
-        ];
-        let h = homography_from_points(&src, &dst).unwrap();
-        let inv = invert(&h).unwrap();
-        for (s, d) in src.iter().zip(&dst) {
-            let p = apply(&h, *s);
-            assert!((p[0] - d[0]).abs() < 1e-6 && (p[1] - d[1]).abs() < 1e-6);
-            let q = apply(&inv, *d);
-            assert!((q[0] - s[0]).abs() < 1e-6 && (q[1] - s[1]).abs() < 1e-6);
-        }
-    }
 
     #[test]
     fn a_frame_shows_the_face_where_the_truth_says() {

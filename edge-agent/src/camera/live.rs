@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
 use baylens_models::ocr::{OcrModel, OcrOptions, Rgb};
@@ -249,6 +249,17 @@ fn run(config: &CameraConfig, bay: &BayState, stop: &AtomicBool, ocr: Option<Syn
         .max_fps
         .filter(|f| *f > 0.0)
         .map(|f| Duration::from_secs_f64(1.0 / f));
+    // Shown on the tablet until the next attempt, which comes after `backoff`.
+    let unavailable = |e: &super::CameraError, backoff: Duration, reconnects: u32| {
+        bay.set_camera(CameraStatus {
+            state: "unavailable".into(),
+            source: Some(config.source.clone()),
+            error: Some(e.to_string()),
+            retry_in_secs: Some(backoff.as_secs()),
+            reconnects,
+        });
+        sleep_unless_stopped(stop, backoff);
+    };
     while !stop.load(Ordering::Relaxed) {
         bay.set_camera(CameraStatus {
             state: "connecting".into(),
@@ -263,14 +274,7 @@ fn run(config: &CameraConfig, bay: &BayState, stop: &AtomicBool, ocr: Option<Syn
                     retry_in_secs = backoff.as_secs(),
                     "{e}; the agent goes on processing scans"
                 );
-                bay.set_camera(CameraStatus {
-                    state: "unavailable".into(),
-                    source: Some(config.source.clone()),
-                    error: Some(e.to_string()),
-                    retry_in_secs: Some(backoff.as_secs()),
-                    reconnects,
-                });
-                sleep_unless_stopped(stop, backoff);
+                unavailable(&e, backoff, reconnects);
                 backoff = (backoff * 2).min(max_backoff);
                 continue;
             }
@@ -293,14 +297,7 @@ fn run(config: &CameraConfig, bay: &BayState, stop: &AtomicBool, ocr: Option<Syn
                 Ok(f) => f,
                 Err(e) => {
                     tracing::warn!(retry_in_secs = backoff.as_secs(), "{e}; reopening it");
-                    bay.set_camera(CameraStatus {
-                        state: "unavailable".into(),
-                        source: Some(config.source.clone()),
-                        error: Some(e.to_string()),
-                        retry_in_secs: Some(backoff.as_secs()),
-                        reconnects,
-                    });
-                    sleep_unless_stopped(stop, backoff);
+                    unavailable(&e, backoff, reconnects);
                     backoff = (backoff * 2).min(max_backoff);
                     break;
                 }
@@ -353,10 +350,8 @@ fn run(config: &CameraConfig, bay: &BayState, stop: &AtomicBool, ocr: Option<Syn
                 && needs_code
                 && seq % u64::from(config.ocr_every_frames.max(1)) == 0
             {
-                match tx.try_send(frame) {
-                    Ok(()) | Err(TrySendError::Full(_)) => {}
-                    Err(TrySendError::Disconnected(_)) => {}
-                }
+                // Busy reading the last one: this frame is skipped, the next one will do.
+                let _ = tx.try_send(frame);
             }
         }
     }

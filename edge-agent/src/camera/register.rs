@@ -41,31 +41,7 @@ pub struct Registration {
     pub points: usize,
 }
 
-/// Applies a row-major homography to a point.
-pub fn apply(h: &[f64; 9], [x, y]: [f64; 2]) -> [f64; 2] {
-    let w = h[6] * x + h[7] * y + h[8];
-    [
-        (h[0] * x + h[1] * y + h[2]) / w,
-        (h[3] * x + h[4] * y + h[5]) / w,
-    ]
-}
-
-/// `a ∘ b` (first `b`, then `a`), row-major 3 x 3.
-pub fn compose(a: &[f64; 9], b: &[f64; 9]) -> [f64; 9] {
-    let mut out = [0.0; 9];
-    for r in 0..3 {
-        for c in 0..3 {
-            out[r * 3 + c] = (0..3).map(|k| a[r * 3 + k] * b[k * 3 + c]).sum();
-        }
-    }
-    let s = out[8];
-    if s.abs() > 1e-12 {
-        for v in &mut out {
-            *v /= s;
-        }
-    }
-    out
-}
+pub use baylens_protocol::homography::{apply, compose, invert};
 
 fn to_array(m: &Mat) -> opencv::Result<Option<[f64; 9]>> {
     if m.empty() || m.rows() != 3 || m.cols() != 3 {
@@ -78,25 +54,6 @@ fn to_array(m: &Mat) -> opencv::Result<Option<[f64; 9]>> {
         }
     }
     Ok(Some(h))
-}
-
-fn invert(h: &[f64; 9]) -> Option<[f64; 9]> {
-    let [a, b, c, d, e, f, g, hh, i] = *h;
-    let det = a * (e * i - f * hh) - b * (d * i - f * g) + c * (d * hh - e * g);
-    if det.abs() < 1e-15 {
-        return None;
-    }
-    Some([
-        (e * i - f * hh) / det,
-        (c * hh - b * i) / det,
-        (b * f - c * e) / det,
-        (f * g - d * i) / det,
-        (a * i - c * g) / det,
-        (c * d - a * f) / det,
-        (d * hh - e * g) / det,
-        (b * g - a * hh) / det,
-        (a * e - b * d) / det,
-    ])
 }
 
 /// Orders four points top-left, top-right, bottom-right, bottom-left.
