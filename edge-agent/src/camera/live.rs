@@ -185,21 +185,71 @@ pub fn draw(
     Ok(())
 }
 
+/// Steadies the registration of a fixed camera from frame to frame. A new position of the
+/// container is believed only when two frames in a row agree on it (one odd frame, such as a
+/// post taken for the container's end, would otherwise throw the overlay across the picture for
+/// a frame); the last believed one stands in for up to [`HOLD_REGISTRATION`] while the container
+/// is not found (a person or a forklift passing in front of it).
+#[derive(Debug, Default)]
+pub struct Steady {
+    held: Option<(Instant, Registration)>,
+    candidate: Option<Registration>,
+}
+
+/// Two registrations agree when no corner moved more than this share of the frame's width.
+const AGREE: f64 = 0.02;
+
+fn agree(a: &Registration, b: &Registration, width: f64) -> bool {
+    a.corners
+        .iter()
+        .zip(&b.corners)
+        .all(|(p, q)| ((p[0] - q[0]).powi(2) + (p[1] - q[1]).powi(2)).sqrt() < AGREE * width)
+}
+
+impl Steady {
+    /// The registration to draw with, given what this frame (`width` pixels wide) gave.
+    pub fn settle(&mut self, found: Option<Registration>, width: f64) -> Option<Registration> {
+        let now = Instant::now();
+        let held = self
+            .held
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < HOLD_REGISTRATION)
+            .map(|(_, r)| r.clone());
+        let Some(found) = found else {
+            self.candidate = None;
+            return held;
+        };
+        let confirmed = held.as_ref().is_some_and(|h| agree(h, &found, width))
+            || self
+                .candidate
+                .as_ref()
+                .is_some_and(|c| agree(c, &found, width));
+        if confirmed {
+            self.candidate = None;
+            self.held = Some((now, found.clone()));
+            Some(found)
+        } else {
+            self.candidate = Some(found);
+            held
+        }
+    }
+}
+
 /// A processed frame: the JPEG, the registration, and scan pixels to frame pixels.
 pub type Processed = (Vec<u8>, Option<Registration>, Option<[f64; 9]>);
 
 /// Registers one frame and draws the overlay: the overlay path the frame-rate bench measures.
 ///
-/// `held` is a recent registration to use when this frame gives none.
+/// `steady` carries the registration over from frame to frame (see [`Steady`]).
 pub fn process(
     frame: &Frame,
     overlay: Option<(&Mat, [f64; 2], &[f64; 9])>,
-    held: Option<&Registration>,
+    steady: &mut Steady,
     jpeg_quality: i32,
 ) -> opencv::Result<Processed> {
     let mut bgr = to_bgr_mat(&frame.rgb, frame.width, frame.height)?;
     let face_m = overlay.map_or(DEFAULT_FACE_M, |o| o.1);
-    let reg = register::register(&bgr, face_m)?.or_else(|| held.cloned());
+    let reg = steady.settle(register::register(&bgr, face_m)?, f64::from(frame.width));
     let scan_to_frame = match (&reg, overlay) {
         (Some(r), Some((_, _, scan_to_face))) => {
             Some(register::compose(&r.homography, scan_to_face))
@@ -243,7 +293,7 @@ fn run(config: &CameraConfig, bay: &BayState, stop: &AtomicBool, ocr: Option<Syn
     let mut reconnects = 0u32;
     let mut seq = 0u64;
     let mut overlay: Option<Overlay> = None;
-    let mut held: Option<(Instant, Registration)> = None;
+    let mut steady = Steady::default();
     let mut had_camera = false;
     let min_period = config
         .max_fps
@@ -320,29 +370,18 @@ fn run(config: &CameraConfig, bay: &BayState, stop: &AtomicBool, ocr: Option<Syn
             let ov = overlay
                 .as_ref()
                 .map(|o| (&o.bgra, o.face_m, &o.scan_to_face));
-            let held_now = held
-                .as_ref()
-                .filter(|(at, _)| at.elapsed() < HOLD_REGISTRATION)
-                .map(|(_, r)| r);
-            match process(&frame, ov, held_now, config.jpeg_quality) {
-                Ok((jpeg, reg, scan_to_frame)) => {
-                    if let Some(r) = &reg
-                        && held_now != Some(r)
-                    {
-                        held = Some((Instant::now(), r.clone()));
-                    }
-                    bay.publish_frame(LiveFrame {
-                        seq,
-                        jpeg,
-                        width: frame.width,
-                        height: frame.height,
-                        homography: scan_to_frame,
-                        corners: reg.map(|r| r.corners),
-                        scan_id: overlay.as_ref().map(|o| o.scan_id.clone()),
-                        captured_at: chrono::Utc::now(),
-                        process_ms: frame.at.elapsed().as_secs_f64() * 1e3,
-                    })
-                }
+            match process(&frame, ov, &mut steady, config.jpeg_quality) {
+                Ok((jpeg, reg, scan_to_frame)) => bay.publish_frame(LiveFrame {
+                    seq,
+                    jpeg,
+                    width: frame.width,
+                    height: frame.height,
+                    homography: scan_to_frame,
+                    corners: reg.map(|r| r.corners),
+                    scan_id: overlay.as_ref().map(|o| o.scan_id.clone()),
+                    captured_at: chrono::Utc::now(),
+                    process_ms: frame.at.elapsed().as_secs_f64() * 1e3,
+                }),
                 Err(e) => tracing::warn!("frame {seq} not processed: {e}"),
             }
             let needs_code = bay.code().is_none_or(|c| !c.reading.check.accepted());
@@ -441,4 +480,47 @@ fn spawn_ocr(
         }
     })?;
     Ok(Some(tx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reg(dx: f64) -> Registration {
+        Registration {
+            homography: [1.0, 0.0, dx, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+            corners: [
+                [100.0 + dx, 100.0],
+                [900.0 + dx, 100.0],
+                [900.0 + dx, 400.0],
+                [100.0 + dx, 400.0],
+            ],
+            inliers: 100,
+            points: 100,
+        }
+    }
+
+    #[test]
+    fn a_new_position_needs_two_frames_that_agree_and_a_lost_one_is_held() {
+        let mut s = Steady::default();
+        assert_eq!(
+            s.settle(Some(reg(0.0)), 1280.0),
+            None,
+            "one frame is not believed yet"
+        );
+        assert_eq!(
+            s.settle(Some(reg(3.0)), 1280.0),
+            Some(reg(3.0)),
+            "two that agree are"
+        );
+        // One odd frame far away: the believed one stays.
+        assert_eq!(s.settle(Some(reg(400.0)), 1280.0), Some(reg(3.0)));
+        // Small shake: followed at once.
+        assert_eq!(s.settle(Some(reg(5.0)), 1280.0), Some(reg(5.0)));
+        // Not found (someone in front): held.
+        assert_eq!(s.settle(None, 1280.0), Some(reg(5.0)));
+        // The container really moved: believed on the second frame.
+        assert_eq!(s.settle(Some(reg(300.0)), 1280.0), Some(reg(5.0)));
+        assert_eq!(s.settle(Some(reg(301.0)), 1280.0), Some(reg(301.0)));
+    }
 }
