@@ -8,8 +8,9 @@
 //!
 //! The scan is a simulated 20' container with concealed goods, analysed by the real pipeline
 //! (concealment model through ONNX Runtime, calibration, manifest check against its
-//! declaration); the frames are scanner-sim's camera views of that container, JPEG-decoded as an
-//! IP camera's would be. One thread, like the agent's camera thread.
+//! declaration); the frames are scanner-sim's camera views of that container from five fixed
+//! bay cameras, 60 frames each with a pixel or two of shake, JPEG-decoded as an IP camera's
+//! would be. One thread, like the agent's camera thread.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -71,7 +72,8 @@ fn main() -> anyhow::Result<()> {
         declaration: Some(g.declaration.clone()),
     };
     let overlay = overlay_for(&scan, false).ok_or_else(|| anyhow::anyhow!("no overlay"))?;
-    // Camera frames of that container: six poses' worth of shake, decoded from JPEG.
+    // Camera frames of that container from fixed bay cameras: five bays (poses), each frame a
+    // pixel or two of shake from the last, JPEG round trip as from an IP camera.
     let code = g
         .meta
         .container_code
@@ -83,24 +85,35 @@ fn main() -> anyhow::Result<()> {
         ..CameraOptions::default()
     };
     let mut camera_frames = Vec::new();
-    for k in 0..6u64 {
-        let mut rng = scanner_sim::scan_rng(9, k);
-        let f = camera::render(View::Side, g.truth.container, &code, &opts, &mut rng);
-        let mut jpeg = Vec::new();
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 85).encode_image(&f.image)?;
-        let rgb = image::load_from_memory(&jpeg)?.into_rgb8();
-        camera_frames.push(Frame {
-            width: rgb.width(),
-            height: rgb.height(),
-            rgb: rgb.into_raw(),
-            at: Instant::now(),
-        });
+    for bay in 0..5u64 {
+        let pose = camera::render(
+            View::Side,
+            g.truth.container,
+            &code,
+            &opts,
+            &mut scanner_sim::scan_rng(9, bay),
+        );
+        for (dx, dy) in [(0i64, 0i64), (1, 0), (2, 1), (1, -1), (-1, 0), (-2, 1)] {
+            let mut shaken = image::RgbImage::new(pose.image.width(), pose.image.height());
+            image::imageops::overlay(&mut shaken, &pose.image, dx, dy);
+            let mut jpeg = Vec::new();
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 85)
+                .encode_image(&shaken)?;
+            let rgb = image::load_from_memory(&jpeg)?.into_rgb8();
+            camera_frames.push(Frame {
+                width: rgb.width(),
+                height: rgb.height(),
+                rgb: rgb.into_raw(),
+                at: Instant::now(),
+            });
+        }
     }
     let mut times = Vec::new();
     let mut steady = Steady::default();
     let (mut registered, mut drawn) = (0, 0);
     for i in 0..frames + 10 {
-        let frame = &camera_frames[i % camera_frames.len()];
+        // 60 frames from each bay in turn, shaking.
+        let frame = &camera_frames[((i / 60) % 5) * 6 + i % 6];
         let t = Instant::now();
         let (jpeg, reg, h) = process(
             frame,
@@ -139,7 +152,7 @@ fn main() -> anyhow::Result<()> {
         },
     )?;
     let mut ocr_times = Vec::new();
-    for f in &camera_frames {
+    for f in camera_frames.iter().step_by(6) {
         let t = Instant::now();
         let _ = ocr.read_code(baylens_models::ocr::Rgb {
             data: &f.rgb,
