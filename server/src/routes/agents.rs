@@ -253,16 +253,7 @@ async fn annotate(
         return bad("nothing to record".into());
     }
     let scan_id = ScanId::parse(&scan_id).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
-    let (case_id, bay) = state
-        .store
-        .case_of_scan(scan_id.as_str())
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    if bay != agent.bay {
-        return Err(ApiError::Forbidden(format!(
-            "scan {scan_id} belongs to bay {bay}"
-        )));
-    }
+    let case_id = own_case(&state, &agent, &scan_id).await?;
     let officer = match state.store.user_by_name(&a.officer).await? {
         Some((u, _))
             if u.role == Role::Supervisor
@@ -332,6 +323,22 @@ async fn annotate(
     })
 }
 
+/// The case of a scan of the agent's own bay: 404 while the server has none, 403 for another
+/// bay's scan.
+async fn own_case(state: &AppState, agent: &crate::store::Agent, scan_id: &ScanId) -> Result<i64> {
+    let (case_id, bay) = state
+        .store
+        .case_of_scan(scan_id.as_str())
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if bay != agent.bay {
+        return Err(ApiError::Forbidden(format!(
+            "scan {scan_id} belongs to bay {bay}"
+        )));
+    }
+    Ok(case_id)
+}
+
 async fn upload_layer(
     State(state): State<AppState>,
     principal: Principal,
@@ -372,16 +379,7 @@ async fn store_png(
     {
         return Err(ApiError::TooLarge(MAX_PREVIEW_BYTES));
     }
-    let (case_id, bay) = state
-        .store
-        .case_of_scan(scan_id.as_str())
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    if bay != agent.bay {
-        return Err(ApiError::Forbidden(format!(
-            "scan {scan_id} belongs to bay {bay}"
-        )));
-    }
+    let case_id = own_case(state, agent, &scan_id).await?;
     // Streamed into the object store, size-checked as it arrives; the object appears only
     // when the upload completes, so a cut connection leaves no half image behind.
     let upload = state
