@@ -379,7 +379,7 @@ async fn store_png(
     {
         return Err(ApiError::TooLarge(MAX_PREVIEW_BYTES));
     }
-    let case_id = own_case(state, agent, &scan_id).await?;
+    let case_id = own_case(state, agent, scan_id).await?;
     // Streamed into the object store, size-checked as it arrives; the object appears only
     // when the upload completes, so a cut connection leaves no half image behind.
     let upload = state
