@@ -80,9 +80,6 @@ pub async fn run(
         let max_backoff = Duration::from_secs(config.server.max_backoff_secs);
         tokio::spawn(async move { annotations.deliver(client, max_backoff, stop).await })
     };
-    // The camera runs on its own threads; a missing camera never stops the scan loop.
-    let camera_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let camera_thread = start_camera(&config, &bay, &camera_stop);
     let tablet_task = match &config.tablet {
         Some(tablet) => {
             let listener = tokio::net::TcpListener::bind(tablet.listen)
@@ -314,6 +311,10 @@ pub async fn run(
         None => None,
     };
 
+    // The camera runs on its own threads, started after everything that can fail at start; a
+    // missing camera never stops the scan loop.
+    let camera_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let camera_thread = start_camera(&config, &bay, &camera_stop);
     tokio::pin!(shutdown);
     let mut tick = tokio::time::interval(Duration::from_millis(config.poll_interval_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
