@@ -340,11 +340,15 @@ fn run(config: &CameraConfig, bay: &BayState, stop: &AtomicBool, ocr: Option<Syn
             reconnects,
             ..CameraStatus::default()
         });
-        backoff = Duration::from_secs(1);
-        let mut last = Instant::now() - Duration::from_secs(1);
+        let mut last: Option<Instant> = None;
         while !stop.load(Ordering::Relaxed) {
             let frame = match source.next_frame() {
-                Ok(f) => f,
+                // A camera that opens but gives no frame keeps backing off; one that gives
+                // frames starts over from a short wait the next time it is lost.
+                Ok(f) => {
+                    backoff = Duration::from_secs(1);
+                    f
+                }
                 Err(e) => {
                     tracing::warn!(retry_in_secs = backoff.as_secs(), "{e}; reopening it");
                     unavailable(&e, backoff, reconnects);
@@ -352,12 +356,12 @@ fn run(config: &CameraConfig, bay: &BayState, stop: &AtomicBool, ocr: Option<Syn
                     break;
                 }
             };
-            if let Some(p) = min_period {
-                if last.elapsed() < p {
-                    continue;
-                }
+            if let (Some(p), Some(l)) = (min_period, last)
+                && l.elapsed() < p
+            {
+                continue;
             }
-            last = Instant::now();
+            last = Some(Instant::now());
             seq += 1;
             let latest = bay.latest();
             if let Some(scan) = &latest
