@@ -10,7 +10,6 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use base64::Engine as _;
-use baylens_server::auth::Role;
 use futures_util::StreamExt;
 use scanner_sim::Scenario;
 use scanner_sim::ipcam::IpCamera;
@@ -53,13 +52,8 @@ async fn wait_bay(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_live_view_reads_the_code_anchors_the_scan_and_survives_the_camera_going_away() {
     let root = tempfile::tempdir().unwrap();
-    let server = start_server(&root.path().join("server")).await;
-    let token_file = register_agent(&server, root.path()).await;
-    server
-        .store
-        .add_user("test", "off1", PASSWORD, Role::Officer, Some("BAY01"))
-        .await
-        .unwrap();
+    let (server, token_file) =
+        start_server_with_officer(&root.path().join("server"), root.path()).await;
 
     // The camera sees the container the scanner scans: a 20' box with the scan's code.
     let first = sim_scan(Scenario::Concealment, 1);
@@ -227,35 +221,23 @@ async fn the_live_view_reads_the_code_anchors_the_scan_and_survives_the_camera_g
         .await
         .unwrap();
     assert_eq!(bad.status(), 422);
-    let sup = session_token(&client, &server.url, "off1").await;
+    // The case as the officer sees it on the server.
+    let officer = session_token(&client, &server.url, "off1").await;
+    assert_eq!(wait_for_cases(&server.store, 1).await, 1);
+    let (case_id, _) = server.store.case_of_scan(&scan_id).await.unwrap().unwrap();
     let mut case = serde_json::Value::Null;
     for _ in 0..150 {
-        let cases: serde_json::Value = client
-            .get(format!("{}/api/v1/cases", server.url))
-            .bearer_auth(&sup)
+        case = client
+            .get(format!("{}/api/v1/cases/{case_id}", server.url))
+            .bearer_auth(&officer)
             .send()
             .await
             .unwrap()
             .json()
             .await
             .unwrap();
-        if let Some(id) = cases
-            .as_array()
-            .and_then(|c| c.first())
-            .map(|c| c["id"].clone())
-        {
-            case = client
-                .get(format!("{}/api/v1/cases/{id}", server.url))
-                .bearer_auth(&sup)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            if case.to_string().contains("\"seal\"") {
-                break;
-            }
+        if case.to_string().contains("\"seal\"") {
+            break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -11,7 +11,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use baylens_protocol::Declaration;
-use baylens_server::auth::Role;
 use scanner_sim::Scenario;
 use scanner_sim::ipcam::IpCamera;
 use support::*;
@@ -27,13 +26,7 @@ async fn an_officer_uses_the_tablet_offline_in_chromium() {
     }
     let root = tempfile::tempdir().unwrap();
     let server_dir = root.path().join("server");
-    let mut server = start_server(&server_dir).await;
-    let token_file = register_agent(&server, root.path()).await;
-    server
-        .store
-        .add_user("test", "off1", PASSWORD, Role::Officer, Some("BAY01"))
-        .await
-        .unwrap();
+    let (mut server, token_file) = start_server_with_officer(&server_dir, root.path()).await;
 
     // The trader declared textiles for the container that arrives with goods hidden inside.
     let scan = sim_scan(Scenario::Concealment, 1);

@@ -66,6 +66,25 @@ pub async fn register_agent(server: &Server, root: &Path) -> PathBuf {
     token_file
 }
 
+/// A server in `dir` with agent `bay01-agent` (token in `root/agent.token`) and officer `off1`
+/// of BAY01 (password [`PASSWORD`]).
+pub async fn start_server_with_officer(dir: &Path, root: &Path) -> (Server, PathBuf) {
+    let server = start_server(dir).await;
+    let token_file = register_agent(&server, root).await;
+    server
+        .store
+        .add_user(
+            "test",
+            "off1",
+            PASSWORD,
+            baylens_server::auth::Role::Officer,
+            Some("BAY01"),
+        )
+        .await
+        .unwrap();
+    (server, token_file)
+}
+
 pub fn agent_config(root: &Path, server_url: &str, token_file: &Path) -> AgentConfig {
     let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/onnx");
     AgentConfig::from_toml(&format!(
