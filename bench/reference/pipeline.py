@@ -33,7 +33,7 @@ THRESHOLD, MIN_REGION_PIXELS = 0.95, 300
 MU_RHO = {"organic": 0.0272, "inorganic": 0.0255, "metal": 0.0305}
 RATIO_ORGANIC, RATIO_MIXED, RATIO_INORGANIC = 1.2257, 1.2200, 1.1540
 MIN_NET, OPAQUE, SMOOTH = 0.3, 8.0, 3
-# edge-agent/src/calibration.rs
+# edge-agent/src/calibration/mod.rs
 DARK, WALL_MARGIN_MM, BASELINE_QUANTILE, STRUCTURE = 2.0, 180.0, 0.02, 0.45
 # edge-agent/src/manifest.rs Tolerances::default()
 TOL = dict(mass_relative=0.25, mass_absolute_kg=500.0, empty_max_kg=500.0, class_min_kg=1000.0,

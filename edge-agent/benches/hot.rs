@@ -41,7 +41,7 @@ fn benches(c: &mut Criterion) {
     let cal = Calibration::scanner_sim();
     let ah = attenuation(&g.scan.high, HIGH.air, HIGH.dark);
     let al = attenuation(&g.scan.low, LOW.air, LOW.dark);
-    let pitch = g.scan.pitch_mm;
+    let pitch = [g.scan.pitch_mm, g.scan.pitch_vertical_mm];
     let cargo = estimate_cargo(&ah, &al, w, h, pitch, &cal).expect("a container");
     let dir = tempfile::tempdir().unwrap();
     let files = write_scan(dir.path(), &g.scan, &g.meta, false).unwrap();

@@ -66,11 +66,12 @@ fn main() -> anyhow::Result<()> {
             let loaded = load_scan(path, MAX_IMAGE_BYTES).map_err(|e| anyhow::anyhow!("{e}"))?;
             let t1 = Instant::now();
             let (output, mut report) =
-                model_report(&loaded, &mut model).map_err(|e| anyhow::anyhow!("{e}"))?;
+                model_report(&loaded, &mut model, calibration.operating_point())
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
             let t2 = Instant::now();
             let (high, hm) = loaded.high();
             let w = high.width as usize;
-            let pitch = loaded.sidecar.pixel_pitch_mm;
+            let pitch = loaded.sidecar.pitch_mm();
             let cargo = scan_cargo(&loaded, &calibration);
             let t3 = Instant::now();
             let decl = loaded

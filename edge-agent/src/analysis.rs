@@ -19,7 +19,9 @@ pub fn build_report(
     output: &ConcealmentOutput,
     analysed_at: DateTime<Utc>,
 ) -> ScanReport {
-    let metres = |pixels: u32| f64::from(pixels) * sidecar.pixel_pitch_mm / 1000.0;
+    let [px, py] = sidecar.pitch_mm();
+    let metres = |pixels: u32| f64::from(pixels) * px / 1000.0;
+    let rows_m = |pixels: u32| f64::from(pixels) * py / 1000.0;
     let findings: Vec<Finding> = output
         .detections
         .iter()
@@ -30,9 +32,9 @@ pub fn build_report(
             message: format!(
                 "Possible concealment: goods of about {:.1} m x {:.1} m hidden in the cargo or behind a false wall, floor or ceiling, {:.1} m from the left edge of the scan and {:.1} m from its top: examine there.",
                 metres(d.width),
-                metres(d.height),
+                rows_m(d.height),
                 metres(d.x),
-                metres(d.y),
+                rows_m(d.y),
             ),
         })
         .collect();

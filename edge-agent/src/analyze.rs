@@ -21,7 +21,7 @@
 use std::path::Path;
 
 use baylens_models::concealment::NAME as MODEL_NAME;
-use baylens_models::{ConcealmentModel, ConcealmentOutput};
+use baylens_models::{ConcealmentModel, ConcealmentOutput, HighEnergyScan, OperatingPoint};
 use baylens_protocol::risk::{LaneThresholds, PreArrival};
 use baylens_protocol::{Declaration, ReportId, ScanReport};
 use chrono::Utc;
@@ -32,7 +32,7 @@ use crate::calibration::{Calibration, CargoEstimate, attenuation, estimate_cargo
 use crate::expected::{self, Block, ExpectedLayout};
 use crate::ingest::Rejection;
 use crate::ingest::scan::{LoadedScan, load_scan};
-use crate::manifest::{ManifestInput, Tolerances, verify};
+use crate::manifest::{ManifestInput, verify};
 use crate::overlay;
 
 /// Largest image file `analyze` reads (the agent's default limit).
@@ -54,10 +54,19 @@ fn cargo_json(c: &CargoEstimate) -> Value {
 pub fn model_report(
     loaded: &LoadedScan,
     model: &mut ConcealmentModel,
+    op: OperatingPoint,
 ) -> Result<(ConcealmentOutput, ScanReport), Rejection> {
     let (high, meta) = loaded.high();
+    let scan = HighEnergyScan {
+        readings: &high.samples,
+        width: high.width,
+        height: high.height,
+        air: meta.air,
+        dark: meta.dark,
+        pitch_mm: loaded.sidecar.pitch_mm(),
+    };
     let output = model
-        .analyse(&high.samples, high.width, high.height, meta.air, meta.dark)
+        .analyse_scan(&scan, op)
         .map_err(|e| Rejection(format!("analysis failed: {e}")))?;
     let report_id =
         ReportId::parse(&uuid::Uuid::new_v4().to_string()).map_err(|e| Rejection(e.to_string()))?;
@@ -88,7 +97,7 @@ pub fn scan_cargo(loaded: &LoadedScan, calibration: &Calibration) -> Option<Carg
         &al,
         high.width as usize,
         high.height as usize,
-        loaded.sidecar.pixel_pitch_mm,
+        loaded.sidecar.pitch_mm(),
         calibration,
     )
 }
@@ -118,10 +127,10 @@ pub fn analyse(
     pre: &PreArrival,
     lanes: LaneThresholds,
 ) -> Result<Analysis, Rejection> {
-    let (output, mut report) = model_report(loaded, model)?;
+    let (output, mut report) = model_report(loaded, model, calibration.operating_point())?;
     let (high, _) = loaded.high();
     let w = high.width as usize;
-    let pitch = loaded.sidecar.pixel_pitch_mm;
+    let pitch = loaded.sidecar.pitch_mm();
     let cargo = scan_cargo(loaded, calibration);
     let unreadable = loaded
         .sidecar
@@ -137,7 +146,7 @@ pub fn analyse(
             pitch_mm: pitch,
         },
         w,
-        Tolerances::default(),
+        calibration.tolerances(),
     );
     if report.declaration_ref.is_none() {
         report.declaration_ref = declaration.map(|d| d.reference.clone());
@@ -176,7 +185,7 @@ impl Analysis {
         .map_err(|e| Rejection(format!("overlay layer failed: {e}")))?;
         let vector = overlay::vector(
             &self.report,
-            loaded.sidecar.pixel_pitch_mm,
+            loaded.sidecar.pitch_mm(),
             self.cargo.as_ref(),
             self.layout.as_ref(),
             &self.blocks,

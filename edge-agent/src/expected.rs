@@ -119,10 +119,10 @@ fn columns(cargo: &CargoEstimate, width: usize) -> Vec<Option<MaterialClass>> {
 }
 
 /// Cuts the observed load into blocks (see the module docs).
-pub fn blocks(cargo: &CargoEstimate, width: usize, pitch_mm: f64) -> Vec<Block> {
+pub fn blocks(cargo: &CargoEstimate, width: usize, pitch_mm: [f64; 2]) -> Vec<Block> {
     let s = cargo.space;
     let mut cols = columns(cargo, width);
-    let px = |m: f64| ((m * 1000.0 / pitch_mm).round() as usize).max(1);
+    let px = |m: f64| ((m * 1000.0 / pitch_mm[0]).round() as usize).max(1);
     // Bridge short gaps inside a run of one class.
     let max_gap = px(MAX_GAP_M);
     let mut last: Option<(usize, MaterialClass)> = None;
@@ -175,7 +175,7 @@ pub fn blocks(cargo: &CargoEstimate, width: usize, pitch_mm: f64) -> Vec<Block> 
             _ => merged.push((a, b, c)),
         }
     }
-    let pixel_m2 = (pitch_mm / 1000.0).powi(2);
+    let pixel_m2 = pitch_mm[0] / 1000.0 * pitch_mm[1] / 1000.0;
     merged
         .into_iter()
         .filter(|(a, b, _)| b - a >= min_block.min(3))
@@ -229,18 +229,19 @@ fn item_area(mass_kg: f64, packing: Packing, bulk: (f64, f64)) -> [f64; 2] {
 pub fn layout(
     decl: &Declaration,
     space: CargoSpace,
-    pitch_mm: f64,
+    pitch_mm: [f64; 2],
     from_left: bool,
     stack_m: f64,
 ) -> ExpectedLayout {
-    let m_per_px = pitch_mm / 1000.0;
-    let space_h = (space.floor - space.top) as f64 * m_per_px;
+    // Metres per column and per row (they differ on scanners with rectangular pixels).
+    let (m_per_px, m_per_row) = (pitch_mm[0] / 1000.0, pitch_mm[1] / 1000.0);
+    let space_h = (space.floor - space.top) as f64 * m_per_row;
     let stack_m = if stack_m > 0.2 {
         stack_m.min(space_h)
     } else {
         space_h
     };
-    let top = space.floor - ((stack_m / m_per_px).round() as usize).min(space.floor - space.top);
+    let top = space.floor - ((stack_m / m_per_row).round() as usize).min(space.floor - space.top);
     let mut cursor = 0.0f64; // metres from the start end
     let mut total = [0.0, 0.0];
     let mut items = Vec::new();
@@ -292,7 +293,7 @@ pub fn layout_over(
     decl: &Declaration,
     cargo: &CargoEstimate,
     blocks: &[Block],
-    pitch_mm: f64,
+    pitch_mm: [f64; 2],
 ) -> Option<ExpectedLayout> {
     if decl.declared_empty {
         return None;
@@ -308,7 +309,7 @@ pub fn layout_over(
         cargo.space,
         pitch_mm,
         starts_left(blocks, cargo.space),
-        stack_px as f64 * pitch_mm / 1000.0,
+        stack_px as f64 * pitch_mm[1] / 1000.0,
     ))
 }
 
@@ -325,7 +326,14 @@ mod tests {
             let g = simulated(Scenario::Honest, 61, i);
             let cargo = estimate(&g).unwrap();
             let w = g.scan.width as usize;
-            let b = blocks(&cargo, w, g.scan.pitch_mm);
+            let b = blocks(
+                &cargo,
+                w,
+                [
+                    [g.scan.pitch_mm, g.scan.pitch_vertical_mm],
+                    g.scan.pitch_vertical_mm,
+                ],
+            );
             if b.is_empty() {
                 println!(
                     "scan {i}: no blocks; {:?} fill {}",
@@ -334,7 +342,13 @@ mod tests {
                 continue;
             }
             let area: f64 = b.iter().map(|b| b.area_m2).sum();
-            let l = layout(&g.declaration, cargo.space, g.scan.pitch_mm, true, 1.5);
+            let l = layout(
+                &g.declaration,
+                cargo.space,
+                [g.scan.pitch_mm, g.scan.pitch_vertical_mm],
+                true,
+                1.5,
+            );
             println!(
                 "scan {i}: observed {area:.1} m2, expected {:.1}..{:.1} m2",
                 l.area_m2[0], l.area_m2[1]
@@ -348,6 +362,16 @@ mod tests {
     fn an_empty_container_has_no_blocks() {
         let g = simulated(Scenario::Empty, 62, 0);
         let cargo = estimate(&g).unwrap();
-        assert!(blocks(&cargo, g.scan.width as usize, g.scan.pitch_mm).is_empty());
+        assert!(
+            blocks(
+                &cargo,
+                g.scan.width as usize,
+                [
+                    [g.scan.pitch_mm, g.scan.pitch_vertical_mm],
+                    g.scan.pitch_vertical_mm
+                ]
+            )
+            .is_empty()
+        );
     }
 }

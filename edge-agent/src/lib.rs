@@ -11,6 +11,8 @@
 //! - [`ingest`]: the drop folder (`drop_folder`) and the image decoder with its limits (`decode`).
 //! - [`calibration`]: readings to attenuation and areal mass, the container's cargo space, the
 //!   cargo's estimated mass (per-scanner constants in a TOML file).
+//! - [`commission`]: `edge-agent calibrate`: a scanner's calibration from a phantom scan, and the
+//!   site's tolerances and model threshold from cleared scans.
 //! - [`material_map`]: the dual-energy material classes (organic, mixed, inorganic, metal).
 //! - [`manifest`]: manifest verification: the scan against the declaration (mass, material,
 //!   declared empty, container code, no declaration).
@@ -40,6 +42,7 @@ pub mod bay;
 pub mod calibration;
 #[cfg(feature = "camera")]
 pub mod camera;
+pub mod commission;
 pub mod config;
 pub mod declarations;
 pub mod error;

@@ -49,6 +49,47 @@ enum Command {
     /// Analyse scans from disk and print their reports; no server needed. Exits 0 when every
     /// scan was analysed (whatever was found), 2 when a scan or the declaration is bad.
     Analyze(AnalyzeArgs),
+    /// Commission a scanner: fit its calibration from a phantom scan (`--phantom`), or the
+    /// site's tolerances and model threshold from cleared scans (`--cleared`). README,
+    /// "Commissioning a scanner".
+    Calibrate(CalibrateArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct CalibrateArgs {
+    /// The phantom scan's sidecar; its description is `<stem>.phantom.json` beside it unless
+    /// --phantom-description says otherwise.
+    #[arg(long, conflicts_with = "cleared", required_unless_present = "cleared")]
+    phantom: Option<PathBuf>,
+    /// The phantom's description (`baylens.phantom/1`).
+    #[arg(long, requires = "phantom")]
+    phantom_description: Option<PathBuf>,
+    /// A folder of scans the site's officers cleared, with their declarations in
+    /// DIR/declarations/ (the layout of `scanner-sim generate` and `server dataset export`).
+    #[arg(long)]
+    cleared: Option<PathBuf>,
+    /// The scanner's calibration to start from (with --cleared; default: the simulator's).
+    #[arg(long)]
+    calibration: Option<PathBuf>,
+    /// Scans with anomalies from the same scanner and a truth.json (scanner-sim generate), to
+    /// say what detection the fitted settings cost (with --cleared).
+    #[arg(long, requires = "cleared")]
+    anomalies: Option<PathBuf>,
+    /// Largest share of cleared loads the site accepts to see flagged (with --cleared).
+    #[arg(long, default_value_t = 0.01)]
+    target_false_alarms: f64,
+    /// Name of the scanner, for the file (with --phantom).
+    #[arg(long)]
+    scanner: Option<String>,
+    /// Where to write the calibration file.
+    #[arg(long)]
+    out: PathBuf,
+    /// Folder with the ONNX models.
+    #[arg(long, env = "BAYLENS_MODELS_DIR", default_value = "models/onnx")]
+    models: PathBuf,
+    /// ONNX Runtime threads.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
 }
 
 #[derive(Debug, clap::Args)]
@@ -170,6 +211,133 @@ fn analyze(args: &AnalyzeArgs) -> Result<bool> {
     Ok(all_ok)
 }
 
+/// `edge-agent calibrate`; `Ok(false)` (exit 2) with a message on bad input.
+fn calibrate(args: &CalibrateArgs) -> Result<bool> {
+    use edge_agent::commission;
+    let fail = |e: String| {
+        eprintln!("edge-agent calibrate: {e}");
+        Ok(false)
+    };
+    if let Some(sidecar) = &args.phantom {
+        let description = args
+            .phantom_description
+            .clone()
+            .unwrap_or_else(|| commission::description_path(sidecar));
+        let fit =
+            match commission::calibrate_phantom(sidecar, &description, args.scanner.as_deref()) {
+                Ok(f) => f,
+                Err(e) => return fail(e),
+            };
+        println!(
+            "phantom fit ({:.0} photons per pixel in air):",
+            fit.photons_in_air
+        );
+        for r in &fit.residuals {
+            println!("  {r}");
+        }
+        if let Err(e) = std::fs::write(&args.out, &fit.toml) {
+            return fail(format!("cannot write {}: {e}", args.out.display()));
+        }
+        println!("wrote {}", args.out.display());
+        return Ok(true);
+    }
+    let Some(dir) = &args.cleared else {
+        return fail("give --phantom SIDECAR or --cleared DIR".into());
+    };
+    if !(args.target_false_alarms > 0.0 && args.target_false_alarms < 0.5) {
+        return fail("--target-false-alarms must lie in (0, 0.5)".into());
+    }
+    let (calibration, text) = match &args.calibration {
+        Some(p) => match std::fs::read_to_string(p)
+            .map_err(|e| format!("cannot read calibration {}: {e}", p.display()))
+            .and_then(|t| {
+                edge_agent::calibration::Calibration::parse(&t)
+                    .map(|c| (c, t))
+                    .map_err(|e| format!("calibration {}: {e}", p.display()))
+            }) {
+            Ok(ct) => ct,
+            Err(e) => return fail(e),
+        },
+        None => (
+            edge_agent::calibration::Calibration::scanner_sim(),
+            edge_agent::calibration::SCANNER_SIM.to_owned(),
+        ),
+    };
+    let mut model = baylens_models::ConcealmentModel::load(&args.models, args.threads)
+        .with_context(|| format!("loading the model from {}", args.models.display()))?;
+    let load_all = |dir: &std::path::Path, model: &mut baylens_models::ConcealmentModel| {
+        let decls = commission::cleared::declarations(dir)?;
+        commission::cleared::sidecars(dir)?
+            .iter()
+            .map(|s| commission::cleared::analyse(s, model, &calibration, &decls))
+            .collect::<Result<Vec<_>, String>>()
+    };
+    let cleared = match load_all(dir, &mut model) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let lanes = baylens_protocol::risk::LaneThresholds::default();
+    let fit = commission::cleared::fit(&cleared, args.target_false_alarms, lanes);
+    println!(
+        "{} cleared loads, target at most {:.1} % flagged:",
+        cleared.len(),
+        args.target_false_alarms * 100.0
+    );
+    for l in &fit.lines {
+        println!("  {l}");
+    }
+    println!(
+        "  together: {:.1} % of the cleared loads would leave the green lane",
+        fit.flagged_share * 100.0
+    );
+    if let Some(adir) = &args.anomalies {
+        let (scans, truth) = match load_all(adir, &mut model)
+            .and_then(|s| Ok((s, commission::cleared::truth_scenarios(adir)?)))
+        {
+            Ok(x) => x,
+            Err(e) => return fail(e),
+        };
+        let default_index = commission::cleared::THRESHOLDS
+            .iter()
+            .position(|&t| t == baylens_models::concealment::THRESHOLD)
+            .unwrap_or(7);
+        let before = commission::cleared::per_scenario(
+            &scans,
+            &truth,
+            default_index,
+            edge_agent::manifest::Tolerances::default(),
+            lanes,
+        );
+        let after = commission::cleared::per_scenario(
+            &scans,
+            &truth,
+            fit.threshold_index,
+            fit.tolerances,
+            lanes,
+        );
+        println!(
+            "flagged per scenario in {} (defaults -> fitted):",
+            adir.display()
+        );
+        for ((name, b, n), (_, a, _)) in before.iter().zip(&after) {
+            println!("  {name:<12} {b:>4}/{n:<4} -> {a:>4}/{n}");
+        }
+    }
+    let record = format!(
+        "from {} cleared loads in {}, target {:.1} %; {:.1} % of them flagged after the fit",
+        cleared.len(),
+        dir.display(),
+        args.target_false_alarms * 100.0,
+        fit.flagged_share * 100.0
+    );
+    let out = commission::cleared::with_site_sections(&text, &fit, &record);
+    if let Err(e) = std::fs::write(&args.out, out) {
+        return fail(format!("cannot write {}: {e}", args.out.display()));
+    }
+    println!("wrote {}", args.out.display());
+    Ok(true)
+}
+
 fn print_text(v: &serde_json::Value) {
     let Some(report) = v.get("report") else {
         return;
@@ -211,7 +379,7 @@ fn print_text(v: &serde_json::Value) {
 async fn main() -> Result<()> {
     let cli = Cli::parse();
     // `analyze` prints its results on stdout, so its logs go to stderr.
-    let to_stderr = matches!(cli.command, Command::Analyze(_));
+    let to_stderr = matches!(cli.command, Command::Analyze(_) | Command::Calibrate(_));
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -230,6 +398,12 @@ async fn main() -> Result<()> {
     match cli.command {
         Command::Analyze(args) => {
             let ok = tokio::task::block_in_place(|| analyze(&args))?;
+            if !ok {
+                std::process::exit(2);
+            }
+        }
+        Command::Calibrate(args) => {
+            let ok = tokio::task::block_in_place(|| calibrate(&args))?;
             if !ok {
                 std::process::exit(2);
             }

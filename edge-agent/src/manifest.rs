@@ -68,8 +68,8 @@ pub struct ManifestInput<'a> {
     pub cargo: Option<&'a CargoEstimate>,
     /// A container code the scanner sent that is not valid ISO 6346: the text and why.
     pub unreadable_code: Option<(&'a str, &'a str)>,
-    /// Pixel pitch of the scan, mm.
-    pub pitch_mm: f64,
+    /// Pixel pitch of the scan, mm: horizontal, vertical.
+    pub pitch_mm: [f64; 2],
 }
 
 fn region_of(cargo: &CargoEstimate) -> Region {
@@ -267,7 +267,7 @@ fn volume_checks(
     decl: &Declaration,
     cargo: &CargoEstimate,
     width: usize,
-    pitch_mm: f64,
+    pitch_mm: [f64; 2],
     tol: Tolerances,
 ) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -277,7 +277,7 @@ fn volume_checks(
     let [least, most] = layout.area_m2;
     let observed: f64 = blocks.iter().map(|b| b.area_m2).sum();
     let opaque = cargo.opaque_fraction > 0.0;
-    let m = |px: usize| px as f64 * pitch_mm / 1000.0;
+    let m = |px: usize| px as f64 * pitch_mm[0] / 1000.0;
     let load_region = || {
         let (x0, x1) = (
             blocks.iter().map(|b| b.x0).min()?,
@@ -389,7 +389,7 @@ mod tests {
                 container_code: g.meta.container_code.as_ref(),
                 cargo: cargo.as_ref(),
                 unreadable_code: None,
-                pitch_mm: g.scan.pitch_mm,
+                pitch_mm: [g.scan.pitch_mm, g.scan.pitch_vertical_mm],
             },
             g.scan.width as usize,
             Tolerances::default(),
@@ -405,7 +405,7 @@ mod tests {
                 container_code: g.meta.container_code.as_ref(),
                 cargo: None,
                 unreadable_code: None,
-                pitch_mm: 10.0,
+                pitch_mm: [10.0; 2],
             },
             0,
             Tolerances::default(),
@@ -423,7 +423,7 @@ mod tests {
                 container_code: Some(&other),
                 cargo: None,
                 unreadable_code: None,
-                pitch_mm: 10.0,
+                pitch_mm: [10.0; 2],
             },
             0,
             Tolerances::default(),
@@ -436,7 +436,7 @@ mod tests {
                 container_code: None,
                 cargo: None,
                 unreadable_code: Some(("CSQU3054384", "check digit should be 3")),
-                pitch_mm: 10.0,
+                pitch_mm: [10.0; 2],
             },
             0,
             Tolerances::default(),

@@ -74,11 +74,12 @@ pub fn classify(net_high: f64, net_low: f64, total_high: f64, cal: &Calibration)
         return MaterialClass::None;
     }
     let ratio = net_low / net_high;
-    if ratio >= cal.ratio_organic_min {
+    let [organic_min, mixed_min, inorganic_min] = cal.ratio_bounds(net_high);
+    if ratio >= organic_min {
         MaterialClass::Organic
-    } else if ratio >= cal.ratio_mixed_min {
+    } else if ratio >= mixed_min {
         MaterialClass::Mixed
-    } else if ratio >= cal.ratio_inorganic_min {
+    } else if ratio >= inorganic_min {
         MaterialClass::Inorganic
     } else {
         MaterialClass::Metal

@@ -366,7 +366,7 @@ pub fn legend_svg() -> String {
 /// The vector overlay document (see the module docs for the layers it names).
 pub fn vector(
     report: &ScanReport,
-    pitch_mm: f64,
+    pitch_mm: [f64; 2],
     cargo: Option<&CargoEstimate>,
     layout: Option<&ExpectedLayout>,
     blocks: &[Block],
@@ -377,7 +377,8 @@ pub fn vector(
         "scan_id": report.scan_id,
         "width": report.width,
         "height": report.height,
-        "pixel_pitch_mm": pitch_mm,
+        "pixel_pitch_mm": pitch_mm[0],
+        "pixel_pitch_vertical_mm": pitch_mm[1],
         "cargo_space": cargo.map(|c| rect(Region {
             x: c.space.x0 as u32, y: c.space.top as u32,
             width: (c.space.x1 - c.space.x0) as u32, height: (c.space.floor - c.space.top) as u32,

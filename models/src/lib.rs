@@ -25,7 +25,9 @@ pub mod error;
 pub mod ocr;
 pub mod runtime;
 
-pub use concealment::{ConcealmentModel, ConcealmentOutput, Detection};
+pub use concealment::{
+    ConcealmentModel, ConcealmentOutput, Detection, HighEnergyScan, OperatingPoint,
+};
 pub use engine::{Engine, OrtEngine};
 pub use error::ModelError;
 pub use ocr::{OcrModel, OcrOptions, TextLine};

@@ -14,6 +14,8 @@
 //! - [`declaration`]: advance cargo declarations (`baylens.declaration/1`), a WCO Data Model subset.
 //! - [`sidecar`]: the scan contract (`baylens.scan/1`), documented in `SCAN_FORMAT.md`.
 //! - [`report`]: what a bay reports to the server for each scan: model output, findings, risk, lane.
+//! - [`phantom`]: the calibration phantom's description (`baylens.phantom/1`): step-wedge
+//!   materials, thicknesses and where each step lies in its scan.
 //! - [`release`]: signed model releases (ed25519) and their verification.
 //! - [`risk`]: scan and case risk, its breakdown per finding, and the lanes (site thresholds).
 //! - [`error`]: the crate's error type; every variant says exactly what was wrong.
@@ -25,6 +27,7 @@ pub mod error;
 pub mod homography;
 pub mod hs;
 pub mod ids;
+pub mod phantom;
 pub mod release;
 pub mod report;
 pub mod risk;

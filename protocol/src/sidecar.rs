@@ -63,8 +63,14 @@ pub struct ScanSidecar {
     pub captured_at: DateTime<Utc>,
     /// One image (single energy) or two (dual energy: one `high`, one `low`).
     pub images: Vec<ScanImage>,
-    /// Size of one pixel at the container's mid-plane, in millimetres.
+    /// Size of one pixel at the container's mid-plane, in millimetres: along the truck's
+    /// travel (columns), and also between detector rows unless `pixel_pitch_vertical_mm` says
+    /// otherwise.
     pub pixel_pitch_mm: f64,
+    /// Pitch between detector rows at the container's mid-plane, in millimetres, when it differs
+    /// from `pixel_pitch_mm` (a scanner whose belt speed and detector element differ).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pixel_pitch_vertical_mm: Option<f64>,
     /// Container code, when the scanner's own OCR or the gate system knows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_code: Option<ContainerCode>,
@@ -138,6 +144,14 @@ impl ScanSidecar {
         Ok(sidecar)
     }
 
+    /// Pixel pitch at the container's mid-plane, mm: `[horizontal, vertical]`.
+    pub fn pitch_mm(&self) -> [f64; 2] {
+        [
+            self.pixel_pitch_mm,
+            self.pixel_pitch_vertical_mm.unwrap_or(self.pixel_pitch_mm),
+        ]
+    }
+
     fn validate(&self, now: DateTime<Utc>) -> Result<(), ProtocolError> {
         if self.captured_at > now + Duration::minutes(MAX_CLOCK_SKEW_MINUTES) {
             return Err(ProtocolError::invalid(
@@ -156,6 +170,14 @@ impl ScanSidecar {
             return Err(ProtocolError::invalid(
                 "pixel_pitch_mm",
                 format!("must be in (0, 1000] mm, got {}", self.pixel_pitch_mm),
+            ));
+        }
+        if let Some(v) = self.pixel_pitch_vertical_mm
+            && !(v.is_finite() && v > 0.0 && v <= 1000.0)
+        {
+            return Err(ProtocolError::invalid(
+                "pixel_pitch_vertical_mm",
+                format!("must be in (0, 1000] mm, got {v}"),
             ));
         }
         if let Some(r) = &self.declaration_ref {
@@ -345,6 +367,9 @@ mod tests {
         let mut v = sample();
         v["pixel_pitch_mm"] = serde_json::json!(-1.0);
         assert!(error_of(&v).contains("pixel_pitch_mm"));
+        v["pixel_pitch_mm"] = serde_json::json!(6.0);
+        v["pixel_pitch_vertical_mm"] = serde_json::json!(0.0);
+        assert!(error_of(&v).contains("pixel_pitch_vertical_mm"));
         let mut v = sample();
         v["images"][0]["dark"] = serde_json::json!(60000);
         assert!(error_of(&v).contains("must exceed dark"));

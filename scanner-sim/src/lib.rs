@@ -16,6 +16,9 @@
 //! - [`geometry`]: the fan beam, solids, container types, truck and container structure.
 //! - [`scene`]: a scenario (honest, concealment, compartment, undeclared, mismatch, false empty,
 //!   empty) turned into solids, a declared load and ground truth.
+//! - [`profile`]: scanner profiles (spectrum, beam hardening, detector, pitch) for trying
+//!   BayLens on scanners it was not trained on.
+//! - [`phantom`]: the calibration step wedge and its `baylens.phantom/1` description.
 //! - [`render`]: ray sums and the detector model: scene in, 16-bit images and a truth mask out.
 //! - [`declare`]: the `baylens.declaration/1` document the trader lodged, truthful or false.
 //! - [`camera`]: door and side views of the container for the bay cameras, with the code
@@ -29,11 +32,14 @@ pub mod geometry;
 pub mod hs;
 pub mod ipcam;
 pub mod materials;
+pub mod phantom;
+pub mod profile;
 pub mod render;
 pub mod scene;
 pub mod write;
 
 pub use geometry::ContainerType;
+pub use profile::ScannerProfile;
 pub use render::{RenderOptions, SimulatedScan, render};
 pub use scene::{Scenario, Scene, SceneOptions, Truth};
 pub use write::{ScanFiles, write_scan};

@@ -13,8 +13,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use scanner_sim::write::write_declaration;
 use scanner_sim::{
-    ContainerType, Generated, RenderOptions, ScenarioChoice, SceneOptions, SimOptions, generate,
-    write_scan,
+    ContainerType, Generated, RenderOptions, ScannerProfile, ScenarioChoice, SceneOptions,
+    SimOptions, generate, write_scan,
 };
 
 #[derive(Debug, Parser)]
@@ -44,9 +44,17 @@ struct Sim {
     /// Tractor and trailer in the image: yes, no, or any.
     #[arg(long, default_value = "any")]
     truck: String,
-    /// Pixel pitch at the container's centre plane, mm.
-    #[arg(long, default_value_t = 10.0)]
-    pitch_mm: f64,
+    /// The scanner: scanner-sim (the training portal), mobile-d, portal-b or gantry-c
+    /// (scanner-sim/src/profile.rs).
+    #[arg(long, default_value = "scanner-sim")]
+    profile: String,
+    /// Pixel pitch at the container's centre plane, mm, 4 to 15 (default: the profile's).
+    #[arg(long)]
+    pitch_mm: Option<f64>,
+    /// Pitch between detector rows, mm, when it differs from --pitch-mm (default: the
+    /// profile's).
+    #[arg(long)]
+    pitch_vertical_mm: Option<f64>,
     /// No dead channels or motion stretch.
     #[arg(long)]
     no_defects: bool,
@@ -74,18 +82,45 @@ impl Sim {
             "no" => Some(false),
             t => bail!("--truck must be yes, no or any, not {t:?}"),
         };
-        if !(self.pitch_mm.is_finite() && (2.0..=50.0).contains(&self.pitch_mm)) {
-            bail!("--pitch-mm must be between 2 and 50");
-        }
         let options = SimOptions {
             scenario,
             scene: SceneOptions { container, truck },
-            render: RenderOptions {
-                pitch_mm: self.pitch_mm,
-                defects: !self.no_defects,
-            },
+            render: self.render()?,
         };
         Ok((options, BayId::parse(&self.bay)?))
+    }
+}
+
+impl Sim {
+    /// Profile, pitch and defects.
+    fn render(&self) -> Result<RenderOptions> {
+        let profile = ScannerProfile::by_name(&self.profile).with_context(|| {
+            format!(
+                "unknown scanner profile {:?}; use one of {}",
+                self.profile,
+                ScannerProfile::names()
+            )
+        })?;
+        let mut render = RenderOptions::for_profile(profile);
+        if let Some(p) = self.pitch_mm {
+            render.pitch_mm = p;
+            render.pitch_vertical_mm = None;
+        }
+        if let Some(p) = self.pitch_vertical_mm {
+            render.pitch_vertical_mm = Some(p);
+        }
+        for (flag, p) in [
+            ("--pitch-mm", Some(render.pitch_mm)),
+            ("--pitch-vertical-mm", render.pitch_vertical_mm),
+        ] {
+            if let Some(p) = p
+                && !(p.is_finite() && (4.0..=15.0).contains(&p))
+            {
+                bail!("{flag} must be between 4 and 15 mm, got {p}");
+            }
+        }
+        render.defects = !self.no_defects;
+        Ok(render)
     }
 }
 
@@ -137,6 +172,16 @@ enum Command {
         #[arg(long)]
         camera: Option<std::net::SocketAddr>,
     },
+    /// Write a scan of the calibration phantom (a step wedge of polyethylene, aluminium, steel
+    /// and lead) as OUT/<scan_id>.json with its images, and its description as
+    /// OUT/<scan_id>.phantom.json (`baylens.phantom/1`), for `edge-agent calibrate --phantom`.
+    Phantom {
+        #[command(flatten)]
+        sim: Sim,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Serve a simulated IP camera (MJPEG over HTTP) showing one container:
     /// http://LISTEN/stream.mjpg and /snapshot.jpg.
     Camera {
@@ -178,6 +223,7 @@ fn truth_record(g: &Generated) -> serde_json::Value {
         "width": g.scan.width,
         "height": g.scan.height,
         "pixel_pitch_mm": g.scan.pitch_mm,
+        "pixel_pitch_vertical_mm": g.scan.pitch_vertical_mm,
         "cargo_mass_kg": g.truth.cargo_mass_kg,
         "declared_mass_kg": g.declaration.gross_mass_kg,
         "declared_empty": g.truth.declared_empty,
@@ -235,6 +281,40 @@ fn generate_run(
         done.load(Ordering::Relaxed),
         truth_path.display(),
         started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// `scanner-sim phantom`: the step wedge's scan and description.
+fn write_phantom(sim: &Sim, out: &Path) -> Result<()> {
+    let render = sim.render()?;
+    let bay = BayId::parse(&sim.bay)?;
+    let scan_id = ScanId::parse(&format!(
+        "{bay}-phantom-{}-s{}",
+        render.profile.name, sim.seed
+    ))?;
+    let (scan, description) =
+        scanner_sim::phantom::phantom(render, &mut scanner_sim::scan_rng(sim.seed, 0));
+    let meta = scanner_sim::write::ScanMeta {
+        scan_id: scan_id.clone(),
+        bay,
+        captured_at: Utc::now(),
+        container_code: None,
+        declaration_ref: None,
+    };
+    let files = write_scan(out, &scan, &meta, false)
+        .with_context(|| format!("writing the phantom scan into {}", out.display()))?;
+    scanner_sim::write::write_atomic(
+        out,
+        &format!("{scan_id}.phantom.json"),
+        &serde_json::to_vec_pretty(&description)?,
+    )
+    .with_context(|| format!("writing the phantom description into {}", out.display()))?;
+    println!(
+        "wrote the phantom scan {} ({} steps, profile {}) and {scan_id}.phantom.json",
+        files.sidecar.display(),
+        description.steps.len(),
+        render.profile.name
     );
     Ok(())
 }
@@ -323,6 +403,7 @@ fn main() -> Result<()> {
                 std::thread::sleep(Duration::from_secs_f64(interval));
             }
         }
+        Command::Phantom { sim, out } => write_phantom(&sim, &out)?,
         Command::Camera {
             listen,
             code,

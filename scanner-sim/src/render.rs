@@ -8,6 +8,7 @@ use rand_distr::{Distribution, Normal, Poisson, StandardNormal};
 use serde::Serialize;
 
 use crate::geometry::BEAM;
+use crate::profile::{SCANNER_SIM, ScannerProfile};
 use crate::scene::Scene;
 
 /// Detector settings for one beam energy.
@@ -51,18 +52,38 @@ pub const NORMAL_APPROX_ABOVE: f64 = 64.0;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RenderOptions {
     /// Pixel pitch at the centre plane, mm. 10 mm by default: a 40' container on a truck is
-    /// about 1,900 columns, what drive-through portals deliver.
+    /// about 1,900 columns, what drive-through portals deliver. Horizontal, and vertical too
+    /// unless `pitch_vertical_mm` is set.
     pub pitch_mm: f64,
+    /// Pitch between detector rows at the centre plane, mm, when it differs from `pitch_mm`.
+    pub pitch_vertical_mm: Option<f64>,
     /// Allow dead channels and motion stretch (on by default; tests switch them off to measure
     /// clean statistics).
     pub defects: bool,
+    /// The scanner: spectrum, hardening, detector (see [`crate::profile`]).
+    pub profile: ScannerProfile,
 }
 
 impl Default for RenderOptions {
     fn default() -> Self {
         Self {
             pitch_mm: 10.0,
+            pitch_vertical_mm: None,
             defects: true,
+            profile: SCANNER_SIM,
+        }
+    }
+}
+
+impl RenderOptions {
+    /// A profile at its own pitch, defects on.
+    pub fn for_profile(profile: ScannerProfile) -> Self {
+        let [x, y] = profile.pitch_mm;
+        Self {
+            pitch_mm: x,
+            pitch_vertical_mm: (y != x).then_some(y),
+            defects: true,
+            profile,
         }
     }
 }
@@ -84,8 +105,14 @@ pub struct SimulatedScan {
     pub width: u32,
     /// Rows.
     pub height: u32,
-    /// Nominal pixel pitch at the centre plane, mm.
+    /// Nominal pixel pitch at the centre plane, mm (horizontal).
     pub pitch_mm: f64,
+    /// Pitch between detector rows at the centre plane, mm.
+    pub pitch_vertical_mm: f64,
+    /// The high-energy detector (air and dark readings for the sidecar).
+    pub high_detector: Detector,
+    /// The low-energy detector.
+    pub low_detector: Detector,
     /// High-energy readings.
     pub high: Vec<u16>,
     /// Low-energy readings.
@@ -118,6 +145,8 @@ fn columns(length_mm: f64, pitch: f64, stretch: Option<(f64, f64, f64)>) -> (Vec
 /// Renders a scene into noisy 16-bit detector readings. Deterministic for a given `rng` state.
 pub fn render(scene: &Scene, options: RenderOptions, rng: &mut impl Rng) -> SimulatedScan {
     let pitch = options.pitch_mm;
+    let pitch_v = options.pitch_vertical_mm.unwrap_or(pitch);
+    let profile = options.profile;
     let layout = scene.layout;
     let mut defects = Defects::default();
     let stretch = (options.defects && rng.random_bool(0.1)).then(|| {
@@ -126,7 +155,7 @@ pub fn render(scene: &Scene, options: RenderOptions, rng: &mut impl Rng) -> Simu
         (start, start + len, rng.random_range(1.3..=2.0))
     });
     let (xs, col_width) = columns(layout.length_mm, pitch, stretch);
-    let (w, h) = (xs.len(), (layout.height_mm / pitch).round() as usize);
+    let (w, h) = (xs.len(), (layout.height_mm / pitch_v).round() as usize);
     if let Some((a, b, f)) = stretch {
         let col = |x: f64| xs.partition_point(|&c| c < x) as u32;
         defects.stretch = Some((col(a), col(b), f));
@@ -139,11 +168,11 @@ pub fn render(scene: &Scene, options: RenderOptions, rng: &mut impl Rng) -> Simu
 
     // Per row: the height where its ray crosses the centre plane, the slope and sec of the ray.
     let z_mid: Vec<f64> = (0..h)
-        .map(|r| (h - r) as f64 * pitch - pitch / 2.0)
+        .map(|r| (h - r) as f64 * pitch_v - pitch_v / 2.0)
         .collect();
     let slope: Vec<f64> = z_mid.iter().map(|&z| BEAM.slope(z)).collect();
     let sec: Vec<f64> = slope.iter().map(|k| (1.0 + k * k).sqrt()).collect();
-    let row_of = |z: f64| ((h as f64 * pitch - z) / pitch).floor();
+    let row_of = |z: f64| ((h as f64 * pitch_v - z) / pitch_v).floor();
 
     let mut att_high = vec![0.0f32; w * h];
     let mut att_low = vec![0.0f32; w * h];
@@ -170,7 +199,8 @@ pub fn render(scene: &Scene, options: RenderOptions, rng: &mut impl Rng) -> Simu
                 continue;
             };
             let scale = cover * solid.corrugation(xs[c]);
-            let (mh, ml) = (solid.mu.0 * scale, solid.mu.1 * scale);
+            let mu = profile.effective_mu(solid.mu);
+            let (mh, ml) = (mu.0 * scale, mu.1 * scale);
             for r in r0..=r1 {
                 let len = BEAM.path_mm(slope[r], sec[r], section);
                 if len <= 0.0 {
@@ -203,16 +233,35 @@ pub fn render(scene: &Scene, options: RenderOptions, rng: &mut impl Rng) -> Simu
     for a in att_high.iter_mut().chain(att_low.iter_mut()) {
         *a = a.max(0.0);
     }
+    profile.harden(&mut att_high, true);
+    profile.harden(&mut att_low, false);
     let item_boxes = boxes
         .into_iter()
         .map(|b| b.map(|[x0, y0, x1, y1]| [x0, y0, x1 - x0 + 1, y1 - y0 + 1]))
         .collect();
-    let high = detect(&att_high, w, h, HIGH, &defects.dead_rows, rng);
-    let low = detect(&att_low, w, h, LOW, &defects.dead_rows, rng);
+    let high = detect(
+        &att_high,
+        (w, h),
+        profile.high,
+        &profile,
+        &defects.dead_rows,
+        rng,
+    );
+    let low = detect(
+        &att_low,
+        (w, h),
+        profile.low,
+        &profile,
+        &defects.dead_rows,
+        rng,
+    );
     SimulatedScan {
         width: w as u32,
         height: h as u32,
         pitch_mm: pitch,
+        pitch_vertical_mm: pitch_v,
+        high_detector: profile.high,
+        low_detector: profile.low,
         high,
         low,
         concealment_mask: mask,
@@ -221,21 +270,24 @@ pub fn render(scene: &Scene, options: RenderOptions, rng: &mut impl Rng) -> Simu
     }
 }
 
-/// The detector: expected photon counts, a [1 2 1]/4 point-spread blur in both directions,
-/// photon noise, a gain per detector channel (row), read-out noise, and the air/dark scaling to
-/// 16 bits. Dead channels read dark.
+/// The detector: expected photon counts, a 3-tap point-spread blur in both directions ([1 2 1]/4
+/// on the training scanner), photon noise, a gain per detector channel (row), read-out noise,
+/// and the air/dark scaling to 16 bits. Dead channels read dark.
 fn detect(
     attenuation: &[f32],
-    w: usize,
-    h: usize,
+    (w, h): (usize, usize),
     det: Detector,
+    profile: &ScannerProfile,
     dead_rows: &[u32],
     rng: &mut impl Rng,
 ) -> Vec<u16> {
     let n0 = det.photons_in_air as f32;
     let expected: Vec<f32> = attenuation.iter().map(|a| n0 * (-a).exp()).collect();
-    let blurred = blur_121(&expected, w, h);
-    let gain_noise = Normal::new(1.0, GAIN_SPREAD).expect("constant, valid deviation");
+    let mut blurred = expected;
+    for _ in 0..profile.psf_passes {
+        blurred = blur_3tap(&blurred, w, h, profile.psf_centre);
+    }
+    let gain_noise = Normal::new(1.0, profile.gain_spread.max(0.0)).expect("valid deviation");
     let gains: Vec<f64> = (0..h).map(|_| gain_noise.sample(rng)).collect();
     let span = f64::from(det.air - det.dark);
     let mut out = Vec::with_capacity(w * h);
@@ -255,20 +307,22 @@ fn detect(
                 0.0
             };
             let z: f64 = StandardNormal.sample(rng);
-            let reading = f64::from(det.dark) + scale * photons + READ_NOISE * z;
+            let reading = f64::from(det.dark) + scale * photons + profile.read_noise * z;
             out.push(reading.round().clamp(0.0, 65535.0) as u16);
         }
     }
     out
 }
 
-fn blur_121(values: &[f32], w: usize, h: usize) -> Vec<f32> {
+/// The kernel `[(1 - c) / 2, c, (1 - c) / 2]` along rows, then down columns.
+fn blur_3tap(values: &[f32], w: usize, h: usize, centre: f32) -> Vec<f32> {
+    let side = (1.0 - centre) / 2.0;
     let mut horizontal = vec![0.0; values.len()];
     for (src, dst) in values.chunks_exact(w).zip(horizontal.chunks_exact_mut(w)) {
         for c in 0..w {
             let left = src[c.saturating_sub(1)];
             let right = src[(c + 1).min(w - 1)];
-            dst[c] = 0.25 * left + 0.5 * src[c] + 0.25 * right;
+            dst[c] = side * left + centre * src[c] + side * right;
         }
     }
     let mut out = vec![0.0; values.len()];
@@ -277,7 +331,7 @@ fn blur_121(values: &[f32], w: usize, h: usize) -> Vec<f32> {
         let mid = &horizontal[r * w..][..w];
         let down = &horizontal[(r + 1).min(h - 1) * w..][..w];
         for (c, o) in out[r * w..][..w].iter_mut().enumerate() {
-            *o = 0.25 * up[c] + 0.5 * mid[c] + 0.25 * down[c];
+            *o = side * up[c] + centre * mid[c] + side * down[c];
         }
     }
     out
@@ -293,7 +347,9 @@ mod tests {
 
     const CLEAN: RenderOptions = RenderOptions {
         pitch_mm: 10.0,
+        pitch_vertical_mm: None,
         defects: false,
+        profile: SCANNER_SIM,
     };
 
     fn attenuation(reading: u16, det: Detector) -> f64 {

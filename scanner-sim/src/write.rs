@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::{ImageBuffer, Luma};
 
-use crate::render::{HIGH, LOW, SimulatedScan};
+use crate::render::SimulatedScan;
 
 /// Paths of the files written for one scan.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,19 +77,21 @@ pub fn write_scan(
             ScanImage {
                 file: high_name,
                 energy: Energy::High,
-                energy_mev: HIGH.energy_mev,
-                air: HIGH.air,
-                dark: HIGH.dark,
+                energy_mev: scan.high_detector.energy_mev,
+                air: scan.high_detector.air,
+                dark: scan.high_detector.dark,
             },
             ScanImage {
                 file: low_name,
                 energy: Energy::Low,
-                energy_mev: LOW.energy_mev,
-                air: LOW.air,
-                dark: LOW.dark,
+                energy_mev: scan.low_detector.energy_mev,
+                air: scan.low_detector.air,
+                dark: scan.low_detector.dark,
             },
         ],
         pixel_pitch_mm: scan.pitch_mm,
+        pixel_pitch_vertical_mm: (scan.pitch_vertical_mm != scan.pitch_mm)
+            .then_some(scan.pitch_vertical_mm),
         container_code: meta.container_code.clone(),
         declaration_ref: meta.declaration_ref.clone(),
         unreadable_container_code: None,

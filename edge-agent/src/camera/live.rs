@@ -49,17 +49,23 @@ pub struct Overlay {
 fn scan_geometry(scan: &LatestScan, mirror: bool) -> Option<([f64; 2], [f64; 9])> {
     let cs = scan.overlay.get("cargo_space")?;
     let p = scan.overlay.get("pixel_pitch_mm")?.as_f64()? / 1000.0;
+    // Rows may be another size than columns (rectangular pixels); older overlays lack it.
+    let pv = scan
+        .overlay
+        .get("pixel_pitch_vertical_mm")
+        .and_then(|v| v.as_f64())
+        .map_or(p, |v| v / 1000.0);
     let (x, y) = (cs.get("x")?.as_f64()?, cs.get("y")?.as_f64()?);
     let (w, h) = (cs.get("width")?.as_f64()?, cs.get("height")?.as_f64()?);
-    let face = [w * p + 2.0 * END_WALL_M, h * p + ROOF_M + FLOOR_M];
-    // u = (x_scan - x) p + wall, v = (y_scan - y) p + roof; mirrored when the camera looks at
+    let face = [w * p + 2.0 * END_WALL_M, h * pv + ROOF_M + FLOOR_M];
+    // u = (x_scan - x) p + wall, v = (y_scan - y) pv + roof; mirrored when the camera looks at
     // the other side of the lane from the scanner's source.
     let (sx, tx) = if mirror {
         (-p, face[0] - END_WALL_M + x * p)
     } else {
         (p, END_WALL_M - x * p)
     };
-    Some((face, [sx, 0.0, tx, 0.0, p, ROOF_M - y * p, 0.0, 0.0, 1.0]))
+    Some((face, [sx, 0.0, tx, 0.0, pv, ROOF_M - y * pv, 0.0, 0.0, 1.0]))
 }
 
 fn compose_layers(scan: &LatestScan) -> Option<Mat> {

@@ -17,14 +17,15 @@
 
 mod postprocess;
 mod preprocess;
+pub mod resample;
 
 use std::path::Path;
 use std::time::Instant;
 
-use ndarray::{Array2, Array4, s};
+use ndarray::{Array2, Array4, ArrayView2, s};
 
 pub use postprocess::{Detection, regions};
-pub use preprocess::{ATTENUATION_SCALE, T_MIN, attenuation_input, padded_size};
+pub use preprocess::{ATTENUATION_SCALE, T_MIN, attenuation_input, padded_size, transmission};
 
 use crate::ModelError;
 use crate::engine::{Engine, OrtEngine};
@@ -44,6 +45,58 @@ pub const THRESHOLD: f32 = 0.95;
 /// Regions smaller than this many pixels are not reported (a 250 x 250 mm package at 10 mm
 /// pitch covers about 600 pixels); chosen with [`THRESHOLD`].
 pub const MIN_REGION_PIXELS: usize = 300;
+/// Least area of a reported region, m² ([`MIN_REGION_PIXELS`] at [`PITCH_MM`]).
+pub const MIN_REGION_M2: f64 = MIN_REGION_PIXELS as f64 * (PITCH_MM / 1000.0) * (PITCH_MM / 1000.0);
+
+/// Where the model's probabilities become findings: the pixel threshold and the least region.
+/// A site sets its own from its cleared scans (`edge-agent calibrate --cleared`); the default is
+/// the card's, chosen on scanner-sim.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OperatingPoint {
+    /// Pixel probability above which a pixel counts as flagged.
+    pub threshold: f32,
+    /// Least area of a reported region at the container's mid-plane, m².
+    pub min_region_m2: f64,
+}
+
+impl Default for OperatingPoint {
+    fn default() -> Self {
+        Self {
+            threshold: THRESHOLD,
+            min_region_m2: MIN_REGION_M2,
+        }
+    }
+}
+
+impl OperatingPoint {
+    /// Checks that the threshold is a probability and the area positive.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.threshold > 0.0 && self.threshold < 1.0) {
+            return Err(format!(
+                "threshold must lie in (0, 1), got {}",
+                self.threshold
+            ));
+        }
+        if !(self.min_region_m2.is_finite() && self.min_region_m2 > 0.0) {
+            return Err(format!(
+                "min_region_m2 must be positive, got {}",
+                self.min_region_m2
+            ));
+        }
+        Ok(())
+    }
+
+    /// The least region in pixels of a scan with this pitch (horizontal, vertical), mm.
+    pub fn min_pixels(&self, [px, py]: [f64; 2]) -> usize {
+        ((self.min_region_m2 / (px / 1000.0 * py / 1000.0)).round() as usize).max(1)
+    }
+
+    /// Regions of a scan's heat map at this operating point, largest score first.
+    pub fn regions(&self, heatmap: ArrayView2<'_, f32>, pitch_mm: [f64; 2]) -> Vec<Detection> {
+        regions(heatmap, self.threshold, self.min_pixels(pitch_mm))
+    }
+}
+
 /// Width of a column tile (a multiple of 8).
 pub const TILE_WIDTH: usize = 512;
 /// Columns of context each tile discards at a cut edge (a multiple of 8).
@@ -128,7 +181,8 @@ impl<E: Engine> ConcealmentModel<E> {
         &self.sha256
     }
 
-    /// Runs the model on one high-energy image (`width` x `height` raw readings, row-major).
+    /// Runs the model on one high-energy image (`width` x `height` raw readings, row-major) at
+    /// the model's own pitch, with the default operating point.
     pub fn analyse(
         &mut self,
         readings: &[u16],
@@ -137,11 +191,68 @@ impl<E: Engine> ConcealmentModel<E> {
         air: u16,
         dark: u16,
     ) -> Result<ConcealmentOutput, ModelError> {
-        let (w, h) = (width as usize, height as usize);
-        let input = attenuation_input(readings, w, h, air, dark)?;
+        let scan = HighEnergyScan {
+            readings,
+            width,
+            height,
+            air,
+            dark,
+            pitch_mm: [PITCH_MM; 2],
+        };
+        self.analyse_scan(&scan, OperatingPoint::default())
+    }
+
+    /// Runs the model on one high-energy image at any pitch: the scan is resampled to
+    /// [`PITCH_MM`] in both directions (transmission averaged, as a coarser detector would), the
+    /// net runs there, and its probabilities are resampled back to the scan's own pixels. A scan
+    /// already at [`PITCH_MM`] is not resampled at all.
+    pub fn analyse_scan(
+        &mut self,
+        scan: &HighEnergyScan<'_>,
+        op: OperatingPoint,
+    ) -> Result<ConcealmentOutput, ModelError> {
+        let (w, h) = (scan.width as usize, scan.height as usize);
+        let [px, py] = scan.pitch_mm;
+        if !(px.is_finite() && py.is_finite() && px > 0.0 && py > 0.0) {
+            return Err(ModelError::Input(format!(
+                "pixel pitch must be positive, got {px} x {py} mm"
+            )));
+        }
+        let native = px == PITCH_MM && py == PITCH_MM;
+        let started = Instant::now();
+        let heatmap = if native {
+            let input = attenuation_input(scan.readings, w, h, scan.air, scan.dark)?;
+            self.run_tiles(&input)?.slice(s![0, 0, ..h, ..w]).to_owned()
+        } else {
+            let t = transmission(scan.readings, w, h, scan.air, scan.dark)?;
+            let (mw, mh) = (
+                resample::resampled_len(w, px, PITCH_MM),
+                resample::resampled_len(h, py, PITCH_MM),
+            );
+            let t = resample::resample(&t, w, h, mw, mh);
+            let input = preprocess::attenuation_from_transmission(&t, mw, mh);
+            let prob = self.run_tiles(&input)?;
+            let prob: Vec<f32> = prob.slice(s![0, 0, ..mh, ..mw]).iter().copied().collect();
+            let back = resample::resample(&prob, mw, mh, w, h);
+            Array2::from_shape_vec((h, w), back).map_err(|e| ModelError::Output(e.to_string()))?
+        };
+        let inference_ms = started.elapsed().as_secs_f32() * 1000.0;
+        let max_probability = heatmap.iter().copied().fold(0.0f32, f32::max);
+        let flagged = heatmap.iter().filter(|&&p| p > op.threshold).count();
+        let detections = op.regions(heatmap.view(), scan.pitch_mm);
+        Ok(ConcealmentOutput {
+            flagged_fraction: flagged as f32 / (w * h).max(1) as f32,
+            heatmap,
+            detections,
+            max_probability,
+            inference_ms,
+        })
+    }
+
+    /// The net over a padded input, tile by tile (see the module docs).
+    fn run_tiles(&mut self, input: &Array4<f32>) -> Result<Array4<f32>, ModelError> {
         let (ph, pw) = (input.shape()[2], input.shape()[3]);
         let mut output = Array4::<f32>::zeros((1, 1, ph, pw));
-        let started = Instant::now();
         for (start, keep_from, keep_to) in tiles(pw) {
             let end = (start + TILE_WIDTH).min(pw);
             // ONNX Runtime needs a contiguous tensor: copy the tile out (cheap next to the net).
@@ -158,19 +269,25 @@ impl<E: Engine> ConcealmentModel<E> {
                 .slice_mut(s![.., .., .., keep_from..keep_to])
                 .assign(&out.slice(s![.., .., .., keep_from - start..keep_to - start]));
         }
-        let inference_ms = started.elapsed().as_secs_f32() * 1000.0;
-        let heatmap = output.slice(s![0, 0, ..h, ..w]).to_owned();
-        let max_probability = heatmap.iter().copied().fold(0.0f32, f32::max);
-        let flagged = heatmap.iter().filter(|&&p| p > THRESHOLD).count();
-        let detections = regions(heatmap.view(), THRESHOLD, MIN_REGION_PIXELS);
-        Ok(ConcealmentOutput {
-            flagged_fraction: flagged as f32 / (w * h).max(1) as f32,
-            heatmap,
-            detections,
-            max_probability,
-            inference_ms,
-        })
+        Ok(output)
     }
+}
+
+/// One high-energy image as the scanner delivered it.
+#[derive(Debug, Clone, Copy)]
+pub struct HighEnergyScan<'a> {
+    /// Raw readings, row-major.
+    pub readings: &'a [u16],
+    /// Columns.
+    pub width: u32,
+    /// Rows.
+    pub height: u32,
+    /// Reading with nothing in the beam.
+    pub air: u16,
+    /// Reading with the beam off.
+    pub dark: u16,
+    /// Pixel pitch at the container's mid-plane, mm: horizontal (along the truck), vertical.
+    pub pitch_mm: [f64; 2],
 }
 
 #[cfg(test)]

@@ -26,17 +26,7 @@ pub fn attenuation_input(
     air: u16,
     dark: u16,
 ) -> Result<Array4<f32>, ModelError> {
-    if width == 0 || height == 0 || readings.len() != width * height {
-        return Err(ModelError::Input(format!(
-            "{} readings do not make a {width} x {height} image",
-            readings.len()
-        )));
-    }
-    if air <= dark {
-        return Err(ModelError::Input(format!(
-            "air {air} must exceed dark {dark}"
-        )));
-    }
+    check(readings, width, height, air, dark)?;
     // A lookup table over all 65,536 readings is cheaper than a logarithm per pixel for any scan
     // larger than 256 x 256, and gives bit-identical results.
     let span = f32::from(air) - f32::from(dark);
@@ -55,6 +45,58 @@ pub fn attenuation_input(
         }
     }
     Ok(input)
+}
+
+/// Transmission `T = (I - dark) / (air - dark)`, clamped to `[T_MIN, 1]`, unpadded: what is
+/// resampled when a scan's pitch differs from the model's (a coarser detector element averages
+/// photons, that is transmission, not attenuation).
+pub fn transmission(
+    readings: &[u16],
+    width: usize,
+    height: usize,
+    air: u16,
+    dark: u16,
+) -> Result<Vec<f32>, ModelError> {
+    check(readings, width, height, air, dark)?;
+    let span = f32::from(air) - f32::from(dark);
+    let lut: Vec<f32> = (0..=u16::MAX)
+        .map(|i| ((f32::from(i) - f32::from(dark)) / span).clamp(T_MIN, 1.0))
+        .collect();
+    Ok(readings.iter().map(|&r| lut[usize::from(r)]).collect())
+}
+
+/// The model's input from transmission (see [`attenuation_input`] for the scaling and padding).
+pub fn attenuation_from_transmission(t: &[f32], width: usize, height: usize) -> Array4<f32> {
+    let (ph, pw) = (padded_size(height), padded_size(width));
+    let mut input = Array4::<f32>::zeros((1, 1, ph, pw));
+    for r in 0..ph {
+        let src = &t[r.min(height - 1) * width..][..width];
+        for c in 0..pw {
+            input[[0, 0, r, c]] = -src[c.min(width - 1)].clamp(T_MIN, 1.0).ln() * ATTENUATION_SCALE;
+        }
+    }
+    input
+}
+
+fn check(
+    readings: &[u16],
+    width: usize,
+    height: usize,
+    air: u16,
+    dark: u16,
+) -> Result<(), ModelError> {
+    if width == 0 || height == 0 || readings.len() != width * height {
+        return Err(ModelError::Input(format!(
+            "{} readings do not make a {width} x {height} image",
+            readings.len()
+        )));
+    }
+    if air <= dark {
+        return Err(ModelError::Input(format!(
+            "air {air} must exceed dark {dark}"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -78,6 +120,22 @@ mod tests {
     fn readings_above_air_clamp_to_zero_attenuation() {
         let x = attenuation_input(&[2000; 16], 4, 4, 1000, 100).unwrap();
         assert!(x.iter().all(|&v| v == 0.0));
+    }
+
+    #[test]
+    fn the_transmission_path_gives_the_same_input_as_the_direct_one() {
+        let readings: Vec<u16> = (0..35).map(|i| 100 + i * 27).collect();
+        let direct = attenuation_input(&readings, 7, 5, 1000, 100).unwrap();
+        let t = transmission(&readings, 7, 5, 1000, 100).unwrap();
+        let via = attenuation_from_transmission(&t, 7, 5);
+        assert_eq!(direct.shape(), via.shape());
+        assert!(
+            direct
+                .iter()
+                .zip(via.iter())
+                .all(|(a, b)| (a - b).abs() < 1e-6)
+        );
+        assert!(transmission(&readings, 7, 4, 1000, 100).is_err());
     }
 
     #[test]

@@ -16,87 +16,17 @@
 //!    material class (see [`crate::material_map`]); times the pixel's area at the centre plane,
 //!    summed, it is the cargo's mass. Opaque pixels give a lower bound and are counted.
 //!
-//! The constants of one scanner live in a TOML file ([`Calibration`]); the committed
-//! `assets/calibration/scanner-sim.toml` is the simulator's.
+//! The constants of one scanner live in a TOML file ([`Calibration`], module `file`); the
+//! committed `assets/calibration/scanner-sim.toml` is the simulator's, and
+//! `edge-agent calibrate` makes one for any other scanner (`crate::commission`).
 
-use std::path::Path;
+mod file;
 
-use serde::Deserialize;
+pub use file::{
+    Calibration, ConcealmentSettings, Curve, DEFAULT_SMOOTHING_MM, SCANNER_SIM, SiteTolerances,
+};
 
 use crate::material_map::{MaterialClass, classify};
-
-/// The committed calibration of the simulated scanner.
-pub const SCANNER_SIM: &str = include_str!("../../assets/calibration/scanner-sim.toml");
-
-/// The constants of one scanner.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Calibration {
-    /// Which scanner this file describes.
-    pub scanner: String,
-    /// μ/ρ at the high energy assumed for organic (and mixed) goods, cm²/g.
-    pub mu_rho_organic: f64,
-    /// μ/ρ at the high energy assumed for inorganic goods, cm²/g.
-    pub mu_rho_inorganic: f64,
-    /// μ/ρ at the high energy assumed for metal, cm²/g.
-    pub mu_rho_metal: f64,
-    /// Lowest low/high attenuation ratio of organic goods.
-    pub ratio_organic_min: f64,
-    /// Lowest ratio of the mixed band (organic and light inorganic not told apart).
-    pub ratio_mixed_min: f64,
-    /// Lowest ratio of inorganic goods; below it, metal.
-    pub ratio_inorganic_min: f64,
-    /// Net high-energy attenuation below which nothing is classified.
-    pub min_net_attenuation: f64,
-    /// High-energy attenuation above which a pixel is opaque.
-    pub opaque_attenuation: f64,
-    /// Half-size of the box average before classification.
-    pub smoothing_radius: usize,
-}
-
-impl Calibration {
-    /// The simulator's calibration (`assets/calibration/scanner-sim.toml`).
-    pub fn scanner_sim() -> Self {
-        Self::parse(SCANNER_SIM).expect("the committed calibration parses (tested)")
-    }
-
-    /// Parses and checks a calibration file's text.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let c: Self = toml::from_str(text).map_err(|e| e.to_string())?;
-        let positive = [c.mu_rho_organic, c.mu_rho_inorganic, c.mu_rho_metal];
-        if !positive.iter().all(|v| v.is_finite() && *v > 0.0) {
-            return Err("mass attenuation coefficients must be positive".into());
-        }
-        if !(c.ratio_organic_min > c.ratio_mixed_min && c.ratio_mixed_min > c.ratio_inorganic_min) {
-            return Err(
-                "ratio boundaries must fall: organic > mixed > inorganic (metal below)".into(),
-            );
-        }
-        if !(c.min_net_attenuation > 0.0 && c.opaque_attenuation > c.min_net_attenuation) {
-            return Err("need 0 < min_net_attenuation < opaque_attenuation".into());
-        }
-        if c.smoothing_radius > 20 {
-            return Err("smoothing_radius must be at most 20 pixels".into());
-        }
-        Ok(c)
-    }
-
-    /// Reads a calibration file.
-    pub fn load(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read calibration {}: {e}", path.display()))?;
-        Self::parse(&text).map_err(|e| format!("calibration {}: {e}", path.display()))
-    }
-
-    /// μ/ρ at the high energy for a material class.
-    pub fn mu_rho(&self, class: MaterialClass) -> f64 {
-        match class {
-            MaterialClass::Inorganic => self.mu_rho_inorganic,
-            MaterialClass::Metal | MaterialClass::Opaque => self.mu_rho_metal,
-            _ => self.mu_rho_organic,
-        }
-    }
-}
 
 /// Attenuation `−ln T` of 16-bit readings, with `T` clamped to `[1e-6, 1]`.
 pub fn attenuation(readings: &[u16], air: u16, dark: u16) -> Vec<f32> {
@@ -324,17 +254,18 @@ pub struct CargoEstimate {
     pub column_filled: Vec<u32>,
 }
 
-/// Estimates the cargo's mass and material classes from both energies' attenuation.
+/// Estimates the cargo's mass and material classes from both energies' attenuation. `pitch_mm`
+/// is `[horizontal, vertical]` at the mid-plane.
 pub fn estimate_cargo(
     att_high: &[f32],
     att_low: &[f32],
     w: usize,
     h: usize,
-    pitch_mm: f64,
+    pitch_mm: [f64; 2],
     cal: &Calibration,
 ) -> Option<CargoEstimate> {
     // The two energies are independent until classification: one thread each.
-    let r = cal.smoothing_radius;
+    let r = cal.smoothing_px(pitch_mm);
     let prepare = |att: &[f32]| {
         let patched = patch_dead_rows(att, w, h);
         let smoothed = box_mean(&patched, w, h, r);
@@ -349,7 +280,7 @@ pub fn estimate_cargo(
         )
     });
     let att_high = &att_high;
-    let space = locate_cargo_space(att_high, w, h, pitch_mm)?;
+    let space = locate_cargo_space(att_high, w, h, pitch_mm[0])?;
     let (base_h, base_l) = std::thread::scope(|s| {
         let low = s.spawn(|| row_baseline(&sl, w, &space));
         (
@@ -357,7 +288,7 @@ pub fn estimate_cargo(
             low.join().expect("baseline does not panic"),
         )
     });
-    let pixel_cm2 = (pitch_mm / 10.0).powi(2);
+    let pixel_cm2 = pitch_mm[0] / 10.0 * (pitch_mm[1] / 10.0);
     let mut classes = vec![MaterialClass::None as u8; w * h];
     let (mut mass_by_class, mut unclassified_kg) = ([0.0f64; 5], 0.0f64);
     let (mut opaque, mut filled) = (0usize, 0usize);
@@ -367,8 +298,9 @@ pub fn estimate_cargo(
         for c in space.x0..space.x1 {
             let p = row * w + c;
             let net_h = f64::from(att_high[p] - base_h[i]);
+            let smooth_net_h = f64::from(sh[p] - base_h[i]);
             let class = classify(
-                f64::from(sh[p] - base_h[i]),
+                smooth_net_h,
                 f64::from(sl[p] - base_l[i]),
                 f64::from(sh[p]),
                 cal,
@@ -378,7 +310,7 @@ pub fn estimate_cargo(
             filled += usize::from(class != MaterialClass::None);
             column_filled[c - space.x0] += u32::from(class != MaterialClass::None);
             // Signed: noise averages out instead of piling up.
-            let grams = net_h / cal.mu_rho(class) * pixel_cm2;
+            let grams = net_h / cal.mu_rho(class, smooth_net_h) * pixel_cm2;
             column_kg[c - space.x0] += grams / 1000.0;
             if let Some(slot) = class.index() {
                 mass_by_class[slot] += grams / 1000.0;
@@ -423,25 +355,14 @@ pub(crate) mod tests {
         let (w, h) = (g.scan.width as usize, g.scan.height as usize);
         let ah = attenuation(&g.scan.high, HIGH.air, HIGH.dark);
         let al = attenuation(&g.scan.low, LOW.air, LOW.dark);
-        estimate_cargo(&ah, &al, w, h, g.scan.pitch_mm, &Calibration::scanner_sim())
-    }
-
-    #[test]
-    fn the_committed_calibration_parses_and_bad_files_are_refused() {
-        let c = Calibration::scanner_sim();
-        assert!(c.ratio_organic_min > c.ratio_inorganic_min);
-        let broken = SCANNER_SIM.replace("ratio_mixed_min = 1.2200", "ratio_mixed_min = 1.3");
-        assert!(
-            Calibration::parse(&broken)
-                .unwrap_err()
-                .contains("must fall")
-        );
-        let unknown = format!("{SCANNER_SIM}\nfudge = 2\n");
-        assert!(
-            Calibration::parse(&unknown)
-                .unwrap_err()
-                .contains("unknown field")
-        );
+        estimate_cargo(
+            &ah,
+            &al,
+            w,
+            h,
+            [g.scan.pitch_mm, g.scan.pitch_vertical_mm],
+            &Calibration::scanner_sim(),
+        )
     }
 
     #[test]

@@ -1,0 +1,443 @@
+//! `edge-agent calibrate --cleared DIR`: the site's manifest tolerances and the concealment
+//! model's operating point, from scans its officers cleared.
+//!
+//! # Method
+//! Every cleared scan is analysed once (model heat map, calibrated cargo estimate, the
+//! declaration it was cleared against). Then, for each check on its own (concealment, mass,
+//! material share, fill, undeclared region, declared empty), the loosest setting that flags no
+//! more than its share of the budget is found by bisection on the check itself (`verify` and the
+//! model's regions, so the fit cannot drift from what the agent does), and widened by a safety
+//! margin, since the next scans are not the ones fitted. The budget, the site's target share of
+//! false alarms (1 % by default), is split evenly between the six checks, so together they stay
+//! within it. A setting is never made tighter than half the shipped default: a cleared set
+//! too small or too clean must not turn the checks into hair triggers.
+//!
+//! The command then says what the fitted settings still flag on the cleared scans, and, given
+//! `--anomalies DIR` (scans with anomalies of the same scanner, `truth.json` beside them), what
+//! detection they cost against the shipped defaults.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use baylens_models::{ConcealmentModel, HighEnergyScan, OperatingPoint};
+use baylens_protocol::risk::{LaneThresholds, PreArrival, assess};
+use baylens_protocol::{Declaration, Finding, FindingKind, Lane};
+use chrono::Utc;
+
+use crate::analyze::{MAX_IMAGE_BYTES, scan_cargo};
+use crate::calibration::{Calibration, CargoEstimate};
+use crate::ingest::scan::{LoadedScan, load_scan};
+use crate::manifest::{ManifestInput, Tolerances, verify};
+
+/// Thresholds tried for the concealment model, ascending.
+pub const THRESHOLDS: [f32; 14] = [
+    0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999,
+];
+/// Margin on each fitted tolerance.
+const MARGIN: f64 = 1.15;
+
+/// One analysed scan: what every check needs, computed once.
+#[derive(Debug)]
+pub struct Analysed {
+    /// The scan's id.
+    pub scan_id: String,
+    /// The declaration it was cleared (or lodged) against.
+    pub declaration: Declaration,
+    /// Calibrated cargo, if a container was found.
+    pub cargo: Option<CargoEstimate>,
+    /// Width in pixels.
+    pub width: usize,
+    /// Pitch, mm.
+    pub pitch_mm: [f64; 2],
+    /// Per entry of [`THRESHOLDS`]: whether the model flags a region at it.
+    pub flagged_at: Vec<bool>,
+    /// The highest region score at the default operating point (for the report).
+    pub detections: usize,
+}
+
+/// Loads the declarations of a folder (`DIR/declarations/*.json` and `DIR/*.declaration.json`),
+/// by reference and by container code.
+pub fn declarations(dir: &Path) -> Result<HashMap<String, Declaration>, String> {
+    let mut out = HashMap::new();
+    let folder = dir.join("declarations");
+    let Ok(entries) = std::fs::read_dir(&folder) else {
+        return Ok(out);
+    };
+    let now = Utc::now();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+        let d = Declaration::from_json(&text, now).map_err(|errors| {
+            let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            format!("{}: {}", path.display(), list.join("; "))
+        })?;
+        if let Some(code) = &d.container_code {
+            out.insert(code.clone(), d.clone());
+        }
+        out.insert(d.reference.clone(), d);
+    }
+    Ok(out)
+}
+
+/// The sidecars of a folder (`*.json` other than declarations, truth and phantom files).
+pub fn sidecars(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+            p.is_file()
+                && name.is_some_and(|n| {
+                    n.ends_with(".json")
+                        && n != "truth.json"
+                        && !n.ends_with(".phantom.json")
+                        && !n.starts_with('.')
+                })
+        })
+        .collect();
+    out.sort();
+    if out.is_empty() {
+        return Err(format!(
+            "{} holds no scans (sidecar .json files)",
+            dir.display()
+        ));
+    }
+    Ok(out)
+}
+
+fn declaration_of<'a>(
+    loaded: &LoadedScan,
+    all: &'a HashMap<String, Declaration>,
+) -> Option<&'a Declaration> {
+    let s = &loaded.sidecar;
+    s.declaration_ref
+        .as_ref()
+        .and_then(|r| all.get(r))
+        .or_else(|| s.container_code.as_ref().and_then(|c| all.get(c.as_str())))
+}
+
+/// Analyses one scan for fitting (see the module docs). Errors name the file.
+pub fn analyse(
+    sidecar: &Path,
+    model: &mut ConcealmentModel,
+    calibration: &Calibration,
+    all: &HashMap<String, Declaration>,
+) -> Result<Analysed, String> {
+    let name = sidecar.display();
+    let loaded = load_scan(sidecar, MAX_IMAGE_BYTES).map_err(|e| format!("{name}: {e}"))?;
+    let declaration = declaration_of(&loaded, all)
+        .ok_or_else(|| {
+            format!(
+                "{name}: no declaration found for it (by declaration_ref or container code) in \
+                 the folder's declarations/"
+            )
+        })?
+        .clone();
+    let (high, meta) = loaded.high();
+    let pitch_mm = loaded.sidecar.pitch_mm();
+    let op = calibration.operating_point();
+    let out = model
+        .analyse_scan(
+            &HighEnergyScan {
+                readings: &high.samples,
+                width: high.width,
+                height: high.height,
+                air: meta.air,
+                dark: meta.dark,
+                pitch_mm,
+            },
+            op,
+        )
+        .map_err(|e| format!("{name}: analysis failed: {e}"))?;
+    let flagged_at = THRESHOLDS
+        .iter()
+        .map(|&threshold| {
+            let at = OperatingPoint {
+                threshold,
+                min_region_m2: op.min_region_m2,
+            };
+            !at.regions(out.heatmap.view(), pitch_mm).is_empty()
+        })
+        .collect();
+    Ok(Analysed {
+        scan_id: loaded.sidecar.scan_id.as_str().to_owned(),
+        declaration,
+        cargo: scan_cargo(&loaded, calibration),
+        width: high.width as usize,
+        pitch_mm,
+        flagged_at,
+        detections: out.detections.len(),
+    })
+}
+
+/// The manifest findings of one analysed scan under `tol`.
+pub fn manifest_findings(a: &Analysed, tol: Tolerances) -> Vec<Finding> {
+    verify(
+        ManifestInput {
+            declaration: Some(&a.declaration),
+            container_code: None,
+            cargo: a.cargo.as_ref(),
+            unreadable_code: None,
+            pitch_mm: a.pitch_mm,
+        },
+        a.width,
+        tol,
+    )
+}
+
+/// Whether a scan leaves the green lane: the model at `threshold` (an entry of [`THRESHOLDS`]
+/// or the default) and the manifest under `tol`.
+pub fn flagged(
+    a: &Analysed,
+    threshold_index: usize,
+    tol: Tolerances,
+    lanes: LaneThresholds,
+) -> bool {
+    let mut findings = manifest_findings(a, tol);
+    if a.flagged_at[threshold_index] {
+        findings.push(Finding {
+            kind: FindingKind::ConcealedObject,
+            score: THRESHOLDS[threshold_index],
+            region: None,
+            message: String::new(),
+        });
+    }
+    let (risk, _) = assess(&findings, &PreArrival::Unscored, lanes);
+    lanes.lane(risk) != Lane::Green
+}
+
+/// One tolerance the fit sets: its finding kind, where it lives, its bounds.
+struct Knob {
+    kind: FindingKind,
+    name: &'static str,
+    get: fn(&mut Tolerances) -> &mut f64,
+    max: f64,
+}
+
+const KNOBS: [Knob; 5] = [
+    Knob {
+        kind: FindingKind::MassMismatch,
+        name: "mass_relative",
+        get: |t| &mut t.mass_relative,
+        max: 3.0,
+    },
+    Knob {
+        kind: FindingKind::MaterialMismatch,
+        name: "class_share",
+        get: |t| &mut t.class_share,
+        max: 1.0,
+    },
+    Knob {
+        kind: FindingKind::FillMismatch,
+        name: "fill_relative",
+        get: |t| &mut t.fill_relative,
+        max: 5.0,
+    },
+    Knob {
+        kind: FindingKind::UndeclaredRegion,
+        name: "region_min_kg",
+        get: |t| &mut t.region_min_kg,
+        max: 40_000.0,
+    },
+    Knob {
+        kind: FindingKind::DeclaredEmptyNotEmpty,
+        name: "empty_max_kg",
+        get: |t| &mut t.empty_max_kg,
+        max: 10_000.0,
+    },
+];
+
+/// What the fit chose.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SiteFit {
+    /// The fitted tolerances.
+    pub tolerances: Tolerances,
+    /// Index into [`THRESHOLDS`] of the fitted threshold.
+    pub threshold_index: usize,
+    /// One line per setting: what it is, the default, how many cleared scans each flags.
+    pub lines: Vec<String>,
+    /// Share of the cleared scans the fitted settings leave out of the green lane.
+    pub flagged_share: f64,
+}
+
+/// Fits the tolerances and the threshold (see the module docs).
+pub fn fit(scans: &[Analysed], target: f64, lanes: LaneThresholds) -> SiteFit {
+    let n = scans.len().max(1);
+    // The budget per check, in scans (the checks' union stays within the target).
+    let allowed = ((target * n as f64) / (KNOBS.len() + 1) as f64).floor() as usize;
+    let defaults = Tolerances::default();
+    let mut tol = defaults;
+    let count = |kind: FindingKind, t: Tolerances| {
+        scans
+            .iter()
+            .filter(|a| manifest_findings(a, t).iter().any(|f| f.kind == kind))
+            .count()
+    };
+    let mut lines = Vec::new();
+    for knob in &KNOBS {
+        let mut default = defaults;
+        let floor = *(knob.get)(&mut default) * 0.5;
+        let before = count(knob.kind, defaults);
+        let at = |v: f64| {
+            let mut t = defaults;
+            *(knob.get)(&mut t) = v;
+            count(knob.kind, t)
+        };
+        let (mut lo, mut hi) = (floor, knob.max);
+        let value = if at(lo) <= allowed {
+            lo
+        } else if at(hi) > allowed {
+            hi
+        } else {
+            for _ in 0..24 {
+                let mid = 0.5 * (lo + hi);
+                if at(mid) <= allowed {
+                    hi = mid;
+                } else {
+                    lo = mid;
+                }
+            }
+            (hi * MARGIN).min(knob.max)
+        };
+        *(knob.get)(&mut tol) = value;
+        lines.push(format!(
+            "{:<15} {:>9.3} (default {:>9.3}): flags {} of {n} cleared loads (default: {before})",
+            knob.name,
+            value,
+            *(knob.get)(&mut default),
+            at(value),
+        ));
+    }
+    // The threshold: the lowest that flags within its share; one step up for the margin.
+    let default_index = THRESHOLDS
+        .iter()
+        .position(|&t| t == baylens_models::concealment::THRESHOLD)
+        .unwrap_or(7);
+    let flags_at = |i: usize| scans.iter().filter(|a| a.flagged_at[i]).count();
+    let lowest = (0..THRESHOLDS.len())
+        .find(|&i| flags_at(i) <= allowed)
+        .unwrap_or(THRESHOLDS.len() - 1);
+    let threshold_index = if lowest > 0 && flags_at(lowest) > 0 {
+        (lowest + 1).min(THRESHOLDS.len() - 1)
+    } else {
+        lowest
+    };
+    lines.push(format!(
+        "{:<15} {:>9.3} (default {:>9.3}): flags {} of {n} cleared loads (default: {})",
+        "threshold",
+        THRESHOLDS[threshold_index],
+        THRESHOLDS[default_index],
+        flags_at(threshold_index),
+        flags_at(default_index)
+    ));
+    let flagged_share = scans
+        .iter()
+        .filter(|a| flagged(a, threshold_index, tol, lanes))
+        .count() as f64
+        / n as f64;
+    SiteFit {
+        tolerances: tol,
+        threshold_index,
+        lines,
+        flagged_share,
+    }
+}
+
+/// The calibration text with the fit's `[tolerances]` and `[concealment]` sections (any earlier
+/// ones, and everything after them, replaced).
+pub fn with_site_sections(calibration_text: &str, fit: &SiteFit, record: &str) -> String {
+    let marker = "# Site settings fitted by `edge-agent calibrate --cleared`";
+    let cut = [marker, "\n[tolerances]", "\n[concealment]"]
+        .iter()
+        .filter_map(|m| calibration_text.find(m))
+        .min()
+        .unwrap_or(calibration_text.len());
+    let t = fit.tolerances;
+    let mut out = calibration_text[..cut].trim_end().to_owned();
+    out.push_str(&format!(
+        "\n\n{marker}\n# {record}\n\n[tolerances]\nmass_relative = {:.4}\nclass_share = {:.4}\n\
+         fill_relative = {:.4}\nregion_min_kg = {:.1}\nempty_max_kg = {:.1}\n\n[concealment]\n\
+         threshold = {}\n",
+        t.mass_relative,
+        t.class_share,
+        t.fill_relative,
+        t.region_min_kg,
+        t.empty_max_kg,
+        THRESHOLDS[fit.threshold_index]
+    ));
+    out
+}
+
+/// Detection and false alarms per scenario on scans with a `truth.json` (scanner-sim's), with
+/// the given settings: `(scenario, flagged, total)`, scenarios in first-seen order.
+pub fn per_scenario(
+    scans: &[Analysed],
+    scenarios: &HashMap<String, String>,
+    threshold_index: usize,
+    tol: Tolerances,
+    lanes: LaneThresholds,
+) -> Vec<(String, usize, usize)> {
+    let mut out: Vec<(String, usize, usize)> = Vec::new();
+    for a in scans {
+        let scenario = scenarios
+            .get(&a.scan_id)
+            .cloned()
+            .unwrap_or_else(|| "unknown".into());
+        let hit = flagged(a, threshold_index, tol, lanes);
+        match out.iter_mut().find(|r| r.0 == scenario) {
+            Some(r) => {
+                r.1 += usize::from(hit);
+                r.2 += 1;
+            }
+            None => out.push((scenario, usize::from(hit), 1)),
+        }
+    }
+    out
+}
+
+/// Scenario per scan id from a scanner-sim `truth.json`.
+pub fn truth_scenarios(dir: &Path) -> Result<HashMap<String, String>, String> {
+    let path = dir.join("truth.json");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| {
+            Some((
+                r["scan_id"].as_str()?.to_owned(),
+                r["scenario"].as_str()?.to_owned(),
+            ))
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn site_sections_replace_earlier_ones() {
+        let fit = SiteFit {
+            tolerances: Tolerances::default(),
+            threshold_index: 9,
+            lines: vec![],
+            flagged_share: 0.0,
+        };
+        let base = crate::calibration::SCANNER_SIM;
+        let once = with_site_sections(base, &fit, "first");
+        let twice = with_site_sections(&once, &fit, "second");
+        assert_eq!(twice.matches("[tolerances]").count(), 1);
+        assert!(twice.contains("second") && !twice.contains("first"));
+        let c = Calibration::parse(&twice).unwrap();
+        assert_eq!(c.operating_point().threshold, THRESHOLDS[9]);
+        assert_eq!(c.tolerances(), Tolerances::default());
+    }
+}
