@@ -326,14 +326,7 @@ mod tests {
             let g = simulated(Scenario::Honest, 61, i);
             let cargo = estimate(&g).unwrap();
             let w = g.scan.width as usize;
-            let b = blocks(
-                &cargo,
-                w,
-                [
-                    [g.scan.pitch_mm, g.scan.pitch_vertical_mm],
-                    g.scan.pitch_vertical_mm,
-                ],
-            );
+            let b = blocks(&cargo, w, [g.scan.pitch_mm, g.scan.pitch_vertical_mm]);
             if b.is_empty() {
                 println!(
                     "scan {i}: no blocks; {:?} fill {}",
@@ -366,10 +359,7 @@ mod tests {
             blocks(
                 &cargo,
                 g.scan.width as usize,
-                [
-                    [g.scan.pitch_mm, g.scan.pitch_vertical_mm],
-                    g.scan.pitch_vertical_mm
-                ]
+                [g.scan.pitch_mm, g.scan.pitch_vertical_mm]
             )
             .is_empty()
         );

@@ -127,7 +127,8 @@ mod tests {
         let r = resample(&ramp, 100, 1, 40, 1);
         for o in 3..37 {
             let want = (o as f32 + 0.5) * 2.5 - 0.5;
-            assert!((r[o] - want).abs() < 1e-3, "{o}: {} vs {want}", r[o]);
+            // Within a sample of the filter's discretisation at a non-integer scale.
+            assert!((r[o] - want).abs() < 0.02, "{o}: {} vs {want}", r[o]);
         }
     }
 
