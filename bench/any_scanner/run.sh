@@ -3,7 +3,8 @@
 # phantom's ("after phantom calibration"), and the phantom's with the site's cleared-scan
 # settings. Fitted on seeds 101/102 (cleared) and 1 (phantom); measured on seeds 202-208 (one
 # per scenario), which nothing was fitted on. Usage: bench/any_scanner/run.sh [FIT_HONEST] [FIT_EMPTY] [PER_SCENARIO]
-# (defaults 160 40 30: 200 cleared loads and 210 measured per profile).
+# (defaults 160 40 30: 200 cleared loads and 210 measured per profile). BAYLENS_PROFILES picks
+# the profiles (mobile-d is the development profile; portal-b and gantry-c are held out).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 export ORT_DYLIB_PATH=${ORT_DYLIB_PATH:-$PWD/.ort/libonnxruntime.so}
@@ -12,7 +13,7 @@ sim=target/release/scanner-sim; agent=target/release/edge-agent
 out=${BAYLENS_BENCH_DIR:-target/any-scanner}
 rm -rf "$out"; mkdir -p "$out"
 at=2026-12-01T08:00:00Z
-for profile in scanner-sim portal-b gantry-c; do
+for profile in ${BAYLENS_PROFILES:-scanner-sim portal-b gantry-c}; do
   d="$out/$profile"
   $sim phantom --profile "$profile" --seed 1 --out "$d/phantom" >/dev/null
   $sim generate --profile "$profile" --scenario honest --count "$honest" --seed 101 --out "$d/cleared" --quiet --captured-at $at >/dev/null

@@ -297,10 +297,7 @@ fn calibrate(args: &CalibrateArgs) -> Result<bool> {
             Ok(x) => x,
             Err(e) => return fail(e),
         };
-        let default_index = commission::cleared::THRESHOLDS
-            .iter()
-            .position(|&t| t == baylens_models::concealment::THRESHOLD)
-            .unwrap_or(7);
+        let default_index = commission::cleared::default_threshold_index();
         let before = commission::cleared::per_scenario(
             &scans,
             &truth,

@@ -9,8 +9,12 @@
 //! model's regions, so the fit cannot drift from what the agent does), and widened by a safety
 //! margin, since the next scans are not the ones fitted. The budget, the site's target share of
 //! false alarms (1 % by default), is split evenly between the six checks, so together they stay
-//! within it. A setting is never made tighter than half the shipped default: a cleared set
-//! too small or too clean must not turn the checks into hair triggers.
+//! within it. A setting is never made tighter than the shipped default: the largest deviation
+//! among a few hundred cleared loads underestimates the next few hundred's, and on the
+//! development profile (`mobile-d`) tightening to it doubled the false alarms on fresh loads
+//! (0 → 2 of 30 honest loads, a mass and a material finding) for one more detection in 90. The
+//! cleared scans loosen what this scanner needs loosened; the phantom calibration is what
+//! makes the checks sharp.
 //!
 //! The command then says what the fitted settings still flag on the cleared scans, and, given
 //! `--anomalies DIR` (scans with anomalies of the same scanner, `truth.json` beside them), what
@@ -33,6 +37,14 @@ use crate::manifest::{ManifestInput, Tolerances, verify};
 pub const THRESHOLDS: [f32; 14] = [
     0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999,
 ];
+/// Index into [`THRESHOLDS`] of the model card's threshold.
+pub fn default_threshold_index() -> usize {
+    THRESHOLDS
+        .iter()
+        .position(|&t| t == baylens_models::concealment::THRESHOLD)
+        .unwrap_or(7)
+}
+
 /// Margin on each fitted tolerance.
 const MARGIN: f64 = 1.15;
 
@@ -281,7 +293,7 @@ pub fn fit(scans: &[Analysed], target: f64, lanes: LaneThresholds) -> SiteFit {
     let mut lines = Vec::new();
     for knob in &KNOBS {
         let mut default = defaults;
-        let floor = *(knob.get)(&mut default) * 0.5;
+        let floor = *(knob.get)(&mut default);
         let before = count(knob.kind, defaults);
         let at = |v: f64| {
             let mut t = defaults;
@@ -313,20 +325,14 @@ pub fn fit(scans: &[Analysed], target: f64, lanes: LaneThresholds) -> SiteFit {
             at(value),
         ));
     }
-    // The threshold: the lowest that flags within its share; one step up for the margin.
-    let default_index = THRESHOLDS
-        .iter()
-        .position(|&t| t == baylens_models::concealment::THRESHOLD)
-        .unwrap_or(7);
+    // The threshold: the lowest from the default up that flags within its share. No step is
+    // added for a margin: near 1 the grid's steps are already wide (on the development profile
+    // one more step, 0.99 to 0.995, cost 3 of 30 false compartments).
+    let default_index = default_threshold_index();
     let flags_at = |i: usize| scans.iter().filter(|a| a.flagged_at[i]).count();
-    let lowest = (0..THRESHOLDS.len())
+    let threshold_index = (default_index..THRESHOLDS.len())
         .find(|&i| flags_at(i) <= allowed)
         .unwrap_or(THRESHOLDS.len() - 1);
-    let threshold_index = if lowest > 0 && flags_at(lowest) > 0 {
-        (lowest + 1).min(THRESHOLDS.len() - 1)
-    } else {
-        lowest
-    };
     lines.push(format!(
         "{:<15} {:>9.3} (default {:>9.3}): flags {} of {n} cleared loads (default: {})",
         "threshold",
@@ -411,10 +417,17 @@ pub fn truth_scenarios(dir: &Path) -> Result<HashMap<String, String>, String> {
         .into_iter()
         .flatten()
         .filter_map(|r| {
-            Some((
-                r["scan_id"].as_str()?.to_owned(),
-                r["scenario"].as_str()?.to_owned(),
-            ))
+            let scenario = r["scenario"].as_str()?;
+            // A load the scenario left nothing wrong with (undeclared goods of no package, say)
+            // is a clean load, not a miss.
+            let clean = r["anomalies"].as_array().is_some_and(Vec::is_empty)
+                && !matches!(scenario, "honest" | "empty");
+            let label = if clean {
+                format!("{scenario} (nothing to find)")
+            } else {
+                scenario.to_owned()
+            };
+            Some((r["scan_id"].as_str()?.to_owned(), label))
         })
         .collect())
 }
