@@ -63,8 +63,6 @@ pub struct Analysed {
     pub pitch_mm: [f64; 2],
     /// Per entry of [`THRESHOLDS`]: whether the model flags a region at it.
     pub flagged_at: Vec<bool>,
-    /// The highest region score at the default operating point (for the report).
-    pub detections: usize,
 }
 
 /// Loads the declarations of a folder (`DIR/declarations/*.json` and `DIR/*.declaration.json`),
@@ -183,7 +181,6 @@ pub fn analyse(
         width: high.width as usize,
         pitch_mm,
         flagged_at,
-        detections: out.detections.len(),
     })
 }
 

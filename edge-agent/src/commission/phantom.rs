@@ -322,15 +322,19 @@ pub fn fit(
             worst_mass = worst_mass.max(mass_err.abs());
         }
         let ratio_fit = r_line.map(|c| Curve(c.clone()).at(s.a_high));
+        // Lead only checks the inorganic boundary: goods are weighed with steel's μ/ρ.
+        let mass_note = if s.material == "lead" {
+            "lead: class check only".to_owned()
+        } else {
+            format!("estimated {mass:7.2} ({:+.1} %)", mass_err * 100.0)
+        };
         residuals.push(format!(
-            "{:<36} A_high {:6.3}  ratio {:.4}{}  areal mass {:7.2} g/cm², estimated {:7.2} ({:+.1} %)",
+            "{:<36} A_high {:6.3}  ratio {:.4}{}  areal mass {:7.2} g/cm², {mass_note}",
             s.name(),
             s.a_high,
             s.ratio(),
             ratio_fit.map_or(String::new(), |f| format!(" (line {f:.4})")),
             s.areal_mass,
-            mass,
-            mass_err * 100.0
         ));
     }
     for s in &lead {
