@@ -13,18 +13,21 @@ sim=target/release/scanner-sim; agent=target/release/edge-agent
 out=${BAYLENS_BENCH_DIR:-target/any-scanner}
 rm -rf "$out"; mkdir -p "$out"
 at=2026-12-01T08:00:00Z
+# Seeds: BAYLENS_FIT_SEED (cleared honest; +1 for cleared empty) and BAYLENS_MEASURE_SEED (one
+# scenario each, upwards). Development runs use other seeds than the reported ones.
+fit=${BAYLENS_FIT_SEED:-101}; measure=${BAYLENS_MEASURE_SEED:-202}
 for profile in ${BAYLENS_PROFILES:-scanner-sim portal-b gantry-c}; do
   d="$out/$profile"
   $sim phantom --profile "$profile" --seed 1 --out "$d/phantom" >/dev/null
-  $sim generate --profile "$profile" --scenario honest --count "$honest" --seed 101 --out "$d/cleared" --quiet --captured-at $at >/dev/null
-  $sim generate --profile "$profile" --scenario empty --count "$empty" --seed 102 --out "$d/cleared-empty" --quiet --captured-at $at >/dev/null
+  $sim generate --profile "$profile" --scenario honest --count "$honest" --seed "$fit" --out "$d/cleared" --quiet --captured-at $at >/dev/null
+  $sim generate --profile "$profile" --scenario empty --count "$empty" --seed $((fit + 1)) --out "$d/cleared-empty" --quiet --captured-at $at >/dev/null
   # One cleared folder: the empty loads' files and declarations join the honest ones.
   cp "$d"/cleared-empty/BAY01-* "$d/cleared/"; cp "$d"/cleared-empty/declarations/* "$d/cleared/declarations/"
   # The measured scans: each scenario on its own seed (202, 203, ...), one folder.
   mkdir -p "$d/measure/declarations"
   k=0
   for s in honest empty mismatch undeclared false_empty concealment compartment; do
-    $sim generate --profile "$profile" --scenario $s --count "$per" --seed $((202 + k)) --out "$d/m-$s" --quiet --captured-at $at >/dev/null
+    $sim generate --profile "$profile" --scenario $s --count "$per" --seed $((measure + k)) --out "$d/m-$s" --quiet --captured-at $at >/dev/null
     cp "$d"/m-$s/BAY01-* "$d/measure/"; cp "$d"/m-$s/declarations/* "$d/measure/declarations/"
     k=$((k + 1))
   done

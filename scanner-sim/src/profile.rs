@@ -20,6 +20,8 @@
 //! its transforms are identities and are skipped, so its scans are bit for bit the same.
 //! `mobile-d` was used while the calibration method was designed; `portal-b` and `gantry-c`
 //! were held out from that work and are where BayLens's figures on unseen scanners come from.
+//! `linac-e` was added after their first measurement and held back for measuring what changed
+//! after it.
 
 use serde::Serialize;
 
@@ -154,8 +156,36 @@ pub const GANTRY_C: ScannerProfile = ScannerProfile {
     pitch_mm: [12.0, 8.0],
 };
 
+/// A 4/8 MeV cargo linac with 6 mm pixels, defined after the first measurements on portal-b
+/// and gantry-c and kept back for measuring what was changed after them (held out).
+pub const LINAC_E: ScannerProfile = ScannerProfile {
+    name: "linac-e",
+    description: "4/8 MeV interlaced linac, 6 mm, stretched ratios, sharp detector (held out)",
+    high: Detector {
+        energy_mev: 8.0,
+        photons_in_air: 30_000.0,
+        air: 58_000,
+        dark: 400,
+    },
+    low: Detector {
+        energy_mev: 4.0,
+        photons_in_air: 18_000.0,
+        air: 55_000,
+        dark: 380,
+    },
+    ratio_scale: 0.94,
+    ratio_exponent: 0.8,
+    hardening_high: 0.005,
+    hardening_low: 0.018,
+    psf_centre: 0.6,
+    psf_passes: 1,
+    gain_spread: 0.006,
+    read_noise: 2.5,
+    pitch_mm: [6.0, 6.0],
+};
+
 /// Every profile, the training scanner first.
-pub const ALL: [ScannerProfile; 4] = [SCANNER_SIM, MOBILE_D, PORTAL_B, GANTRY_C];
+pub const ALL: [ScannerProfile; 5] = [SCANNER_SIM, MOBILE_D, PORTAL_B, GANTRY_C, LINAC_E];
 
 /// What a truth file records of the profile.
 #[derive(Debug, Clone, Serialize)]
