@@ -30,7 +30,8 @@ ATTENUATION_SCALE, T_MIN = 0.25, 1e-6
 TILE_WIDTH, TILE_CONTEXT = 512, 64
 THRESHOLD, MIN_REGION_PIXELS = 0.95, 300
 # assets/calibration/scanner-sim.toml
-MU_RHO = {"organic": 0.0272, "inorganic": 0.0255, "metal": 0.0305}
+MU_RHO = {"organic": 0.0272, "inorganic": 0.0255, "metal": 0.0305, "heavy": 0.0427}
+RATIO_HEAVY = 1.044
 RATIO_ORGANIC, RATIO_MIXED, RATIO_INORGANIC = 1.2257, 1.2200, 1.1540
 MIN_NET, OPAQUE, SMOOTH = 0.3, 8.0, 3
 # edge-agent/src/calibration/mod.rs
@@ -202,6 +203,8 @@ def estimate_cargo(images, pitch):
         [OPAQUE_C, NONE, ORGANIC, MIXED, INORGANIC], METAL).astype(np.uint8)
     mu = np.choose(cls, [MU_RHO["organic"], MU_RHO["organic"], MU_RHO["organic"], MU_RHO["inorganic"],
                          MU_RHO["metal"], MU_RHO["metal"]])
+    # Metal below the heavy boundary is weighed as lead (calibration/file.rs, Calibration::mu_rho).
+    mu = np.where((cls == METAL) & (ratio < RATIO_HEAVY), MU_RHO["heavy"], mu)
     net = (ah[top:floor, x0:x1] - base_h[:, None]).astype(np.float64)
     kg = net / mu * (pitch / 10.0) ** 2 / 1000.0
     by_class = [float(kg[cls == k].sum()) for k in range(1, 6)]

@@ -109,6 +109,13 @@ pub struct Calibration {
     pub ratio_mixed_min: Curve,
     /// Lowest ratio of inorganic goods; below it, metal.
     pub ratio_inorganic_min: Curve,
+    /// μ/ρ at the high energy of heavy metal (lead, tungsten), cm²/g, for metal pixels whose
+    /// ratio lies below `ratio_heavy_max`; without it, all metal is weighed as steel.
+    #[serde(default)]
+    pub mu_rho_heavy: Option<Curve>,
+    /// Ratio below which metal is weighed as heavy metal (with `mu_rho_heavy`).
+    #[serde(default)]
+    pub ratio_heavy_max: Option<Curve>,
     /// Net high-energy attenuation below which nothing is classified.
     pub min_net_attenuation: f64,
     /// High-energy attenuation above which a pixel is opaque.
@@ -150,7 +157,17 @@ impl Calibration {
             ("ratio_mixed_min", &self.ratio_mixed_min),
             ("ratio_inorganic_min", &self.ratio_inorganic_min),
         ];
-        for (name, c) in curves {
+        let heavy = [
+            ("mu_rho_heavy", self.mu_rho_heavy.as_ref()),
+            ("ratio_heavy_max", self.ratio_heavy_max.as_ref()),
+        ];
+        if self.mu_rho_heavy.is_some() != self.ratio_heavy_max.is_some() {
+            return Err("give mu_rho_heavy and ratio_heavy_max together, or neither".into());
+        }
+        for (name, c) in curves
+            .into_iter()
+            .chain(heavy.into_iter().filter_map(|(n, c)| c.map(|c| (n, c))))
+        {
             if c.0.is_empty() || c.0.len() > 4 || !c.0.iter().all(|v| v.is_finite()) {
                 return Err(format!(
                     "{name} must be a number or a list of 1 to 4 finite coefficients"
@@ -183,6 +200,14 @@ impl Calibration {
                 return Err(format!(
                     "ratio boundaries must fall: organic > mixed > inorganic (metal below), \
                      at attenuation {a:.2} they are {o:.4}, {m:.4}, {i:.4}"
+                ));
+            }
+            if let (Some(mu), Some(r)) = (&self.mu_rho_heavy, &self.ratio_heavy_max)
+                && !(mu.at(a) > 0.0 && r.at(a) < i)
+            {
+                return Err(format!(
+                    "heavy metal needs a positive mu_rho_heavy and ratio_heavy_max below the \
+                     inorganic boundary (at attenuation {a:.2})"
                 ));
             }
         }
@@ -223,15 +248,21 @@ impl Calibration {
         Self::parse(&text).map_err(|e| format!("calibration {}: {e}", path.display()))
     }
 
-    /// μ/ρ at the high energy for a material class, at net high-energy attenuation `a`.
-    pub fn mu_rho(&self, class: MaterialClass, a: f64) -> f64 {
+    /// μ/ρ at the high energy for a material class, at net high-energy attenuation `a` and
+    /// low/high ratio `ratio` (which tells heavy metal from steel where the file can).
+    pub fn mu_rho(&self, class: MaterialClass, a: f64, ratio: f64) -> f64 {
+        // Outside the fitted range a curve may wander: hold it at its ends.
+        let a = a.clamp(self.min_net_attenuation, self.opaque_attenuation);
         let curve = match class {
             MaterialClass::Inorganic => &self.mu_rho_inorganic,
-            MaterialClass::Metal | MaterialClass::Opaque => &self.mu_rho_metal,
+            MaterialClass::Metal => match (&self.mu_rho_heavy, &self.ratio_heavy_max) {
+                (Some(heavy), Some(bound)) if ratio < bound.at(a) => heavy,
+                _ => &self.mu_rho_metal,
+            },
+            MaterialClass::Opaque => &self.mu_rho_metal,
             _ => &self.mu_rho_organic,
         };
-        // Outside the fitted range a curve may wander: hold it at its ends.
-        curve.at(a.clamp(self.min_net_attenuation, self.opaque_attenuation))
+        curve.at(a)
     }
 
     /// The ratio boundaries (organic, mixed, inorganic minimum) at net attenuation `a`.
@@ -328,7 +359,13 @@ mod tests {
             "mu_rho_organic = [0.0272, -0.001]",
         ) + "\n[tolerances]\nmass_relative = 0.1\n\n[concealment]\nthreshold = 0.9\n";
         let c = Calibration::parse(&text).unwrap();
-        assert!((c.mu_rho(MaterialClass::Organic, 2.0) - 0.0252).abs() < 1e-9);
+        assert!((c.mu_rho(MaterialClass::Organic, 2.0, 1.23) - 0.0252).abs() < 1e-9);
+        // Heavy metal is weighed as lead, steel as steel.
+        let shipped = Calibration::scanner_sim();
+        assert_eq!(shipped.mu_rho(MaterialClass::Metal, 2.0, 0.99), 0.0427);
+        assert_eq!(shipped.mu_rho(MaterialClass::Metal, 2.0, 1.10), 0.0305);
+        let half = SCANNER_SIM.replace("mu_rho_heavy = 0.0427\n", "");
+        assert!(Calibration::parse(&half).unwrap_err().contains("together"));
         assert_eq!(c.tolerances().mass_relative, 0.1);
         assert_eq!(
             c.tolerances().fill_relative,

@@ -310,7 +310,8 @@ pub fn estimate_cargo(
             filled += usize::from(class != MaterialClass::None);
             column_filled[c - space.x0] += u32::from(class != MaterialClass::None);
             // Signed: noise averages out instead of piling up.
-            let grams = net_h / cal.mu_rho(class, smooth_net_h) * pixel_cm2;
+            let ratio = f64::from(sl[p] - base_l[i]) / smooth_net_h;
+            let grams = net_h / cal.mu_rho(class, smooth_net_h, ratio) * pixel_cm2;
             column_kg[c - space.x0] += grams / 1000.0;
             if let Some(slot) = class.index() {
                 mass_by_class[slot] += grams / 1000.0;

@@ -16,8 +16,10 @@
 //!    class boundaries sit between the lines at the same fractions as in the simulator's own
 //!    calibration (organic above 46 % of the way from aluminium to polyethylene, 78 % to
 //!    water; mixed above 20 %, 35 % to water; inorganic above 44 % of the way from steel to
-//!    aluminium), so they follow the scanner's curves at every thickness. Lead only checks
-//!    that heavy metal falls below the inorganic boundary.
+//!    aluminium), so they follow the scanner's curves at every thickness. Lead must fall below
+//!    the inorganic boundary; with two lead steps or more, metal below the line halfway between
+//!    lead's and steel's ratios is weighed with lead's own `A / ρt` line (a load of lead weighed
+//!    as steel comes out 40 % heavy).
 //!
 //! Every fit prints its residuals, so an operator sees a bad plate before trusting the file.
 
@@ -303,6 +305,14 @@ pub fn fit(
     let organic_min = between(&r_alu, &r_org, f_organic);
     let mixed_min = between(&r_alu, &r_org, f_mixed);
     let inorganic_min = between(&r_steel, &r_alu, 0.44);
+    // With two lead steps or more, heavy metal gets its own μ/ρ, below the line halfway between
+    // lead's and steel's ratios.
+    let heavy = (lead.len() >= 2).then(|| {
+        (
+            Curve(mass_line(&lead)),
+            between(&ratio_line(&lead), &r_steel, 0.5),
+        )
+    });
     let noise = 1.0 / photons_in_air.sqrt();
     let opaque = (photons_in_air / 10.0).ln().clamp(3.0, 13.0);
     // The least net attenuation scales with the noise left after the same smoothing.
@@ -310,20 +320,21 @@ pub fn fit(
     let mut residuals = Vec::new();
     let mut worst_mass = 0.0f64;
     for s in steps {
-        let (mu, r_line) = match s.material.as_str() {
-            "polyethylene" | "water" => (&mu_org, Some(&r_org)),
-            "aluminium" => (&mu_inorg, Some(&r_alu)),
-            "steel" => (&mu_metal, Some(&r_steel)),
+        let (mu, r_line) = match (s.material.as_str(), &heavy) {
+            ("polyethylene" | "water", _) => (&mu_org, Some(&r_org)),
+            ("aluminium", _) => (&mu_inorg, Some(&r_alu)),
+            ("steel", _) => (&mu_metal, Some(&r_steel)),
+            (_, Some((mu_heavy, _))) => (mu_heavy, None),
             _ => (&mu_metal, None),
         };
         let mass = s.a_high / mu.at(s.a_high);
         let mass_err = mass / s.areal_mass - 1.0;
-        if s.material != "lead" {
+        if s.material != "lead" || heavy.is_some() {
             worst_mass = worst_mass.max(mass_err.abs());
         }
         let ratio_fit = r_line.map(|c| Curve(c.clone()).at(s.a_high));
-        // Lead only checks the inorganic boundary: goods are weighed with steel's μ/ρ.
-        let mass_note = if s.material == "lead" {
+        // Without two lead steps, lead only checks the inorganic boundary.
+        let mass_note = if s.material == "lead" && heavy.is_none() {
             "lead: class check only".to_owned()
         } else {
             format!("estimated {mass:7.2} ({:+.1} %)", mass_err * 100.0)
@@ -368,7 +379,7 @@ pub fn fit(
          mu_rho_organic = {}\nmu_rho_inorganic = {}\nmu_rho_metal = {}\n\n\
          # Ratio lines of the phantom's materials (for the record): organic {}, aluminium {}, steel {}.\n\
          ratio_organic_min = {}\nratio_mixed_min = {}\nratio_inorganic_min = {}\n\n\
-         min_net_attenuation = {min_net:.3}\nopaque_attenuation = {opaque:.3}\nsmoothing_mm = {smoothing:.1}\n",
+         min_net_attenuation = {min_net:.3}\nopaque_attenuation = {opaque:.3}\nsmoothing_mm = {smoothing:.1}\n{}",
         mu_org.to_toml(),
         mu_inorg.to_toml(),
         mu_metal.to_toml(),
@@ -378,6 +389,12 @@ pub fn fit(
         organic_min.to_toml(),
         mixed_min.to_toml(),
         inorganic_min.to_toml(),
+        heavy.as_ref().map_or(String::new(), |(mu, bound)| format!(
+            "\n# Heavy metal (from the lead steps): weighed with its own coefficient below this ratio.\n\
+             mu_rho_heavy = {}\nratio_heavy_max = {}\n",
+            mu.to_toml(),
+            bound.to_toml()
+        )),
     ));
     let calibration = Calibration::parse(&toml)
         .map_err(|e| format!("the fitted calibration is unusable: {e}"))?;
