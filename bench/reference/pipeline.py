@@ -203,8 +203,9 @@ def estimate_cargo(images, pitch):
         [OPAQUE_C, NONE, ORGANIC, MIXED, INORGANIC], METAL).astype(np.uint8)
     mu = np.choose(cls, [MU_RHO["organic"], MU_RHO["organic"], MU_RHO["organic"], MU_RHO["inorganic"],
                          MU_RHO["metal"], MU_RHO["metal"]])
-    # Metal below the heavy boundary is weighed as lead (calibration/file.rs, Calibration::mu_rho).
-    mu = np.where((cls == METAL) & (ratio < RATIO_HEAVY), MU_RHO["heavy"], mu)
+    # Metal below the heavy boundary is weighed as lead, and opaque pixels too (a lower bound):
+    # edge-agent/src/calibration/file.rs, Calibration::mu_rho.
+    mu = np.where(((cls == METAL) & (ratio < RATIO_HEAVY)) | (cls == OPAQUE_C), MU_RHO["heavy"], mu)
     net = (ah[top:floor, x0:x1] - base_h[:, None]).astype(np.float64)
     kg = net / mu * (pitch / 10.0) ** 2 / 1000.0
     by_class = [float(kg[cls == k].sum()) for k in range(1, 6)]

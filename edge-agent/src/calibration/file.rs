@@ -259,7 +259,9 @@ impl Calibration {
                 (Some(heavy), Some(bound)) if ratio < bound.at(a) => heavy,
                 _ => &self.mu_rho_metal,
             },
-            MaterialClass::Opaque => &self.mu_rho_metal,
+            // An opaque pixel's mass is a lower bound: weigh it as the material with the most
+            // attenuation per gram the file knows.
+            MaterialClass::Opaque => self.mu_rho_heavy.as_ref().unwrap_or(&self.mu_rho_metal),
             _ => &self.mu_rho_organic,
         };
         curve.at(a)
