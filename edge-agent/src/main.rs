@@ -78,6 +78,13 @@ struct CalibrateArgs {
     /// Largest share of cleared loads the site accepts to see flagged (with --cleared).
     #[arg(long, default_value_t = 0.01)]
     target_false_alarms: f64,
+    /// The site's yellow-lane risk threshold: a load below it counts as not flagged (with
+    /// --cleared; the agent's `[lanes] yellow`).
+    #[arg(long, default_value_t = 0.35)]
+    lane_yellow: f32,
+    /// The site's red-lane risk threshold (with --cleared; the agent's `[lanes] red`).
+    #[arg(long, default_value_t = 0.7)]
+    lane_red: f32,
     /// Name of the scanner, for the file (with --phantom).
     #[arg(long)]
     scanner: Option<String>,
@@ -247,6 +254,13 @@ fn calibrate(args: &CalibrateArgs) -> Result<bool> {
     if !(args.target_false_alarms > 0.0 && args.target_false_alarms < 0.5) {
         return fail("--target-false-alarms must lie in (0, 0.5)".into());
     }
+    let lanes = baylens_protocol::risk::LaneThresholds {
+        yellow: args.lane_yellow,
+        red: args.lane_red,
+    };
+    if let Err(e) = lanes.validate() {
+        return fail(e.to_string());
+    }
     let (calibration, text) = match &args.calibration {
         Some(p) => match std::fs::read_to_string(p)
             .map_err(|e| format!("cannot read calibration {}: {e}", p.display()))
@@ -276,7 +290,6 @@ fn calibrate(args: &CalibrateArgs) -> Result<bool> {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    let lanes = baylens_protocol::risk::LaneThresholds::default();
     let fit = commission::cleared::fit(&cleared, args.target_false_alarms, lanes);
     println!(
         "{} cleared loads, target at most {:.1} % flagged:",

@@ -5,6 +5,12 @@
 //! `preprocess` (attenuation, scaled, padded) -> engine, tile by tile -> `postprocess`
 //! (threshold, connected regions, scores).
 //!
+//! # Pitch
+//! The net learnt at [`PITCH_MM`]. A scan at any other pitch, in either direction, is
+//! resampled to it first ([`resample`]) and the probabilities are resampled back, so findings
+//! stay in the scan's own pixels; the least region is an area ([`OperatingPoint`]), not a pixel
+//! count.
+//!
 //! # Tiling
 //! A 40' container on a truck is about 2,000 columns at the simulator's 10 mm pitch. The net is
 //! fully convolutional, so it could take the whole scan at once, but its activations grow with
@@ -140,7 +146,7 @@ pub struct ConcealmentOutput {
     pub max_probability: f32,
     /// Fraction of pixels above the threshold.
     pub flagged_fraction: f32,
-    /// Time spent in the engine, milliseconds.
+    /// Time spent in the engine (and resampling, at another pitch), milliseconds.
     pub inference_ms: f32,
 }
 
