@@ -11,6 +11,8 @@
 
 pub mod cleared;
 pub mod phantom;
+#[cfg(test)]
+mod phantom_tests;
 
 use std::path::{Path, PathBuf};
 
