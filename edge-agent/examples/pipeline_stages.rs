@@ -14,11 +14,11 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use baylens_protocol::Declaration;
 use baylens_protocol::risk::{LaneThresholds, PreArrival};
 use edge_agent::analysis::finish_report;
 use edge_agent::analyze::{MAX_IMAGE_BYTES, model_report, scan_cargo};
 use edge_agent::calibration::Calibration;
+use edge_agent::commission::cleared::{declaration_for, declarations_in};
 use edge_agent::expected;
 use edge_agent::ingest::scan::load_scan;
 use edge_agent::manifest::{ManifestInput, Tolerances, verify};
@@ -44,16 +44,10 @@ fn main() -> anyhow::Result<()> {
             _ => sidecars.push(PathBuf::from(a)),
         }
     }
-    let mut declarations: HashMap<String, Declaration> = HashMap::new();
-    if let Some(dir) = decl_dir {
-        for e in std::fs::read_dir(dir)? {
-            let d: Declaration = serde_json::from_slice(&std::fs::read(e?.path())?)?;
-            if let Some(code) = &d.container_code {
-                declarations.insert(code.clone(), d.clone());
-            }
-            declarations.insert(d.reference.clone(), d);
-        }
-    }
+    let declarations = match decl_dir {
+        Some(dir) => declarations_in(&dir).map_err(|e| anyhow::anyhow!(e))?,
+        None => HashMap::new(),
+    };
     let mut model = baylens_models::ConcealmentModel::load(&models, threads)?;
     let calibration = Calibration::scanner_sim();
     let warm: Vec<PathBuf> = sidecars.iter().take(warmup).cloned().collect();
@@ -74,18 +68,7 @@ fn main() -> anyhow::Result<()> {
             let pitch = loaded.sidecar.pitch_mm();
             let cargo = scan_cargo(&loaded, &calibration);
             let t3 = Instant::now();
-            let decl = loaded
-                .sidecar
-                .declaration_ref
-                .as_ref()
-                .and_then(|r| declarations.get(r))
-                .or_else(|| {
-                    loaded
-                        .sidecar
-                        .container_code
-                        .as_ref()
-                        .and_then(|c| declarations.get(c.as_str()))
-                });
+            let decl = declaration_for(&loaded.sidecar, &declarations);
             let findings = verify(
                 ManifestInput {
                     declaration: decl,

@@ -49,13 +49,12 @@ fn cargo_json(c: &CargoEstimate) -> Value {
     })
 }
 
-/// Runs the concealment model on a loaded scan's high-energy image and builds the scan's report
-/// from it (model findings only; [`analyse`] adds the rest).
-pub fn model_report(
+/// Runs the concealment model on a loaded scan's high-energy image, at the scan's pitch.
+pub fn model_output(
     loaded: &LoadedScan,
     model: &mut ConcealmentModel,
     op: OperatingPoint,
-) -> Result<(ConcealmentOutput, ScanReport), Rejection> {
+) -> Result<ConcealmentOutput, Rejection> {
     let (high, meta) = loaded.high();
     let scan = HighEnergyScan {
         readings: &high.samples,
@@ -65,9 +64,20 @@ pub fn model_report(
         dark: meta.dark,
         pitch_mm: loaded.sidecar.pitch_mm(),
     };
-    let output = model
+    model
         .analyse_scan(&scan, op)
-        .map_err(|e| Rejection(format!("analysis failed: {e}")))?;
+        .map_err(|e| Rejection(format!("analysis failed: {e}")))
+}
+
+/// Runs the concealment model on a loaded scan's high-energy image and builds the scan's report
+/// from it (model findings only; [`analyse`] adds the rest).
+pub fn model_report(
+    loaded: &LoadedScan,
+    model: &mut ConcealmentModel,
+    op: OperatingPoint,
+) -> Result<(ConcealmentOutput, ScanReport), Rejection> {
+    let output = model_output(loaded, model, op)?;
+    let (high, _) = loaded.high();
     let report_id =
         ReportId::parse(&uuid::Uuid::new_v4().to_string()).map_err(|e| Rejection(e.to_string()))?;
     let report = build_report(

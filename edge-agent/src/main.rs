@@ -262,13 +262,7 @@ fn calibrate(args: &CalibrateArgs) -> Result<bool> {
         return fail(e.to_string());
     }
     let (calibration, text) = match &args.calibration {
-        Some(p) => match std::fs::read_to_string(p)
-            .map_err(|e| format!("cannot read calibration {}: {e}", p.display()))
-            .and_then(|t| {
-                edge_agent::calibration::Calibration::parse(&t)
-                    .map(|c| (c, t))
-                    .map_err(|e| format!("calibration {}: {e}", p.display()))
-            }) {
+        Some(p) => match edge_agent::calibration::Calibration::load_with_text(p) {
             Ok(ct) => ct,
             Err(e) => return fail(e),
         },

@@ -20,8 +20,11 @@ use crate::calibration::CargoEstimate;
 use crate::expected;
 use crate::material_map::MaterialClass;
 
-/// How far observation and declaration may differ before it is a finding.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// How far observation and declaration may differ before it is a finding. A scanner's
+/// calibration file may set any of them (`[tolerances]`, `edge-agent calibrate --cleared`);
+/// those it leaves out keep these defaults.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Tolerances {
     /// Relative mass tolerance (the estimate's spread on simulated loads is a few per cent;
     /// declared gross masses include packaging).
@@ -54,6 +57,22 @@ impl Default for Tolerances {
             fill_absolute_m2: 0.5,
             region_min_kg: 500.0,
         }
+    }
+}
+
+impl Tolerances {
+    /// Every tolerance, named, for checks and messages.
+    pub fn named(&self) -> [(&'static str, f64); 8] {
+        [
+            ("mass_relative", self.mass_relative),
+            ("mass_absolute_kg", self.mass_absolute_kg),
+            ("empty_max_kg", self.empty_max_kg),
+            ("class_min_kg", self.class_min_kg),
+            ("class_share", self.class_share),
+            ("fill_relative", self.fill_relative),
+            ("fill_absolute_m2", self.fill_absolute_m2),
+            ("region_min_kg", self.region_min_kg),
+        ]
     }
 }
 

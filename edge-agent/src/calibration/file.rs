@@ -64,23 +64,6 @@ impl Curve {
     }
 }
 
-/// The manifest tolerances a site fitted (`[tolerances]`, see [`Tolerances`]); keys left out
-/// keep their defaults.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct SiteTolerances {
-    /// See [`Tolerances::mass_relative`].
-    pub mass_relative: Option<f64>,
-    /// See [`Tolerances::empty_max_kg`].
-    pub empty_max_kg: Option<f64>,
-    /// See [`Tolerances::class_share`].
-    pub class_share: Option<f64>,
-    /// See [`Tolerances::fill_relative`].
-    pub fill_relative: Option<f64>,
-    /// See [`Tolerances::region_min_kg`].
-    pub region_min_kg: Option<f64>,
-}
-
 /// The concealment model's operating point for this scanner (`[concealment]`).
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -127,9 +110,10 @@ pub struct Calibration {
     /// pixels at each scan's pitch).
     #[serde(default)]
     pub smoothing_mm: Option<f64>,
-    /// The site's manifest tolerances (from `edge-agent calibrate --cleared`).
+    /// The site's manifest tolerances (from `edge-agent calibrate --cleared`); keys left out
+    /// keep their defaults.
     #[serde(default)]
-    pub tolerances: Option<SiteTolerances>,
+    pub tolerances: Option<Tolerances>,
     /// The concealment model's operating point (from `edge-agent calibrate --cleared`).
     #[serde(default)]
     pub concealment: Option<ConcealmentSettings>,
@@ -223,17 +207,15 @@ impl Calibration {
             }
             _ => {}
         }
-        if let Some(t) = &self.tolerances {
-            let values = [
-                t.mass_relative,
-                t.empty_max_kg,
-                t.class_share,
-                t.fill_relative,
-                t.region_min_kg,
-            ];
-            if !values.iter().flatten().all(|v| v.is_finite() && *v >= 0.0) {
-                return Err("tolerances must be non-negative numbers".into());
-            }
+        if let Some(t) = &self.tolerances
+            && let Some((name, v)) = t
+                .named()
+                .into_iter()
+                .find(|(_, v)| !(v.is_finite() && *v >= 0.0))
+        {
+            return Err(format!(
+                "tolerances.{name} must be a non-negative number, got {v}"
+            ));
         }
         self.operating_point()
             .validate()
@@ -243,9 +225,15 @@ impl Calibration {
 
     /// Reads a calibration file.
     pub fn load(path: &Path) -> Result<Self, String> {
+        Self::load_with_text(path).map(|(c, _)| c)
+    }
+
+    /// Reads a calibration file, keeping its text (to write it back with more in it).
+    pub fn load_with_text(path: &Path) -> Result<(Self, String), String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read calibration {}: {e}", path.display()))?;
-        Self::parse(&text).map_err(|e| format!("calibration {}: {e}", path.display()))
+        let c = Self::parse(&text).map_err(|e| format!("calibration {}: {e}", path.display()))?;
+        Ok((c, text))
     }
 
     /// μ/ρ at the high energy for a material class, at net high-energy attenuation `a` and
@@ -290,22 +278,7 @@ impl Calibration {
 
     /// The site's manifest tolerances: the defaults, with what the site fitted.
     pub fn tolerances(&self) -> Tolerances {
-        let mut t = Tolerances::default();
-        if let Some(s) = &self.tolerances {
-            let pairs = [
-                (&mut t.mass_relative, s.mass_relative),
-                (&mut t.empty_max_kg, s.empty_max_kg),
-                (&mut t.class_share, s.class_share),
-                (&mut t.fill_relative, s.fill_relative),
-                (&mut t.region_min_kg, s.region_min_kg),
-            ];
-            for (slot, value) in pairs {
-                if let Some(v) = value {
-                    *slot = v;
-                }
-            }
-        }
-        t
+        self.tolerances.unwrap_or_default()
     }
 
     /// The concealment model's operating point on this scanner.
@@ -374,6 +347,15 @@ mod tests {
             Tolerances::default().fill_relative
         );
         assert_eq!(c.operating_point().threshold, 0.9);
+        let negative = format!("{SCANNER_SIM}\n[tolerances]\nmass_relative = -0.1\n");
+        let e = Calibration::parse(&negative).unwrap_err();
+        assert!(e.contains("tolerances.mass_relative"), "{e}");
+        let unknown = format!("{SCANNER_SIM}\n[tolerances]\nmass_slack = 0.1\n");
+        assert!(
+            Calibration::parse(&unknown)
+                .unwrap_err()
+                .contains("mass_slack")
+        );
         assert_eq!(Curve(vec![1.5]).to_toml(), "1.500000");
         assert_eq!(Curve(vec![1.0, 2.0, 3.0]).at(2.0), 17.0);
     }

@@ -22,9 +22,7 @@
 
 mod file;
 
-pub use file::{
-    Calibration, ConcealmentSettings, Curve, DEFAULT_SMOOTHING_MM, SCANNER_SIM, SiteTolerances,
-};
+pub use file::{Calibration, ConcealmentSettings, Curve, DEFAULT_SMOOTHING_MM, SCANNER_SIM};
 
 use crate::material_map::{MaterialClass, classify};
 

@@ -23,14 +23,14 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use baylens_models::{ConcealmentModel, HighEnergyScan, OperatingPoint};
+use baylens_models::{ConcealmentModel, OperatingPoint};
 use baylens_protocol::risk::{LaneThresholds, PreArrival, assess};
-use baylens_protocol::{Declaration, Finding, FindingKind, Lane};
+use baylens_protocol::{Declaration, Finding, FindingKind, Lane, ScanSidecar};
 use chrono::Utc;
 
-use crate::analyze::{MAX_IMAGE_BYTES, scan_cargo};
+use crate::analyze::{MAX_IMAGE_BYTES, model_output, scan_cargo};
 use crate::calibration::{Calibration, CargoEstimate};
-use crate::ingest::scan::{LoadedScan, load_scan};
+use crate::ingest::scan::load_scan;
 use crate::manifest::{ManifestInput, Tolerances, verify};
 
 /// Thresholds tried for the concealment model, ascending.
@@ -42,7 +42,7 @@ pub fn default_threshold_index() -> usize {
     THRESHOLDS
         .iter()
         .position(|&t| t == baylens_models::concealment::THRESHOLD)
-        .unwrap_or(7)
+        .expect("the model card's threshold is one of THRESHOLDS")
 }
 
 /// Margin on each fitted tolerance.
@@ -65,15 +65,24 @@ pub struct Analysed {
     pub flagged_at: Vec<bool>,
 }
 
-/// Loads the declarations of a folder (`DIR/declarations/*.json` and `DIR/*.declaration.json`),
-/// by reference and by container code.
+/// The declarations of a cleared-scan folder (`DIR/declarations/*.json`, the layout of
+/// `scanner-sim generate`), by reference and by container code; none when there is no such
+/// folder.
 pub fn declarations(dir: &Path) -> Result<HashMap<String, Declaration>, String> {
-    let mut out = HashMap::new();
     let folder = dir.join("declarations");
-    let Ok(entries) = std::fs::read_dir(&folder) else {
-        return Ok(out);
-    };
+    if !folder.is_dir() {
+        return Ok(HashMap::new());
+    }
+    declarations_in(&folder)
+}
+
+/// Every `*.json` declaration in `folder`, checked, by reference and by container code. Errors
+/// name the file.
+pub fn declarations_in(folder: &Path) -> Result<HashMap<String, Declaration>, String> {
+    let entries =
+        std::fs::read_dir(folder).map_err(|e| format!("cannot read {}: {e}", folder.display()))?;
     let now = Utc::now();
+    let mut out = HashMap::new();
     for entry in entries.flatten() {
         let path = entry.path();
         if path.extension().is_none_or(|e| e != "json") {
@@ -91,6 +100,23 @@ pub fn declarations(dir: &Path) -> Result<HashMap<String, Declaration>, String> 
         out.insert(d.reference.clone(), d);
     }
     Ok(out)
+}
+
+/// The declaration of a scan among `all`: by its `declaration_ref`, else by container code.
+pub fn declaration_for<'a>(
+    sidecar: &ScanSidecar,
+    all: &'a HashMap<String, Declaration>,
+) -> Option<&'a Declaration> {
+    sidecar
+        .declaration_ref
+        .as_ref()
+        .and_then(|r| all.get(r))
+        .or_else(|| {
+            sidecar
+                .container_code
+                .as_ref()
+                .and_then(|c| all.get(c.as_str()))
+        })
 }
 
 /// The sidecars of a folder (`*.json` other than declarations, truth and phantom files).
@@ -120,17 +146,6 @@ pub fn sidecars(dir: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(out)
 }
 
-fn declaration_of<'a>(
-    loaded: &LoadedScan,
-    all: &'a HashMap<String, Declaration>,
-) -> Option<&'a Declaration> {
-    let s = &loaded.sidecar;
-    s.declaration_ref
-        .as_ref()
-        .and_then(|r| all.get(r))
-        .or_else(|| s.container_code.as_ref().and_then(|c| all.get(c.as_str())))
-}
-
 /// Analyses one scan for fitting (see the module docs). Errors name the file.
 pub fn analyse(
     sidecar: &Path,
@@ -140,7 +155,7 @@ pub fn analyse(
 ) -> Result<Analysed, String> {
     let name = sidecar.display();
     let loaded = load_scan(sidecar, MAX_IMAGE_BYTES).map_err(|e| format!("{name}: {e}"))?;
-    let declaration = declaration_of(&loaded, all)
+    let declaration = declaration_for(&loaded.sidecar, all)
         .ok_or_else(|| {
             format!(
                 "{name}: no declaration found for it (by declaration_ref or container code) in \
@@ -148,22 +163,9 @@ pub fn analyse(
             )
         })?
         .clone();
-    let (high, meta) = loaded.high();
     let pitch_mm = loaded.sidecar.pitch_mm();
     let op = calibration.operating_point();
-    let out = model
-        .analyse_scan(
-            &HighEnergyScan {
-                readings: &high.samples,
-                width: high.width,
-                height: high.height,
-                air: meta.air,
-                dark: meta.dark,
-                pitch_mm,
-            },
-            op,
-        )
-        .map_err(|e| format!("{name}: analysis failed: {e}"))?;
+    let out = model_output(&loaded, model, op).map_err(|e| format!("{name}: {e}"))?;
     let flagged_at = THRESHOLDS
         .iter()
         .map(|&threshold| {
@@ -178,7 +180,7 @@ pub fn analyse(
         scan_id: loaded.sidecar.scan_id.as_str().to_owned(),
         declaration,
         cargo: scan_cargo(&loaded, calibration),
-        width: high.width as usize,
+        width: loaded.high().0.width as usize,
         pitch_mm,
         flagged_at,
     })
@@ -226,6 +228,19 @@ struct Knob {
     name: &'static str,
     get: fn(&mut Tolerances) -> &mut f64,
     max: f64,
+}
+
+impl Knob {
+    /// Its value in `t`.
+    fn value(&self, mut t: Tolerances) -> f64 {
+        *(self.get)(&mut t)
+    }
+
+    /// `t` with it set to `v`.
+    fn with(&self, mut t: Tolerances, v: f64) -> Tolerances {
+        *(self.get)(&mut t) = v;
+        t
+    }
 }
 
 const KNOBS: [Knob; 5] = [
@@ -301,8 +316,7 @@ pub fn fit(scans: &[Analysed], target: f64, lanes: LaneThresholds) -> SiteFit {
         let knob_counts: Vec<usize> = KNOBS
             .iter()
             .map(|k| {
-                let mut t = tol;
-                if *(k.get)(&mut t) >= k.max {
+                if k.value(tol) >= k.max {
                     0
                 } else {
                     count(k.kind, tol)
@@ -327,17 +341,12 @@ pub fn fit(scans: &[Analysed], target: f64, lanes: LaneThresholds) -> SiteFit {
             continue;
         }
         let knob = &KNOBS[worst];
-        let at = |v: f64| {
-            let mut t = tol;
-            *(knob.get)(&mut t) = v;
-            count(knob.kind, t)
-        };
+        let at = |v: f64| count(knob.kind, knob.with(tol, v));
         let goal = most.saturating_sub(excess).min(most - 1);
-        let mut current = tol;
-        let (mut lo, mut hi) = (*(knob.get)(&mut current), knob.max);
+        let (mut lo, mut hi) = (knob.value(tol), knob.max);
         if at(hi) > goal {
             // Cannot be loosened further: set it to its widest and go on with the others.
-            *(knob.get)(&mut tol) = hi;
+            tol = knob.with(tol, hi);
             continue;
         }
         for _ in 0..30 {
@@ -348,19 +357,18 @@ pub fn fit(scans: &[Analysed], target: f64, lanes: LaneThresholds) -> SiteFit {
                 lo = mid;
             }
         }
-        *(knob.get)(&mut tol) = hi;
+        tol = knob.with(tol, hi);
     }
     // A margin on what was loosened: the next loads are not the ones fitted.
     let mut lines = Vec::new();
     for knob in &KNOBS {
-        let (mut d, mut t) = (defaults, tol);
-        let (default, fitted) = (*(knob.get)(&mut d), *(knob.get)(&mut t));
+        let (default, fitted) = (knob.value(defaults), knob.value(tol));
         let value = if fitted > default {
             (fitted * MARGIN).min(knob.max)
         } else {
             default
         };
-        *(knob.get)(&mut tol) = value;
+        tol = knob.with(tol, value);
         lines.push(format!(
             "{:<15} {:>9.3} (default {:>9.3}): flags {} of {n} cleared loads (default: {})",
             knob.name,

@@ -9,22 +9,44 @@ use scanner_sim::materials::{ALUMINIUM, CELLULOSE, LEAD, Material, STEEL};
 use scanner_sim::profile::{GANTRY_C, MOBILE_D, PORTAL_B, SCANNER_SIM, ScannerProfile};
 use scanner_sim::{RenderOptions, Scenario, SceneOptions, render, scan_rng, scene};
 
+/// A profile's phantom scan as attenuation, with its description.
+struct Rendered {
+    d: baylens_protocol::phantom::PhantomDescription,
+    ah: Vec<f32>,
+    al: Vec<f32>,
+    size: (usize, usize),
+    pitch: [f64; 2],
+}
+
+impl Rendered {
+    fn of(profile: ScannerProfile) -> Self {
+        let options = RenderOptions::for_profile(profile);
+        let (scan, d) = scanner_sim::phantom::phantom(options, &mut scan_rng(7, 0));
+        let (hd, ld) = (scan.high_detector, scan.low_detector);
+        Self {
+            d,
+            ah: attenuation(&scan.high, hd.air, hd.dark),
+            al: attenuation(&scan.low, ld.air, ld.dark),
+            size: (scan.width as usize, scan.height as usize),
+            pitch: [scan.pitch_mm, scan.pitch_vertical_mm],
+        }
+    }
+
+    fn scan(&self) -> PhantomScan<'_> {
+        PhantomScan {
+            att_high: &self.ah,
+            att_low: &self.al,
+            width: self.size.0,
+            height: self.size.1,
+            pitch_mm: self.pitch,
+        }
+    }
+}
+
 fn fitted(profile: ScannerProfile) -> Calibration {
-    let options = RenderOptions::for_profile(profile);
-    let (scan, d) = scanner_sim::phantom::phantom(options, &mut scan_rng(7, 0));
-    let (hd, ld) = (scan.high_detector, scan.low_detector);
-    let ah = attenuation(&scan.high, hd.air, hd.dark);
-    let al = attenuation(&scan.low, ld.air, ld.dark);
-    let pitch = [scan.pitch_mm, scan.pitch_vertical_mm];
-    let s = PhantomScan {
-        att_high: &ah,
-        att_low: &al,
-        width: scan.width as usize,
-        height: scan.height as usize,
-        pitch_mm: pitch,
-    };
-    let (steps, photons) = measure(&s, &d).unwrap();
-    fit(&steps, photons, pitch, profile.name, &d.name)
+    let r = Rendered::of(profile);
+    let (steps, photons) = measure(&r.scan(), &r.d).unwrap();
+    fit(&steps, photons, r.pitch, profile.name, &r.d.name)
         .unwrap()
         .calibration
 }
@@ -121,21 +143,11 @@ fn a_scanner_calibrated_on_its_own_phantom_classes_materials_right() {
 
 #[test]
 fn an_unusable_phantom_scan_is_refused_naming_the_step() {
-    let options = RenderOptions::for_profile(PORTAL_B);
-    let (scan, d) = scanner_sim::phantom::phantom(options, &mut scan_rng(7, 0));
-    let (hd, ld) = (scan.high_detector, scan.low_detector);
-    let ah = attenuation(&scan.high, hd.air, hd.dark);
-    let al = attenuation(&scan.low, ld.air, ld.dark);
-    let s = PhantomScan {
-        att_high: &ah,
-        att_low: &al,
-        width: scan.width as usize,
-        height: scan.height as usize,
-        pitch_mm: [scan.pitch_mm, scan.pitch_vertical_mm],
-    };
+    let r = Rendered::of(PORTAL_B);
+    let (s, d, width) = (r.scan(), &r.d, r.size.0 as u32);
     // A box outside the image.
     let mut outside = d.clone();
-    outside.steps[3].box_px[0] = scan.width;
+    outside.steps[3].box_px[0] = width;
     let e = measure(&s, &outside).unwrap_err();
     assert!(e.contains("steps[3]") && e.contains("outside"), "{e}");
     // A box over air: the step is missing.
@@ -149,11 +161,11 @@ fn an_unusable_phantom_scan_is_refused_naming_the_step() {
     let e = measure(&s, &edge).unwrap_err();
     assert!(e.contains("steps[12]") && e.contains("edge"), "{e}");
     // A starved step: the reading at the dark level.
-    let mut dark = ah.clone();
+    let mut dark = r.ah.clone();
     let [x, y, w, h] = d.steps[2].box_px;
-    for r in y..y + h {
+    for row in y..y + h {
         for c in x..x + w {
-            dark[(r * scan.width + c) as usize] = 13.8;
+            dark[(row * width + c) as usize] = 13.8;
         }
     }
     let e = measure(
@@ -161,7 +173,7 @@ fn an_unusable_phantom_scan_is_refused_naming_the_step() {
             att_high: &dark,
             ..s
         },
-        &d,
+        d,
     )
     .unwrap_err();
     assert!(e.contains("steps[2]") && e.contains("saturated"), "{e}");
