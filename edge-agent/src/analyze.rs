@@ -92,16 +92,23 @@ pub fn model_report(
     Ok((output, report))
 }
 
-/// The calibrated cargo estimate of a dual-energy scan (both energies' attenuation computed on
-/// two threads), or `None` for a single-energy scan or when no container is found.
-pub fn scan_cargo(loaded: &LoadedScan, calibration: &Calibration) -> Option<CargoEstimate> {
+/// Both energies' attenuation of a dual-energy scan (high, low), computed on two threads; `None`
+/// for a single-energy scan.
+pub fn dual_attenuation(loaded: &LoadedScan) -> Option<(Vec<f32>, Vec<f32>)> {
     let (high, high_meta) = loaded.high();
     let (low, low_meta) = loaded.low()?;
-    let (ah, al) = std::thread::scope(|s| {
+    Some(std::thread::scope(|s| {
         let al = s.spawn(|| attenuation(&low.samples, low_meta.air, low_meta.dark));
         let ah = attenuation(&high.samples, high_meta.air, high_meta.dark);
         (ah, al.join().expect("attenuation does not panic"))
-    });
+    }))
+}
+
+/// The calibrated cargo estimate of a dual-energy scan (both energies' attenuation computed on
+/// two threads), or `None` for a single-energy scan or when no container is found.
+pub fn scan_cargo(loaded: &LoadedScan, calibration: &Calibration) -> Option<CargoEstimate> {
+    let (high, _) = loaded.high();
+    let (ah, al) = dual_attenuation(loaded)?;
     estimate_cargo(
         &ah,
         &al,

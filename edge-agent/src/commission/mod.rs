@@ -18,8 +18,7 @@ use std::path::{Path, PathBuf};
 
 use baylens_protocol::phantom::PhantomDescription;
 
-use crate::analyze::MAX_IMAGE_BYTES;
-use crate::calibration::attenuation;
+use crate::analyze::{MAX_IMAGE_BYTES, dual_attenuation};
 use crate::ingest::scan::load_scan;
 
 /// The phantom file beside a phantom scan's sidecar: `<stem>.phantom.json`.
@@ -47,16 +46,14 @@ pub fn calibrate_phantom(
         .map_err(|e| format!("phantom file {}: {e}", description.display()))?;
     let loaded = load_scan(sidecar, MAX_IMAGE_BYTES)
         .map_err(|e| format!("phantom scan {}: {e}", sidecar.display()))?;
-    let (high, hm) = loaded.high();
-    let Some((low, lm)) = loaded.low() else {
+    let Some((ah, al)) = dual_attenuation(&loaded) else {
         return Err(format!(
             "phantom scan {}: a single-energy scan cannot calibrate material classes; the \
              scanner must send both energies",
             sidecar.display()
         ));
     };
-    let ah = attenuation(&high.samples, hm.air, hm.dark);
-    let al = attenuation(&low.samples, lm.air, lm.dark);
+    let (high, _) = loaded.high();
     let scan = phantom::PhantomScan {
         att_high: &ah,
         att_low: &al,
