@@ -17,7 +17,7 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/pip" install -q --disable-pip-version-check -r bench/reference/requirements.txt
 bash scripts/setup.sh
-cargo build --release -q -p scanner-sim -p edge-agent --example pipeline_stages
+cargo build --release -q -p scanner-sim -p edge-agent --bins --example pipeline_stages
 export ORT_DYLIB_PATH="$root/.ort/libonnxruntime.so"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT

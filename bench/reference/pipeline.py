@@ -36,9 +36,11 @@ RATIO_ORGANIC, RATIO_MIXED, RATIO_INORGANIC = 1.2257, 1.2200, 1.1540
 MIN_NET, OPAQUE, SMOOTH = 0.3, 8.0, 3
 # edge-agent/src/calibration/mod.rs
 DARK, WALL_MARGIN_MM, BASELINE_QUANTILE, STRUCTURE = 2.0, 180.0, 0.02, 0.45
-# edge-agent/src/manifest.rs Tolerances::default()
+# edge-agent/src/manifest/mod.rs Tolerances::default()
 TOL = dict(mass_relative=0.25, mass_absolute_kg=500.0, empty_max_kg=500.0, class_min_kg=1000.0,
-           class_share=0.3, fill_relative=0.2, fill_absolute_m2=0.5, region_min_kg=500.0)
+           class_share=0.3, fill_relative=0.2, fill_absolute_m2=0.5, region_min_kg=500.0,
+           stowage_relative=0.25)
+STOWAGE_WINDOW_M = 1.2  # edge-agent/src/manifest/volume.rs
 # edge-agent/src/expected.rs
 OCCUPIED_SHARE, MIN_BLOCK_M, MAX_GAP_M = 0.08, 0.4, 0.25
 FILLED_WIDTH = {"pallets": 2.0, "bulk": 2.35, "drums": 1.73}
@@ -316,6 +318,15 @@ def layout(decl, space, pitch, from_left, stack_m):
 
 # ---- manifest ---------------------------------------------------------------------------------
 def allowances(decl):
+    """What the declared goods explain, class by class, with the pallets' wood in the load's
+    share (edge-agent/src/manifest/mod.rs allowances)."""
+    allow = goods_allowances(decl)
+    allow["organic"] += 0.1 * decl["gross_mass_kg"]
+    return allow
+
+
+def goods_allowances(decl):
+    """What the declared goods themselves explain: the dunnage explains no block of its own."""
     allow = {"organic": 0.0, "inorganic": 0.0, "metal": 0.0}
     for item in decl["items"]:
         p = profile(int(item["hs_code"][:2]))
@@ -327,8 +338,65 @@ def allowances(decl):
         if p["packing"] == "drums":
             allow["inorganic"] += item["gross_mass_kg"]
             allow["metal"] += 0.2 * item["gross_mass_kg"]
-    allow["organic"] += 0.1 * decl["gross_mass_kg"]
     return allow
+
+
+def stowage_range(decl, goods):
+    """Least and most t/m² of side view the declared goods of one class may show
+    (edge-agent/src/manifest/volume.rs stowage_range)."""
+    rng = None
+    for item in decl["items"]:
+        p = profile(int(item["hs_code"][:2]))
+        if p is None:
+            return None
+        if not (p["cls"] == goods or (p["material"] == "glass" and goods == "organic")):
+            if p["packing"] == "drums" and goods != "organic":
+                return None
+            continue
+        w = FILLED_WIDTH[p["packing"]]
+        lo, hi = p["bulk"][0] * w, p["bulk"][1] * w
+        rng = (lo, hi) if rng is None else (min(rng[0], lo), max(rng[1], hi))
+    return rng
+
+
+def stowage(decl, cargo, b, pitch, goods):
+    """The stowage check on one block: the region of its heaviest stretch that stows lighter or
+    denser than the declared goods of its class allow (edge-agent/src/manifest/volume.rs)."""
+    rng = goods and stowage_range(decl, goods)
+    if not rng:
+        return None
+    lo, hi = rng[0] / (1 + TOL["stowage_relative"]), rng[1] * (1 + TOL["stowage_relative"])
+    x0s, x1s, top, floor = cargo["space"]
+    a, z = b["x0"] - x0s, b["x1"] - x0s
+    px = lambda m: max(int(round(m * 1000 / pitch)), 1)
+    half = px(STOWAGE_WINDOW_M) // 2
+    pixel_m2 = (pitch / 1000) ** 2
+    kg, filled = cargo["column_kg"], cargo["column_filled"].astype(np.float64)
+    opaque = (cargo["classes"][top:floor, b["x0"]:b["x1"]] == OPAQUE_C).any(axis=0)
+    side = np.zeros(z - a, np.int8)
+    for c in range(a, z):
+        w0, w1 = max(c - half, a), min(c + half + 1, z)
+        n = filled[w0:w1].sum()
+        if n <= 0:
+            continue
+        d = kg[w0:w1].sum() / 1000 / (n * pixel_m2)
+        if d > hi:
+            side[c - a] = 1
+        elif d < lo and not opaque[w0 - a:w1 - a].any():
+            side[c - a] = -1
+    best, i = None, 0
+    while i < len(side):
+        j = i + 1
+        while j < len(side) and side[j] == side[i]:
+            j += 1
+        m = float(kg[a + i:a + j].sum())
+        if side[i] != 0 and j - i >= px(MIN_BLOCK_M) and m >= TOL["region_min_kg"] and (best is None or m > best[2]):
+            best = (i, j, m)
+        i = j
+    if best is None:
+        return None
+    i, j, _ = best
+    return dict(x=b["x0"] + i, y=b["top"], width=j - i, height=b["bottom"] - b["top"])
 
 
 def space_region(space):
@@ -385,16 +453,25 @@ def verify(decl, code, cargo, pitch):
     elif not opaque and lower > 0 and obs < lower:
         f("fill_mismatch", min(0.35 + 0.5 * (1 - obs / lower), 0.9), load)
     goods_of = {ORGANIC: "organic", MIXED: "organic", INORGANIC: "inorganic", METAL: "metal"}
-    before = 0.0
+    before, flagged, block_allow = 0.0, [], goods_allowances(decl)
     for b in (bl if from_left else bl[::-1]):
         beyond = math.isfinite(most) and before >= upper
         before += b["area_m2"]
         goods = goods_of.get(b["cls"])
-        unexplained = goods is not None and allow[goods] <= 0
+        if b["cls"] == MIXED:
+            unexplained = block_allow["organic"] <= 0 and block_allow["inorganic"] <= 0
+        else:
+            unexplained = goods is not None and block_allow[goods] <= 0
         if b["mass_kg"] < TOL["region_min_kg"] or not (beyond or unexplained):
             continue
+        flagged.append(b["x0"])
         f("undeclared_region", 0.75 if beyond and unexplained else 0.6,
           dict(x=b["x0"], y=b["top"], width=b["x1"] - b["x0"], height=b["bottom"] - b["top"]))
+    for b in bl:
+        if b["x0"] not in flagged:
+            r = stowage(decl, cargo, b, pitch, goods_of.get(b["cls"]))
+            if r is not None:
+                f("undeclared_region", 0.6, r)
     out.sort(key=lambda x: -x["score"])
     return out, bl, from_left
 

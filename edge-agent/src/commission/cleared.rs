@@ -31,7 +31,7 @@ use chrono::Utc;
 use crate::analyze::{MAX_IMAGE_BYTES, model_output, scan_cargo};
 use crate::calibration::{Calibration, CargoEstimate};
 use crate::ingest::scan::load_scan;
-use crate::manifest::{ManifestInput, Tolerances, verify};
+use crate::manifest::{Check, ManifestInput, Tolerances, checks};
 
 /// Thresholds tried for the concealment model, ascending.
 pub const THRESHOLDS: [f32; 14] = [
@@ -186,9 +186,9 @@ pub fn analyse(
     })
 }
 
-/// The manifest findings of one analysed scan under `tol`.
-pub fn manifest_findings(a: &Analysed, tol: Tolerances) -> Vec<Finding> {
-    verify(
+/// The manifest findings of one analysed scan under `tol`, with the check that raised each.
+pub fn manifest_findings(a: &Analysed, tol: Tolerances) -> Vec<(Check, Finding)> {
+    checks(
         ManifestInput {
             declaration: Some(&a.declaration),
             container_code: None,
@@ -209,7 +209,10 @@ pub fn flagged(
     tol: Tolerances,
     lanes: LaneThresholds,
 ) -> bool {
-    let mut findings = manifest_findings(a, tol);
+    let mut findings: Vec<Finding> = manifest_findings(a, tol)
+        .into_iter()
+        .map(|(_, f)| f)
+        .collect();
     if a.flagged_at[threshold_index] {
         findings.push(Finding {
             kind: FindingKind::ConcealedObject,
@@ -222,9 +225,9 @@ pub fn flagged(
     lanes.lane(risk) != Lane::Green
 }
 
-/// One tolerance the fit sets: its finding kind, where it lives, its bounds.
+/// One tolerance the fit sets: the check it belongs to, where it lives, its bounds.
 struct Knob {
-    kind: FindingKind,
+    check: Check,
     name: &'static str,
     get: fn(&mut Tolerances) -> &mut f64,
     max: f64,
@@ -243,33 +246,39 @@ impl Knob {
     }
 }
 
-const KNOBS: [Knob; 5] = [
+const KNOBS: [Knob; 6] = [
     Knob {
-        kind: FindingKind::MassMismatch,
+        check: Check::Mass,
         name: "mass_relative",
         get: |t| &mut t.mass_relative,
         max: 3.0,
     },
     Knob {
-        kind: FindingKind::MaterialMismatch,
+        check: Check::Material,
         name: "class_share",
         get: |t| &mut t.class_share,
         max: 1.0,
     },
     Knob {
-        kind: FindingKind::FillMismatch,
+        check: Check::Fill,
         name: "fill_relative",
         get: |t| &mut t.fill_relative,
         max: 5.0,
     },
     Knob {
-        kind: FindingKind::UndeclaredRegion,
+        check: Check::UndeclaredRegion,
         name: "region_min_kg",
         get: |t| &mut t.region_min_kg,
         max: 40_000.0,
     },
     Knob {
-        kind: FindingKind::DeclaredEmptyNotEmpty,
+        check: Check::Stowage,
+        name: "stowage_relative",
+        get: |t| &mut t.stowage_relative,
+        max: 20.0,
+    },
+    Knob {
+        check: Check::DeclaredEmpty,
         name: "empty_max_kg",
         get: |t| &mut t.empty_max_kg,
         max: 10_000.0,
@@ -295,10 +304,10 @@ pub fn fit(scans: &[Analysed], target: f64, lanes: LaneThresholds) -> SiteFit {
     let allowed = (target * n as f64).floor() as usize;
     let defaults = Tolerances::default();
     let default_index = default_threshold_index();
-    let count = |kind: FindingKind, t: Tolerances| {
+    let count = |check: Check, t: Tolerances| {
         scans
             .iter()
-            .filter(|a| manifest_findings(a, t).iter().any(|f| f.kind == kind))
+            .filter(|a| manifest_findings(a, t).iter().any(|(c, _)| *c == check))
             .count()
     };
     let flags_at = |i: usize| scans.iter().filter(|a| a.flagged_at[i]).count();
@@ -319,7 +328,7 @@ pub fn fit(scans: &[Analysed], target: f64, lanes: LaneThresholds) -> SiteFit {
                 if k.value(tol) >= k.max {
                     0
                 } else {
-                    count(k.kind, tol)
+                    count(k.check, tol)
                 }
             })
             .collect();
@@ -341,7 +350,7 @@ pub fn fit(scans: &[Analysed], target: f64, lanes: LaneThresholds) -> SiteFit {
             continue;
         }
         let knob = &KNOBS[worst];
-        let at = |v: f64| count(knob.kind, knob.with(tol, v));
+        let at = |v: f64| count(knob.check, knob.with(tol, v));
         let goal = most.saturating_sub(excess).min(most - 1);
         let (mut lo, mut hi) = (knob.value(tol), knob.max);
         if at(hi) > goal {
@@ -374,8 +383,8 @@ pub fn fit(scans: &[Analysed], target: f64, lanes: LaneThresholds) -> SiteFit {
             knob.name,
             value,
             default,
-            count(knob.kind, tol),
-            count(knob.kind, defaults),
+            count(knob.check, tol),
+            count(knob.check, defaults),
         ));
     }
     lines.push(format!(
@@ -408,12 +417,14 @@ pub fn with_site_sections(calibration_text: &str, fit: &SiteFit, record: &str) -
     let mut out = calibration_text[..cut].trim_end().to_owned();
     out.push_str(&format!(
         "\n\n{marker}\n# {record}\n\n[tolerances]\nmass_relative = {:.4}\nclass_share = {:.4}\n\
-         fill_relative = {:.4}\nregion_min_kg = {:.1}\nempty_max_kg = {:.1}\n\n[concealment]\n\
+         fill_relative = {:.4}\nregion_min_kg = {:.1}\nstowage_relative = {:.4}\n\
+         empty_max_kg = {:.1}\n\n[concealment]\n\
          threshold = {}\n",
         t.mass_relative,
         t.class_share,
         t.fill_relative,
         t.region_min_kg,
+        t.stowage_relative,
         t.empty_max_kg,
         THRESHOLDS[fit.threshold_index]
     ));
