@@ -7,7 +7,10 @@
 //! 1. the file's size and sha256 match the release and the release's ed25519 signature verifies
 //!    under the configured public key (a tampered file, a forged release or a wrong key is
 //!    refused, logged, and not retried until the server offers another release);
-//! 2. it passes the self-check: it loads in ONNX Runtime, keeps the input's shape, gives
+//! 2. its signed serial is above the highest this bay has installed (kept in
+//!    `data_dir/models/serial`), so an old release, however well signed, cannot be put back, and
+//!    its signed expiry, if any, has not passed;
+//! 3. it passes the self-check: it loads in ONNX Runtime, keeps the input's shape, gives
 //!    probabilities in [0, 1], and flags nothing on an empty (air-only) scan. A model that fails
 //!    is deleted and the running one stays: the update is rolled back.
 //!
@@ -47,6 +50,17 @@ pub enum UpdateError {
     /// Signature, key or file check failed: never installed.
     #[error("model update refused: {0}")]
     Refused(#[from] ReleaseError),
+    /// The release's serial is not above the highest installed: a rollback.
+    #[error(
+        "model update refused: release serial {serial} is not above {highest}, the highest this \
+         bay has installed (an older release put back?)"
+    )]
+    Rollback {
+        /// The offered release's serial.
+        serial: u64,
+        /// The highest serial installed here.
+        highest: u64,
+    },
     /// The release is for another model.
     #[error("model update refused: release is for model {0:?}, this agent runs {NAME:?}")]
     WrongModel(String),
@@ -66,6 +80,21 @@ pub enum UpdateError {
 /// Where installed releases live.
 pub fn releases_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("models")
+}
+
+/// The highest release serial this bay has installed (0: none), from `models/serial` and the
+/// kept releases, whichever is higher.
+pub fn highest_serial(data_dir: &Path) -> u64 {
+    let dir = releases_dir(data_dir);
+    let recorded = std::fs::read_to_string(dir.join("serial"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    ["active.json", "previous.json"]
+        .iter()
+        .filter_map(|f| read_release(&dir.join(f)))
+        .map(|r| r.serial)
+        .fold(recorded, u64::max)
 }
 
 fn file_of(data_dir: &Path, sha256: &str) -> PathBuf {
@@ -139,6 +168,14 @@ pub fn install(
     if release.name != NAME {
         return Err(UpdateError::WrongModel(release.name.clone()));
     }
+    release.check_expiry(chrono::Utc::now())?;
+    let highest = highest_serial(data_dir);
+    if release.serial <= highest {
+        return Err(UpdateError::Rollback {
+            serial: release.serial,
+            highest,
+        });
+    }
     let dir = releases_dir(data_dir);
     std::fs::create_dir_all(&dir)
         .map_err(|e| UpdateError::Io(format!("{}: {e}", dir.display())))?;
@@ -169,6 +206,9 @@ pub fn install(
     let json = serde_json::to_vec_pretty(release).map_err(|e| UpdateError::Io(e.to_string()))?;
     write_synced(&active_json, &json)
         .map_err(|e| UpdateError::Io(format!("{}: {e}", active_json.display())))?;
+    let serial = dir.join("serial");
+    write_synced(&serial, format!("{}\n", release.serial).as_bytes())
+        .map_err(|e| UpdateError::Io(format!("{}: {e}", serial.display())))?;
     Ok(model)
 }
 

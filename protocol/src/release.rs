@@ -1,18 +1,23 @@
 //! Signed model releases: how a new ONNX model reaches the bays.
 //!
 //! The model owner signs, offline, the release statement
-//! `baylens.model-release/1\n<name>\n<sha256 of the file>\n<size in bytes>\n` with an ed25519
-//! key. The server stores and distributes the file with its [`ModelRelease`]; each agent holds
-//! only the public key and installs a model only if the file's sha256 and size match the
-//! release and the signature verifies under that key. A server (or anyone between) that swaps
-//! the file or forges a release therefore cannot make a bay run a model.
+//! `baylens.model-release/2\n<name>\n<sha256 of the file>\n<size in bytes>\n<serial>\n<expires_at or empty>\n`
+//! with an ed25519 key. The server stores and distributes the file with its [`ModelRelease`];
+//! each agent holds only the public key and installs a model only if the file's sha256 and size
+//! match the release and the signature verifies under that key. A server (or anyone between)
+//! that swaps the file or forges a release therefore cannot make a bay run a model.
+//!
+//! The signed **serial** grows with every release of a model, and each bay remembers the highest
+//! it has installed: an old, genuinely signed release cannot be put back (a rollback attack). An
+//! optional signed **expiry** bounds how long a release may be installed at all. Releases of
+//! contract `/1` carried neither and are refused with a message that says to re-sign them.
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// Contract version of a release.
-pub const MODEL_RELEASE_CONTRACT: &str = "baylens.model-release/1";
+pub const MODEL_RELEASE_CONTRACT: &str = "baylens.model-release/2";
 
 /// A model release as distributed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +31,13 @@ pub struct ModelRelease {
     pub sha256: String,
     /// Size of the file, bytes.
     pub size: u64,
+    /// Release number of this model, strictly increasing from 1; bays refuse any release whose
+    /// serial is not above the highest they have installed. (Absent in `/1` releases.)
+    #[serde(default)]
+    pub serial: u64,
+    /// Time after which the release may no longer be installed, RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
     /// ed25519 signature of [`statement`], hex (128 characters).
     pub signature: String,
 }
@@ -47,11 +59,37 @@ pub enum ReleaseError {
         "the release signature does not verify under this bay's key (wrong key or forged release)"
     )]
     BadSignature,
+    /// The release's signed expiry has passed.
+    #[error("the release expired at {0}")]
+    Expired(String),
 }
 
 /// The statement a release's signature covers.
-pub fn statement(name: &str, sha256: &str, size: u64) -> Vec<u8> {
-    format!("{MODEL_RELEASE_CONTRACT}\n{name}\n{sha256}\n{size}\n").into_bytes()
+pub fn statement(
+    name: &str,
+    sha256: &str,
+    size: u64,
+    serial: u64,
+    expires_at: Option<&str>,
+) -> Vec<u8> {
+    let expires = expires_at.unwrap_or("");
+    format!("{MODEL_RELEASE_CONTRACT}\n{name}\n{sha256}\n{size}\n{serial}\n{expires}\n")
+        .into_bytes()
+}
+
+/// What a release promises beyond its file: its serial and, optionally, its expiry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Terms {
+    /// Release number, at least 1 and above every earlier release of the model.
+    pub serial: u64,
+    /// Expiry, RFC 3339.
+    pub expires_at: Option<String>,
+}
+
+fn parse_expiry(text: &str) -> Result<chrono::DateTime<chrono::Utc>, ReleaseError> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| ReleaseError::Malformed(format!("expires_at {text:?} is not RFC 3339: {e}")))
 }
 
 /// A new signing key: (secret key hex, public key hex). Keep the secret offline.
@@ -71,17 +109,31 @@ fn key_bytes<const N: usize>(hex_key: &str, what: &str) -> Result<[u8; N], Relea
         .map_err(|_| ReleaseError::BadKey(format!("{what} must be {N} bytes in hex")))
 }
 
-/// Signs `file` as model `name` with the secret key (hex).
-pub fn sign(name: &str, file: &[u8], secret_hex: &str) -> Result<ModelRelease, ReleaseError> {
+/// Signs `file` as model `name` under `terms` with the secret key (hex).
+pub fn sign(
+    name: &str,
+    file: &[u8],
+    terms: &Terms,
+    secret_hex: &str,
+) -> Result<ModelRelease, ReleaseError> {
+    if terms.serial == 0 {
+        return Err(ReleaseError::Malformed("the serial starts at 1".into()));
+    }
+    if let Some(t) = &terms.expires_at {
+        parse_expiry(t)?;
+    }
     let key = SigningKey::from_bytes(&key_bytes::<32>(secret_hex, "secret key")?);
     let sha256 = hex::encode(Sha256::digest(file));
     let size = file.len() as u64;
-    let signature = key.sign(&statement(name, &sha256, size));
+    let expires_at = terms.expires_at.as_deref();
+    let signature = key.sign(&statement(name, &sha256, size, terms.serial, expires_at));
     Ok(ModelRelease {
         contract: MODEL_RELEASE_CONTRACT.to_owned(),
         name: name.to_owned(),
         sha256,
         size,
+        serial: terms.serial,
+        expires_at: terms.expires_at.clone(),
         signature: hex::encode(signature.to_bytes()),
     })
 }
@@ -89,11 +141,24 @@ pub fn sign(name: &str, file: &[u8], secret_hex: &str) -> Result<ModelRelease, R
 impl ModelRelease {
     /// Checks the release's signature under `public_hex` (32-byte ed25519 key in hex).
     pub fn verify_signature(&self, public_hex: &str) -> Result<(), ReleaseError> {
+        if self.contract == "baylens.model-release/1" {
+            return Err(ReleaseError::Malformed(format!(
+                "a {:?} release carries no serial, so a bay cannot tell it from an older one: \
+                 re-sign it with `baylens-server model publish`",
+                self.contract
+            )));
+        }
         if self.contract != MODEL_RELEASE_CONTRACT {
             return Err(ReleaseError::Malformed(format!(
                 "contract {:?}, expected {MODEL_RELEASE_CONTRACT:?}",
                 self.contract
             )));
+        }
+        if self.serial == 0 {
+            return Err(ReleaseError::Malformed("the serial starts at 1".into()));
+        }
+        if let Some(t) = &self.expires_at {
+            parse_expiry(t)?;
         }
         if self.sha256.len() != 64 || !self.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(ReleaseError::Malformed(
@@ -106,8 +171,23 @@ impl ModelRelease {
             &key_bytes::<64>(&self.signature, "signature")
                 .map_err(|e| ReleaseError::Malformed(e.to_string()))?,
         );
-        key.verify_strict(&statement(&self.name, &self.sha256, self.size), &sig)
+        let signed = statement(
+            &self.name,
+            &self.sha256,
+            self.size,
+            self.serial,
+            self.expires_at.as_deref(),
+        );
+        key.verify_strict(&signed, &sig)
             .map_err(|_| ReleaseError::BadSignature)
+    }
+
+    /// Refuses a release whose expiry is before `now`.
+    pub fn check_expiry(&self, now: chrono::DateTime<chrono::Utc>) -> Result<(), ReleaseError> {
+        match &self.expires_at {
+            Some(t) if parse_expiry(t)? <= now => Err(ReleaseError::Expired(t.clone())),
+            _ => Ok(()),
+        }
     }
 
     /// Checks that `file` is the file this release describes, and the signature.
@@ -135,11 +215,18 @@ impl ModelRelease {
 mod tests {
     use super::*;
 
+    fn terms(serial: u64) -> Terms {
+        Terms {
+            serial,
+            expires_at: None,
+        }
+    }
+
     #[test]
     fn a_signed_release_verifies_and_any_change_is_refused() {
         let (secret, public) = new_key([7; 32]);
         let file = b"onnx bytes".to_vec();
-        let release = sign("xray-concealment", &file, &secret).unwrap();
+        let release = sign("xray-concealment", &file, &terms(1), &secret).unwrap();
         release.verify(&file, &public).unwrap();
 
         let mut tampered = file.clone();
@@ -172,6 +259,56 @@ mod tests {
         assert!(matches!(
             release.verify(&file, "zz"),
             Err(ReleaseError::BadKey(_))
+        ));
+    }
+
+    #[test]
+    fn serial_and_expiry_are_signed_and_old_contracts_refused() {
+        let (secret, public) = new_key([9; 32]);
+        let file = b"onnx bytes".to_vec();
+        let expiring = Terms {
+            serial: 4,
+            expires_at: Some("2027-01-31T00:00:00Z".into()),
+        };
+        let release = sign("xray-concealment", &file, &expiring, &secret).unwrap();
+        release.verify(&file, &public).unwrap();
+        let mut bumped = release.clone();
+        bumped.serial = 5;
+        assert_eq!(
+            bumped.verify(&file, &public),
+            Err(ReleaseError::BadSignature)
+        );
+        let mut extended = release.clone();
+        extended.expires_at = Some("2030-01-31T00:00:00Z".into());
+        assert_eq!(
+            extended.verify(&file, &public),
+            Err(ReleaseError::BadSignature)
+        );
+        let day = |d: &str| {
+            chrono::DateTime::parse_from_rfc3339(d)
+                .unwrap()
+                .with_timezone(&chrono::Utc)
+        };
+        release.check_expiry(day("2027-01-30T00:00:00Z")).unwrap();
+        assert!(matches!(
+            release.check_expiry(day("2027-02-01T00:00:00Z")),
+            Err(ReleaseError::Expired(_))
+        ));
+        let mut old = release.clone();
+        old.contract = "baylens.model-release/1".into();
+        let err = old.verify(&file, &public).unwrap_err();
+        assert!(err.to_string().contains("re-sign"), "{err}");
+        assert!(matches!(
+            sign("m", &file, &terms(0), &secret),
+            Err(ReleaseError::Malformed(_))
+        ));
+        let bad_date = Terms {
+            serial: 1,
+            expires_at: Some("next Tuesday".into()),
+        };
+        assert!(matches!(
+            sign("m", &file, &bad_date, &secret),
+            Err(ReleaseError::Malformed(_))
         ));
     }
 }

@@ -91,6 +91,14 @@ enum ModelCommand {
         /// The secret key from `server model keygen`.
         #[arg(long)]
         secret_file: PathBuf,
+        /// Release serial, above every earlier release of the model (bays refuse any other);
+        /// default: one above the current release's.
+        #[arg(long)]
+        serial: Option<u64>,
+        /// Time after which bays refuse to install the release, RFC 3339
+        /// (e.g. 2027-06-30T00:00:00Z).
+        #[arg(long)]
+        expires_at: Option<String>,
     },
 }
 
@@ -271,20 +279,30 @@ async fn main() -> Result<()> {
                     name,
                     file,
                     secret_file,
+                    serial,
+                    expires_at,
                 },
         } => {
             let secret = std::fs::read_to_string(&secret_file)
                 .with_context(|| format!("reading {}", secret_file.display()))?;
             let bytes =
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let release = baylens_protocol::release::sign(&name, &bytes, secret.trim())?;
+            let serial = match serial {
+                Some(n) => n,
+                None => {
+                    let current = store.current_release(&name).await;
+                    current.map_err(anyhow::Error::msg)?.map_or(0, |r| r.serial) + 1
+                }
+            };
+            let terms = baylens_protocol::release::Terms { serial, expires_at };
+            let release = baylens_protocol::release::sign(&name, &bytes, &terms, secret.trim())?;
             store
                 .publish_model("cli", &release, bytes)
                 .await
                 .map_err(anyhow::Error::msg)?;
             println!(
-                "published {name} {} ({} bytes), signed",
-                release.sha256, release.size
+                "published {name} release {} {} ({} bytes), signed",
+                release.serial, release.sha256, release.size
             );
         }
         Command::Agent {

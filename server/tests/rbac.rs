@@ -89,7 +89,12 @@ fn model_sha() -> String {
 async fn fixture() -> Fixture {
     let (dir, store) = common::open("sqlite").await;
     let (secret, _) = baylens_protocol::release::new_key([3; 32]);
-    let release = baylens_protocol::release::sign("xray-concealment", MODEL_FILE, &secret).unwrap();
+    let terms = baylens_protocol::release::Terms {
+        serial: 1,
+        expires_at: None,
+    };
+    let release =
+        baylens_protocol::release::sign("xray-concealment", MODEL_FILE, &terms, &secret).unwrap();
     store
         .publish_model("test", &release, MODEL_FILE.to_vec())
         .await

@@ -440,3 +440,44 @@ async fn concurrent_audited_changes_all_land_and_the_chain_holds() {
         assert_eq!(rows, 2 + 16 + 1, "{b}: user, agent, 16 notes, one decision");
     }
 }
+
+#[tokio::test]
+async fn a_model_release_must_have_a_higher_serial_than_the_current_one() {
+    use baylens_protocol::release::{Terms, new_key, sign};
+    let (_d, store) = common::open("sqlite").await;
+    let (secret, _) = new_key([5; 32]);
+    let release = |file: &[u8], serial| {
+        let terms = Terms {
+            serial,
+            expires_at: None,
+        };
+        sign("xray-concealment", file, &terms, &secret).unwrap()
+    };
+    assert!(
+        store
+            .current_release("xray-concealment")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let v2 = release(b"two", 2);
+    store
+        .publish_model("owner", &v2, b"two".to_vec())
+        .await
+        .unwrap();
+    for serial in [1, 2] {
+        let old = release(b"one", serial);
+        let err = store
+            .publish_model("owner", &old, b"one".to_vec())
+            .await
+            .unwrap_err();
+        assert!(err.contains("not above"), "{err}");
+    }
+    let current = store.current_release("xray-concealment").await.unwrap();
+    assert_eq!(current, Some(v2));
+    let v3 = release(b"three", 3);
+    store
+        .publish_model("owner", &v3, b"three".to_vec())
+        .await
+        .unwrap();
+}

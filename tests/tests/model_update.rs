@@ -7,10 +7,18 @@ mod support;
 use std::time::Duration;
 
 use baylens_models::concealment::{FILE, NAME};
-use baylens_protocol::release::{new_key, sign};
+use baylens_protocol::release::{ModelRelease, Terms, new_key};
 use scanner_sim::Scenario;
 use support::*;
 use tokio::sync::oneshot;
+
+fn sign(name: &str, file: &[u8], serial: u64, secret: &str) -> ModelRelease {
+    let terms = Terms {
+        serial,
+        expires_at: None,
+    };
+    baylens_protocol::release::sign(name, file, &terms, secret).unwrap()
+}
 
 fn variant(n: u8) -> Vec<u8> {
     let mut bytes = std::fs::read(
@@ -40,7 +48,7 @@ async fn a_signed_release_reaches_the_bay_and_a_forged_one_does_not() {
     let token_file = register_agent(&server, root.path()).await;
     let (secret, public) = new_key(rand::random());
     let good = variant(9);
-    let release = sign(NAME, &good, &secret).unwrap();
+    let release = sign(NAME, &good, 1, &secret);
     server
         .store
         .publish_model("owner", &release, good)
@@ -74,7 +82,7 @@ async fn a_signed_release_reaches_the_bay_and_a_forged_one_does_not() {
     // Someone without the key publishes a model: the bay refuses it.
     let (forger, _) = new_key(rand::random());
     let forged_file = variant(10);
-    let forged = sign(NAME, &forged_file, &forger).unwrap();
+    let forged = sign(NAME, &forged_file, 2, &forger);
     server
         .store
         .publish_model("intruder", &forged, forged_file)

@@ -1,5 +1,5 @@
 //! Signed model releases for the bays: `GET /api/v1/models/{model}/release` (the current
-//! release, `baylens.model-release/1`) and `GET /api/v1/models/{model}/{sha256}` (the file).
+//! release, `baylens.model-release/2`) and `GET /api/v1/models/{model}/{sha256}` (the file).
 //! Agents only; each bay verifies what it gets against its own copy of the public key.
 
 use axum::Router;

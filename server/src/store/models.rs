@@ -28,8 +28,27 @@ pub fn release_key(name: &str) -> ObjectPath {
 }
 
 impl Store {
+    /// The model's current release, if one was published.
+    pub async fn current_release(&self, name: &str) -> Result<Option<ModelRelease>, String> {
+        match self.images.get(&release_key(name)).await {
+            Ok(got) => {
+                let bytes = got
+                    .bytes()
+                    .await
+                    .map_err(|e| format!("reading the release: {e}"))?;
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| format!("the stored release of {name} is unreadable: {e}"))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(format!("reading the release: {e}")),
+        }
+    }
+
     /// Publishes a signed release: the file first, then the release that points at it, then an
     /// audit entry. The signature is not checked here (the server has no key); bays check it.
+    /// A serial not above the current release's is refused here already: every bay that ran
+    /// the current one would refuse it.
     pub async fn publish_model(
         &self,
         actor: &str,
@@ -40,6 +59,15 @@ impl Store {
             return Err(format!(
                 "model name {:?}: lower-case letters, digits and '-' only",
                 release.name
+            ));
+        }
+        if let Some(current) = self.current_release(&release.name).await?
+            && release.serial <= current.serial
+        {
+            return Err(format!(
+                "release serial {} of {} is not above the current release's, {}: bays would \
+                 refuse it as a rollback",
+                release.serial, release.name, current.serial
             ));
         }
         self.images
@@ -55,7 +83,12 @@ impl Store {
             actor,
             "model.publish",
             &release.name,
-            &serde_json::json!({"sha256": release.sha256, "size": release.size}),
+            &serde_json::json!({
+                "sha256": release.sha256,
+                "size": release.size,
+                "serial": release.serial,
+                "expires_at": release.expires_at,
+            }),
         )
         .await
         .map_err(|e| format!("audit: {e}"))
