@@ -519,6 +519,13 @@ fn prepare(
             config.bay
         )));
     }
+    if !loaded.sidecar.scan_id.is_of_bay(config.bay.as_str()) {
+        return Err(Rejection(format!(
+            "scan_id {}: must start with this bay, \"{}-\" (protocol/SCAN_FORMAT.md); the server \
+             refuses a bay's reports under any other id",
+            loaded.sidecar.scan_id, config.bay
+        )));
+    }
     let high_index = loaded.high_index();
     let pre = matched.map_or(PreArrival::Undeclared, |m| m.pre.clone());
     let analysis = analyse(

@@ -358,6 +358,15 @@ async fn receive(
             ),
         ));
     }
+    if !sidecar.scan_id.is_of_bay(state.bay.as_str()) {
+        return Err(err(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "scan_id {} must start with this bay, \"{}-\" (protocol/SCAN_FORMAT.md)",
+                sidecar.scan_id, state.bay
+            ),
+        ));
+    }
     let scan_id = sidecar.scan_id.as_str().to_owned();
     let sidecar_name = format!("{scan_id}.json");
     tokio::fs::write(staging.join(&sidecar_name), &sidecar_bytes)

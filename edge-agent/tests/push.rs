@@ -197,6 +197,17 @@ async fn bad_pushes_get_their_own_status_and_leave_nothing_behind() {
     assert_eq!(status, 422, "{body}");
     assert!(body["error"].as_str().unwrap().contains("16"), "{body}");
 
+    // A scan id that is not this bay's.
+    let mut foreign: serde_json::Value = serde_json::from_slice(&sidecar).unwrap();
+    foreign["scan_id"] = format!("X{}", foreign["scan_id"].as_str().unwrap()).into();
+    let foreign = serde_json::to_vec(&foreign).unwrap();
+    let (status, body) = push(&api, Some(&api.token), form(&foreign, &images)).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("must start with"),
+        "{body}"
+    );
+
     // A malformed sidecar.
     let (status, body) = push(&api, Some(&api.token), form(b"{\"contract\": 1", &images)).await;
     assert_eq!(status, 422, "{body}");

@@ -76,10 +76,30 @@ macro_rules! safe_id {
 }
 
 safe_id!(
-    /// One scan, unique across the whole system (scanners prefix it with their bay).
+    /// One scan, unique across the whole system: it starts with its bay and a `-`
+    /// ([`ScanId::is_of_bay`]).
     ScanId,
     "scan_id"
 );
+impl ScanId {
+    /// Whether the id is one of `bay`'s: it starts with the bay and a `-` (`BAY01-000777` is
+    /// BAY01's). The server binds each scan to its bay this way, so that no other bay can file
+    /// a report under it first.
+    pub fn is_of_bay(&self, bay: &str) -> bool {
+        self.0.len() > bay.len() + 1
+            && self.0.starts_with(bay)
+            && self.0.as_bytes()[bay.len()] == b'-'
+    }
+
+    /// The bay among `bays` whose scan this is: the longest that [`ScanId::is_of_bay`] accepts
+    /// (`BAY01-A-7` is BAY01-A's, not BAY01's, when both exist).
+    pub fn owner<'a>(&self, bays: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+        bays.into_iter()
+            .filter(|b| self.is_of_bay(b))
+            .max_by_key(|b| b.len())
+    }
+}
+
 safe_id!(
     /// An inspection bay, e.g. `MOMBASA-B3`.
     BayId,
@@ -118,5 +138,15 @@ mod tests {
     fn ids_are_validated_when_deserialised() {
         let err = serde_json::from_str::<BayId>("\"a/x\"").unwrap_err();
         assert!(err.to_string().contains("not allowed"), "{err}");
+    }
+
+    #[test]
+    fn a_scan_id_belongs_to_the_bay_it_starts_with() {
+        let id = ScanId::parse("BAY01-A-7").unwrap();
+        assert!(id.is_of_bay("BAY01") && id.is_of_bay("BAY01-A"));
+        assert!(!id.is_of_bay("BAY0") && !id.is_of_bay("BAY01-A-7") && !id.is_of_bay("bay01"));
+        assert_eq!(id.owner(["BAY01", "BAY01-A", "BAY02"]), Some("BAY01-A"));
+        assert_eq!(id.owner(["BAY01", "BAY02"]), Some("BAY01"));
+        assert_eq!(id.owner(["BAY02"]), None);
     }
 }

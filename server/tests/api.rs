@@ -69,6 +69,49 @@ async fn the_same_report_sent_twice_makes_one_case() {
 }
 
 #[tokio::test]
+async fn another_bay_cannot_file_a_report_under_this_bays_scan_id() {
+    let (_dir, state, bay01) = setup().await;
+    let (_, bay02) = state.store.add_agent("test", "a2", "BAY02").await.unwrap();
+    let (_, bay01a) = state
+        .store
+        .add_agent("test", "a3", "BAY01-A")
+        .await
+        .unwrap();
+    // BAY02 tries to take BAY01's next id first, under its own bay or BAY01's.
+    for bay in ["BAY02", "BAY01"] {
+        let squat = report("r-squat", "BAY01-000777", bay).to_string();
+        let (status, body) = post(&state, &bay02, "application/json", squat).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    }
+    let (status, body) = post(
+        &state,
+        &bay02,
+        "application/json",
+        report("r-squat", "BAY01-000777", "BAY02").to_string(),
+    )
+    .await;
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a scan of bay BAY02"),
+        "{status} {body}"
+    );
+    // The rightful report goes through.
+    let own = report("r-777", "BAY01-000777", "BAY01").to_string();
+    let (status, _) = post(&state, &bay01, "application/json", own).await;
+    assert_eq!(status, StatusCode::CREATED);
+    // Where one bay's name extends another's, the longer one owns its ids.
+    let theirs = report("r-a1", "BAY01-A-1", "BAY01").to_string();
+    let (status, _) = post(&state, &bay01, "application/json", theirs).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let own = report("r-a1", "BAY01-A-1", "BAY01-A").to_string();
+    let (status, _) = post(&state, &bay01a, "application/json", own).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(state.store.count_cases().await.unwrap(), 2);
+}
+
+#[tokio::test]
 async fn bad_reports_get_precise_errors_and_store_nothing() {
     let (_dir, state, token) = setup().await;
     let (status, body) = post(&state, &token, "application/json", "{\"contract\":").await;

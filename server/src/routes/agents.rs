@@ -104,6 +104,16 @@ async fn ingest_report(
             agent.name, agent.bay, report.bay
         )));
     }
+    // A scan is its bay's: another bay's agent cannot file a report under its id first.
+    let bays = state.store.bays().await?;
+    if report.scan_id.owner(bays.iter().map(String::as_str)) != Some(agent.bay.as_str()) {
+        state.metrics.ingest("rejected");
+        return Err(ApiError::Forbidden(format!(
+            "scan {} is not a scan of bay {}: scan ids start with their bay and '-' \
+             (protocol/SCAN_FORMAT.md)",
+            report.scan_id, agent.bay
+        )));
+    }
     let ingested = state.store.ingest_report(&agent, &report, raw).await?;
     let (status, case_id, duplicate) = match ingested {
         Ingested::Created(summary) => {

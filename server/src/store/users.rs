@@ -332,6 +332,13 @@ impl Store {
         Ok(())
     }
 
+    /// Every bay an agent was ever registered for.
+    pub async fn bays(&self) -> Result<Vec<String>, sqlx::Error> {
+        sqlx::query_scalar("SELECT DISTINCT bay FROM agents")
+            .fetch_all(&self.pool)
+            .await
+    }
+
     /// Every agent, by name.
     pub async fn list_agents(&self) -> Result<Vec<AgentInfo>, sqlx::Error> {
         let rows = sqlx::query(
