@@ -337,9 +337,56 @@ impl AgentConfig {
     }
 }
 
+/// A camera or server address fit to log or show: the password of a `scheme://user:password@host`
+/// address becomes `***` (officers' tablets and log collectors must not learn it).
+pub fn redact_address(address: &str) -> String {
+    match password_of(address) {
+        Some(p) => address.replacen(&format!(":{p}@"), ":***@", 1),
+        None => address.to_owned(),
+    }
+}
+
+/// `text` with the password of `address`, if it has one, replaced by `***` (error messages of
+/// camera libraries may quote the address they were given).
+pub fn scrub_password(text: &str, address: &str) -> String {
+    match password_of(address) {
+        Some(p) => text.replace(p, "***"),
+        None => text.to_owned(),
+    }
+}
+
+fn password_of(address: &str) -> Option<&str> {
+    let (_, rest) = address.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let (userinfo, _) = authority.rsplit_once('@')?;
+    let (_, password) = userinfo.split_once(':')?;
+    (!password.is_empty()).then_some(password)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn camera_passwords_are_redacted_for_logs_and_the_tablet() {
+        let url = "rtsp://admin:s3cret@10.0.0.9:554/stream?x=1";
+        assert_eq!(
+            redact_address(url),
+            "rtsp://admin:***@10.0.0.9:554/stream?x=1"
+        );
+        assert_eq!(
+            scrub_password("cannot open rtsp://admin:s3cret@10.0.0.9", url),
+            "cannot open rtsp://admin:***@10.0.0.9"
+        );
+        for plain in [
+            "v4l2:0",
+            "/dev/video1",
+            "rtsp://10.0.0.9/a@b",
+            "rtsp://cam@10.0.0.9/",
+        ] {
+            assert_eq!(redact_address(plain), plain);
+        }
+    }
 
     #[test]
     fn the_example_config_parses() {

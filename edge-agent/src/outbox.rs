@@ -131,6 +131,14 @@ impl Outbox {
         let scans_dir = data_dir.join("scans");
         fs::create_dir_all(&scans_dir)
             .map_err(AgentError::io(format!("creating {}", scans_dir.display())))?;
+        // Scans, declarations and tokens live here: the agent's user only, whatever the umask.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(data_dir, fs::Permissions::from_mode(0o700)).map_err(
+                AgentError::io(format!("restricting {}", data_dir.display())),
+            )?;
+        }
         let db = data_dir.join("agent.db");
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", db.display()))?
             .create_if_missing(true)

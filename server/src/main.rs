@@ -394,16 +394,6 @@ async fn shutdown_signal() {
 }
 
 fn write_secret(path: &std::path::Path, secret: &str) -> Result<()> {
-    use std::io::Write;
-    #[cfg(unix)]
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    options.mode(0o600);
-    let mut f = options
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    f.write_all(secret.as_bytes())?;
-    Ok(())
+    baylens_server::auth::write_secret(path, secret)
+        .with_context(|| format!("writing {}", path.display()))
 }

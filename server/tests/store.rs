@@ -481,3 +481,23 @@ async fn a_model_release_must_have_a_higher_serial_than_the_current_one() {
         .await
         .unwrap();
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_directory_and_secret_files_are_private_whatever_their_old_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let _store = Store::open(&data).await.unwrap();
+    assert_eq!(mode(&data), 0o700);
+
+    let secret = dir.path().join("token");
+    std::fs::write(&secret, "old").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+    baylens_server::auth::write_secret(&secret, "bls_new").unwrap();
+    assert_eq!(mode(&secret), 0o600);
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), "bls_new");
+}

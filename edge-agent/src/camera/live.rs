@@ -309,7 +309,7 @@ fn run(config: &CameraConfig, bay: &BayState, stop: &AtomicBool, ocr: Option<Syn
     let unavailable = |e: &super::CameraError, backoff: Duration, reconnects: u32| {
         bay.set_camera(CameraStatus {
             state: "unavailable".into(),
-            source: Some(config.source.clone()),
+            source: Some(crate::config::redact_address(&config.source)),
             error: Some(e.to_string()),
             retry_in_secs: Some(backoff.as_secs()),
             reconnects,
@@ -319,7 +319,7 @@ fn run(config: &CameraConfig, bay: &BayState, stop: &AtomicBool, ocr: Option<Syn
     while !stop.load(Ordering::Relaxed) {
         bay.set_camera(CameraStatus {
             state: "connecting".into(),
-            source: Some(config.source.clone()),
+            source: Some(crate::config::redact_address(&config.source)),
             reconnects,
             ..CameraStatus::default()
         });
@@ -342,7 +342,7 @@ fn run(config: &CameraConfig, bay: &BayState, stop: &AtomicBool, ocr: Option<Syn
         tracing::info!(source = source.name(), "camera live");
         bay.set_camera(CameraStatus {
             state: "live".into(),
-            source: Some(config.source.clone()),
+            source: Some(crate::config::redact_address(&config.source)),
             reconnects,
             ..CameraStatus::default()
         });
@@ -406,7 +406,7 @@ fn run(config: &CameraConfig, bay: &BayState, stop: &AtomicBool, ocr: Option<Syn
     }
     bay.set_camera(CameraStatus {
         state: "off".into(),
-        source: Some(config.source.clone()),
+        source: Some(crate::config::redact_address(&config.source)),
         reconnects,
         ..CameraStatus::default()
     });

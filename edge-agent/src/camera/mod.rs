@@ -72,7 +72,7 @@ pub fn open(address: &str) -> Result<Box<dyn FrameSource>, CameraError> {
     match device {
         Some(n) => {
             let index: u32 = n.parse().map_err(|_| CameraError::Unavailable {
-                source_name: address.to_owned(),
+                source_name: crate::config::redact_address(address),
                 reason: format!("{n:?} is not a device number"),
             })?;
             Ok(Box::new(NokhwaSource::open(address, index)?))
@@ -94,8 +94,8 @@ impl OpenCvSource {
     /// Opens `address` with whatever backend OpenCV picks (FFmpeg for streams and files).
     pub fn open(address: &str) -> Result<Self, CameraError> {
         let unavailable = |reason: String| CameraError::Unavailable {
-            source_name: address.to_owned(),
-            reason,
+            source_name: crate::config::redact_address(address),
+            reason: crate::config::scrub_password(&reason, address),
         };
         // A dead address or a stalled stream must fail within seconds, not hang the loop.
         let params = Vector::<i32>::from_slice(&[
@@ -116,7 +116,7 @@ impl OpenCvSource {
             ));
         }
         Ok(Self {
-            name: address.to_owned(),
+            name: crate::config::redact_address(address),
             capture,
             bgr: Mat::default(),
             rgb: Mat::default(),
@@ -173,8 +173,8 @@ impl NokhwaSource {
     pub fn open(address: &str, index: u32) -> Result<Self, CameraError> {
         use nokhwa::utils::{CameraIndex, RequestedFormat, RequestedFormatType};
         let unavailable = |reason: String| CameraError::Unavailable {
-            source_name: address.to_owned(),
-            reason,
+            source_name: crate::config::redact_address(address),
+            reason: crate::config::scrub_password(&reason, address),
         };
         let format = RequestedFormat::new::<nokhwa::pixel_format::RgbFormat>(
             RequestedFormatType::AbsoluteHighestFrameRate,
@@ -185,7 +185,7 @@ impl NokhwaSource {
             .open_stream()
             .map_err(|e| unavailable(e.to_string()))?;
         Ok(Self {
-            name: address.to_owned(),
+            name: crate::config::redact_address(address),
             camera,
         })
     }

@@ -78,7 +78,11 @@ pub async fn check_credentials(state: &AppState, creds: &Credentials) -> Result<
         }
         _ => {
             state.logins.failed(&creds.username, &state.settings);
-            tracing::warn!(username = %creds.username, "failed login");
+            // People type passwords into the user name field: name only users that exist.
+            match &user {
+                Some(u) => tracing::warn!(user = %u.username, "failed login: wrong password"),
+                None => tracing::warn!("failed login: unknown user name"),
+            }
             Err(ApiError::Unauthorized)
         }
     }

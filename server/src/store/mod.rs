@@ -99,6 +99,13 @@ impl Store {
         sqlx::any::install_default_drivers();
         let images_dir = data_dir.join("images");
         std::fs::create_dir_all(&images_dir).map_err(sqlx::Error::Io)?;
+        // The database, scans and evidence: the server's user only, whatever the umask.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(sqlx::Error::Io)?;
+        }
         let images = LocalFileSystem::new_with_prefix(&images_dir)
             .map_err(|e| sqlx::Error::Configuration(Box::new(e)))?;
         let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
