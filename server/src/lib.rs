@@ -244,7 +244,7 @@ pub fn with_timeout(router: Router<AppState>, limit: Duration) -> Router<AppStat
 pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(routes::health::router())
-        .merge(with_timeout(routes::agents::uploads(), UPLOAD_TIMEOUT))
+        .merge(with_timeout(routes::evidence::uploads(), UPLOAD_TIMEOUT))
         .merge(with_timeout(
             Router::new()
                 .merge(routes::agents::router())

@@ -446,9 +446,8 @@ async fn images_can_live_at_a_configured_url() {
     )
     .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
-    let stored = elsewhere
-        .path()
-        .join("scans-store/scans/bay-1-1/preview.png");
+    let (_, key) = state.store.case_preview(1).await.unwrap().unwrap();
+    let stored = elsewhere.path().join("scans-store").join(key.unwrap());
     assert_eq!(std::fs::read(&stored).unwrap(), png);
     // A scheme this build cannot serve is a clear configuration error.
     let (_d2, other) = common::open("sqlite").await;
@@ -532,4 +531,64 @@ async fn on_postgresql_new_cases_reach_the_live_queue_of_every_replica() {
         .unwrap();
     let text = String::from_utf8_lossy(&chunk);
     assert!(text.contains("\"scan_id\":\"bay-1-1\""), "{text}");
+}
+
+#[tokio::test]
+async fn evidence_is_written_once_hashed_audited_and_closed_by_a_decision() {
+    use sha2::Digest;
+    let (_d, state) = state().await;
+    let (_, agent) = state
+        .store
+        .add_agent("test", "agent-1", "bay-1")
+        .await
+        .unwrap();
+    for (r, scan) in [("r1", "bay-1-1"), ("r2", "bay-1-2")] {
+        let report = common::report(r, scan, "bay-1", 0.9);
+        json(&state, "POST", "/api/v1/reports", Some(&agent), &report).await;
+    }
+    let png = |w: u32| {
+        let mut png = Vec::new();
+        image::GrayImage::new(w, 2)
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        png
+    };
+    let put = |path: &'static str, body: Vec<u8>| {
+        let (state, agent) = (state.clone(), agent.clone());
+        async move { call(&state, "PUT", path, Some(&agent), Some("image/png"), body).await }
+    };
+    let heat = "/api/v1/scans/bay-1-1/layers/heat";
+    let first = put(heat, png(4)).await;
+    assert_eq!(first.status, StatusCode::NO_CONTENT, "{}", first.text);
+    // The agent's retry of the same image is fine; another image is refused.
+    assert_eq!(put(heat, png(4)).await.status, StatusCode::NO_CONTENT);
+    let other = put(heat, png(5)).await;
+    assert_eq!(other.status, StatusCode::CONFLICT, "{}", other.text);
+    assert!(other.text.contains("never replaced"), "{}", other.text);
+    let key = state.store.layer_key(1, "heat").await.unwrap().unwrap();
+    let held = state.store.images.get(&key.as_str().into()).await.unwrap();
+    assert_eq!(
+        held.bytes().await.unwrap().to_vec(),
+        png(4),
+        "the first image stays"
+    );
+    // Every write is in the audit chain, with its hash.
+    let sha = hex::encode(sha2::Sha256::digest(png(4)));
+    let audit = state.store.audit_entries(None, 100).await.unwrap();
+    let writes: Vec<_> = audit
+        .iter()
+        .filter(|e| e.action == "evidence.store")
+        .collect();
+    assert_eq!(writes.len(), 1, "{writes:?}");
+    assert_eq!(writes[0].detail["sha256"], sha.as_str());
+
+    // Once a case is decided, its evidence is closed, even a first preview.
+    common::user(&state.store, "sup", Role::Supervisor, None).await;
+    let (sup, _) = state.store.user_by_name("sup").await.unwrap().unwrap();
+    let hold = baylens_server::store::Decision::Hold;
+    let decided = state.store.decide(&sup, 2, hold, Some("seal broken")).await;
+    assert!(decided.unwrap().is_ok());
+    let late = put("/api/v1/scans/bay-1-2/preview", png(4)).await;
+    assert_eq!(late.status, StatusCode::CONFLICT, "{}", late.text);
+    assert!(late.text.contains("decided"), "{}", late.text);
 }

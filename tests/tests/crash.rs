@@ -152,7 +152,9 @@ async fn no_scan_is_lost_or_duplicated_when_the_agent_is_killed() {
     for scan_id in &expected {
         let local =
             std::fs::read(agent_data.join("scans").join(scan_id).join("preview.png")).unwrap();
-        let key = object_store::path::Path::from(format!("scans/{scan_id}/preview.png"));
+        let (case_id, _) = server.store.case_of_scan(scan_id).await.unwrap().unwrap();
+        let (_, key) = server.store.case_preview(case_id).await.unwrap().unwrap();
+        let key = object_store::path::Path::from(key.unwrap());
         let remote = server
             .store
             .images

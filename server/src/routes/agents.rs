@@ -1,37 +1,24 @@
-//! Agents and scanners: report ingest (idempotent by report id), streamed preview upload,
+//! Agents and scanners: report ingest (idempotent by report id), officers' annotations,
 //! heartbeats and the per-bay declaration sync; and, for admins, agent registration and
 //! revocation.
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::routing::{delete, get, post, put};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use baylens_protocol::{BayId, ScanId, ScanReport};
-use futures_util::StreamExt;
-use object_store::WriteMultipart;
 use serde::Deserialize;
+use sha2::Digest;
 
 use crate::auth::{Principal, Role};
 use crate::error::{ApiError, Result};
 use crate::extract::{P, Q};
+use crate::store::evidence::EvidenceWrite;
 use crate::store::{AgentInfo, DeclarationRow, Heartbeat, Ingested, now_ms};
-use crate::{AppState, MAX_PREVIEW_BYTES, MAX_REPORT_BYTES, MAX_SMALL_BODY_BYTES};
+use crate::{AppState, MAX_REPORT_BYTES, MAX_SMALL_BODY_BYTES};
 
-/// Image uploads (streamed; they get a longer timeout than other requests).
-pub fn uploads() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v1/scans/{scan_id}/preview",
-            put(upload_preview).layer(DefaultBodyLimit::disable()),
-        )
-        .route(
-            "/api/v1/scans/{scan_id}/layers/{layer}",
-            put(upload_layer).layer(DefaultBodyLimit::disable()),
-        )
-}
-
-/// Routes other than [`uploads`].
+/// Agents' routes other than the image uploads (`super::evidence`).
 pub fn router() -> Router<AppState> {
     Router::new()
         .route(
@@ -154,26 +141,6 @@ async fn ingest_report(
     ))
 }
 
-/// Object key of a scan's preview.
-pub fn preview_key(scan_id: &ScanId) -> object_store::path::Path {
-    object_store::path::Path::from(format!("scans/{scan_id}/preview.png"))
-}
-
-async fn upload_preview(
-    State(state): State<AppState>,
-    principal: Principal,
-    P(scan_id): P<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<StatusCode> {
-    let agent = principal.agent()?;
-    let scan_id = ScanId::parse(&scan_id).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
-    let key = preview_key(&scan_id);
-    let case_id = store_png(&state, &agent, &scan_id, &key, &headers, body).await?;
-    state.store.set_preview(case_id, key.as_ref()).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
 /// Largest annotation body (a photo of up to 8 MiB, as base64, and the rest).
 pub const MAX_ANNOTATION_BYTES: usize = 12 * 1024 * 1024;
 /// Largest photo in an annotation.
@@ -279,9 +246,13 @@ async fn annotate(
             ));
         }
     };
+    // A repeated delivery writes nothing, the photo included.
+    if state.store.annotation_recorded(&a.annotation_id).await? {
+        return Ok(StatusCode::OK);
+    }
     let mut photo_layer = None;
     if let Some((bytes, ext)) = photo {
-        // The same key on a retry: the object is replaced, not duplicated.
+        let sha256 = hex::encode(sha2::Sha256::digest(&bytes));
         let short: String = a
             .annotation_id
             .chars()
@@ -296,7 +267,7 @@ async fn annotate(
             .put(&key, bytes.into())
             .await
             .map_err(|e| ApiError::Internal(format!("image store: {e}")))?;
-        photo_layer = Some((name, key));
+        photo_layer = Some((name, key, sha256));
     }
     let mut events: Vec<(&str, Option<&str>, Option<&str>)> = Vec::new();
     if let Some(s) = &a.seal {
@@ -310,7 +281,7 @@ async fn annotate(
         None if note.is_some() => events.push(("note", None, note)),
         None => {}
     }
-    if let Some((name, _)) = &photo_layer {
+    if let Some((name, _, _)) = &photo_layer {
         events.push(("photo", Some(name.as_str()), None));
     }
     let new = state
@@ -323,8 +294,15 @@ async fn annotate(
             a.recorded_at.timestamp_millis(),
         )
         .await?;
-    if new && let Some((name, key)) = &photo_layer {
-        state.store.set_layer(case_id, name, key.as_ref()).await?;
+    if new && let Some((name, key, sha256)) = &photo_layer {
+        let actor = format!("agent:{}", agent.name);
+        let written = state
+            .store
+            .store_evidence(&actor, case_id, name, key.as_ref(), sha256)
+            .await?;
+        if let EvidenceWrite::Refused(why) = written {
+            tracing::warn!(case_id, "annotation photo not recorded: {why}");
+        }
     }
     Ok(if new {
         StatusCode::CREATED
@@ -335,7 +313,11 @@ async fn annotate(
 
 /// The case of a scan of the agent's own bay: 404 while the server has none, 403 for another
 /// bay's scan.
-async fn own_case(state: &AppState, agent: &crate::store::Agent, scan_id: &ScanId) -> Result<i64> {
+pub(crate) async fn own_case(
+    state: &AppState,
+    agent: &crate::store::Agent,
+    scan_id: &ScanId,
+) -> Result<i64> {
     let (case_id, bay) = state
         .store
         .case_of_scan(scan_id.as_str())
@@ -346,95 +328,6 @@ async fn own_case(state: &AppState, agent: &crate::store::Agent, scan_id: &ScanI
             "scan {scan_id} belongs to bay {bay}"
         )));
     }
-    Ok(case_id)
-}
-
-async fn upload_layer(
-    State(state): State<AppState>,
-    principal: Principal,
-    P((scan_id, layer)): P<(String, String)>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<StatusCode> {
-    let agent = principal.agent()?;
-    let scan_id = ScanId::parse(&scan_id).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
-    if !crate::store::cases::LAYERS.contains(&layer.as_str()) {
-        return Err(ApiError::Unprocessable(format!(
-            "unknown layer {:?}; layers are {}",
-            layer.chars().take(40).collect::<String>(),
-            crate::store::cases::LAYERS.join(", ")
-        )));
-    }
-    let key = object_store::path::Path::from(format!("scans/{scan_id}/{layer}.png"));
-    let case_id = store_png(&state, &agent, &scan_id, &key, &headers, body).await?;
-    state.store.set_layer(case_id, &layer, key.as_ref()).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// Streams a PNG body into the object store at `key`, for a scan of the agent's own bay;
-/// returns the scan's case id.
-async fn store_png(
-    state: &AppState,
-    agent: &crate::store::Agent,
-    scan_id: &ScanId,
-    key: &object_store::path::Path,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<i64> {
-    content_type_is(headers, "image/png")?;
-    if let Some(len) = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
-        && len > MAX_PREVIEW_BYTES
-    {
-        return Err(ApiError::TooLarge(MAX_PREVIEW_BYTES));
-    }
-    let case_id = own_case(state, agent, scan_id).await?;
-    // Streamed into the object store, size-checked as it arrives; the object appears only
-    // when the upload completes, so a cut connection leaves no half image behind.
-    let upload = state
-        .store
-        .images
-        .put_multipart(key)
-        .await
-        .map_err(|e| ApiError::Internal(format!("image store: {e}")))?;
-    let mut writer = WriteMultipart::new(upload);
-    let mut stream = body.into_data_stream();
-    let mut total = 0usize;
-    let mut head = Vec::new();
-    let outcome: Result<()> = async {
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| ApiError::Unprocessable(format!("body: {e}")))?;
-            total += chunk.len();
-            if total > MAX_PREVIEW_BYTES {
-                return Err(ApiError::TooLarge(MAX_PREVIEW_BYTES));
-            }
-            if head.len() < 8 {
-                head.extend_from_slice(&chunk[..chunk.len().min(8 - head.len())]);
-                if head.len() == 8 && head != b"\x89PNG\r\n\x1a\n" {
-                    return Err(ApiError::Unprocessable("preview is not a PNG file".into()));
-                }
-            }
-            writer
-                .wait_for_capacity(4)
-                .await
-                .map_err(|e| ApiError::Internal(format!("image store: {e}")))?;
-            writer.write(&chunk);
-        }
-        if head != b"\x89PNG\r\n\x1a\n" {
-            return Err(ApiError::Unprocessable("preview is not a PNG file".into()));
-        }
-        Ok(())
-    }
-    .await;
-    if let Err(e) = outcome {
-        let _ = writer.abort().await;
-        return Err(e);
-    }
-    writer
-        .finish()
-        .await
-        .map_err(|e| ApiError::Internal(format!("image store: {e}")))?;
     Ok(case_id)
 }
 

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod agents;
 pub mod cases;
 pub mod declarations;
+pub mod evidence;
 pub mod health;
 pub mod models;
 pub mod pages;

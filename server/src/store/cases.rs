@@ -155,76 +155,12 @@ pub struct CaseDetail {
 /// Image layers a bay may send, bottom to top as the viewer stacks them.
 pub const LAYERS: [&str; 4] = ["material", "heat", "expected", "findings"];
 
-/// Sort orders of the case list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CaseSort {
-    /// Highest risk first (default).
-    #[default]
-    Risk,
-    /// Newest scan first.
-    Newest,
-    /// Oldest scan first.
-    Oldest,
-}
-
-/// Case list filters; all optional.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CaseFilter {
-    /// Only this bay.
-    pub bay: Option<String>,
-    /// Only this lane.
-    pub lane: Option<String>,
-    /// Only this status.
-    pub status: Option<String>,
-    /// Captured at or after (RFC 3339).
-    pub from: Option<chrono::DateTime<chrono::Utc>>,
-    /// Captured before (RFC 3339).
-    pub to: Option<chrono::DateTime<chrono::Utc>>,
-    /// Container code, or its beginning.
-    pub container: Option<String>,
-    /// Order.
-    #[serde(default)]
-    pub sort: CaseSort,
-    /// Page size, 1..=500 (default 100).
-    pub limit: Option<i64>,
-    /// Rows to skip.
-    pub offset: Option<i64>,
-}
-
-/// The timestamps of one case, for release-time figures (WCO TRS intervals).
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct ReleaseRow {
-    /// Case id.
-    pub case_id: i64,
-    /// Bay.
-    pub bay: String,
-    /// Lane.
-    pub lane: String,
-    /// Declaration lodged (ms), if matched.
-    pub lodged_at: Option<i64>,
-    /// Scan captured (ms).
-    pub captured_at: i64,
-    /// Report received (ms).
-    pub received_at: i64,
-    /// First decision (ms).
-    pub decided_at: Option<i64>,
-    /// Release (ms).
-    pub released_at: Option<i64>,
-}
-
-enum Bind {
-    Text(String),
-    Int(i64),
-}
-
-const SUMMARY_COLUMNS: &str =
+pub(super) const SUMMARY_COLUMNS: &str =
     "c.id, c.scan_id, c.bay, c.captured_at, c.received_at, c.container_code, c.declaration_ref,
      c.scan_risk, c.risk, c.lane, c.status, c.findings_count, c.model_name,
      CASE WHEN c.preview_key IS NULL THEN 0 ELSE 1 END, u.username";
 
-fn summary_from_row(r: &AnyRow) -> CaseSummary {
+pub(super) fn summary_from_row(r: &AnyRow) -> CaseSummary {
     CaseSummary {
         id: r.get(0),
         scan_id: r.get(1),
@@ -251,25 +187,6 @@ pub fn can_see(user: &User, bay: &str, shared_with_user: bool) -> bool {
         Role::Officer => user.bay.as_deref() == Some(bay),
         Role::Agency => shared_with_user,
     }
-}
-
-/// The smallest string of `0-9A-Z` greater than every string that starts with `prefix` (in
-/// byte order, and in any collation that orders digits before letters), or `None` when
-/// `prefix` is all `Z` (or empty).
-pub fn prefix_successor(prefix: &str) -> Option<String> {
-    let mut chars: Vec<char> = prefix.chars().collect();
-    while let Some(last) = chars.pop() {
-        let next = match last {
-            '0'..='8' | 'A'..='Y' => Some(char::from(last as u8 + 1)),
-            '9' => Some('A'),
-            _ => None,
-        };
-        if let Some(n) = next {
-            chars.push(n);
-            return Some(chars.into_iter().collect());
-        }
-    }
-    None
 }
 
 impl Store {
@@ -356,123 +273,6 @@ impl Store {
         Ok(row.map(|r| (r.get(0), r.get(1))))
     }
 
-    /// Records the object key of a case's preview.
-    pub async fn set_preview(&self, case_id: i64, key: &str) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE cases SET preview_key = $1 WHERE id = $2")
-            .bind(key)
-            .bind(case_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    /// Records (or replaces) the object key of a case's image layer.
-    pub async fn set_layer(&self, case_id: i64, name: &str, key: &str) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO case_layers (case_id, name, object_key, uploaded_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (case_id, name) DO UPDATE SET object_key = excluded.object_key, uploaded_at = excluded.uploaded_at",
-        )
-        .bind(case_id)
-        .bind(name)
-        .bind(key)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// The object key of a case's image layer.
-    pub async fn layer_key(&self, case_id: i64, name: &str) -> Result<Option<String>, sqlx::Error> {
-        sqlx::query_scalar("SELECT object_key FROM case_layers WHERE case_id = $1 AND name = $2")
-            .bind(case_id)
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await
-    }
-
-    /// Cases `user` may see, filtered and sorted.
-    pub async fn list_cases(
-        &self,
-        user: &User,
-        filter: &CaseFilter,
-    ) -> Result<Vec<CaseSummary>, sqlx::Error> {
-        let mut clauses: Vec<String> = Vec::new();
-        let mut binds: Vec<Bind> = Vec::new();
-        let mut push = |clause: &str, value: Bind| {
-            binds.push(value);
-            clauses.push(clause.replace("$?", &format!("${}", binds.len())));
-        };
-        match user.role {
-            Role::Supervisor | Role::Admin => {}
-            Role::Officer => push(
-                "c.bay = $?",
-                Bind::Text(user.bay.clone().unwrap_or_default()),
-            ),
-            Role::Agency => push(
-                "EXISTS (SELECT 1 FROM case_shares s WHERE s.case_id = c.id AND s.user_id = $?)",
-                Bind::Int(user.id),
-            ),
-        }
-        if let Some(bay) = &filter.bay {
-            push("c.bay = $?", Bind::Text(bay.clone()));
-        }
-        if let Some(lane) = &filter.lane {
-            push("c.lane = $?", Bind::Text(lane.clone()));
-        }
-        if let Some(status) = &filter.status {
-            push("c.status = $?", Bind::Text(status.clone()));
-        }
-        if let Some(from) = filter.from {
-            push("c.captured_at >= $?", Bind::Int(from.timestamp_millis()));
-        }
-        if let Some(to) = filter.to {
-            push("c.captured_at < $?", Bind::Int(to.timestamp_millis()));
-        }
-        if let Some(container) = &filter.container {
-            let prefix: String = container
-                .chars()
-                .filter(|c| c.is_ascii_alphanumeric())
-                .map(|c| c.to_ascii_uppercase())
-                .collect();
-            // A range rather than LIKE, so the container index serves it (SQLite's LIKE is
-            // case-insensitive and cannot use a plain index).
-            push("c.container_code >= $?", Bind::Text(prefix.clone()));
-            if let Some(next) = prefix_successor(&prefix) {
-                push("c.container_code < $?", Bind::Text(next));
-            }
-        }
-        let order = match filter.sort {
-            CaseSort::Risk => "c.risk DESC, c.captured_at DESC, c.id DESC",
-            CaseSort::Newest => "c.captured_at DESC, c.id DESC",
-            CaseSort::Oldest => "c.captured_at ASC, c.id ASC",
-        };
-        let where_sql = if clauses.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", clauses.join(" AND "))
-        };
-        let n = binds.len();
-        let sql = format!(
-            "SELECT {SUMMARY_COLUMNS} FROM cases c LEFT JOIN users u ON u.id = c.assigned_to
-             {where_sql} ORDER BY {order} LIMIT ${} OFFSET ${}",
-            n + 1,
-            n + 2
-        );
-        let mut q = sqlx::query(&sql);
-        for b in binds {
-            q = match b {
-                Bind::Text(s) => q.bind(s),
-                Bind::Int(i) => q.bind(i),
-            };
-        }
-        let rows = q
-            .bind(filter.limit.unwrap_or(100).clamp(1, 500))
-            .bind(filter.offset.unwrap_or(0).max(0))
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(summary_from_row).collect())
-    }
-
     /// Whether the case exists and `user` may see it: `None` if there is no such case.
     pub async fn case_access(&self, user: &User, id: i64) -> Result<Option<bool>, sqlx::Error> {
         let row = sqlx::query(
@@ -544,18 +344,6 @@ impl Store {
             shared_with,
             layers,
         }))
-    }
-
-    /// The bay and preview key of a case.
-    pub async fn case_preview(
-        &self,
-        case_id: i64,
-    ) -> Result<Option<(String, Option<String>)>, sqlx::Error> {
-        let row = sqlx::query("SELECT bay, preview_key FROM cases WHERE id = $1")
-            .bind(case_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| (r.get(0), r.get(1))))
     }
 
     /// Records a decision. Returns the new status, or `Err(status)` when the case is already
@@ -723,81 +511,5 @@ impl Store {
         .execute(&mut **tx)
         .await?;
         Ok(())
-    }
-
-    /// Timestamps of cases captured in `[from_ms, to_ms)` that `user` may see.
-    pub async fn release_rows(
-        &self,
-        user: &User,
-        from_ms: i64,
-        to_ms: i64,
-    ) -> Result<Vec<ReleaseRow>, sqlx::Error> {
-        let bay = match (user.role, &user.bay) {
-            (Role::Supervisor | Role::Admin, _) => String::new(),
-            (Role::Officer, Some(bay)) => bay.clone(),
-            // Agencies see only what is shared with them, case by case; officers need a bay.
-            (Role::Agency, _) | (Role::Officer, None) => return Ok(Vec::new()),
-        };
-        let rows = sqlx::query(
-            "SELECT c.id, c.bay, c.lane, d.lodged_at, c.captured_at, c.received_at, c.decided_at, c.released_at
-             FROM cases c LEFT JOIN declarations d ON d.id = c.declaration_id
-             WHERE c.captured_at >= $1 AND c.captured_at < $2 AND ($3 = '' OR c.bay = $3)
-             ORDER BY c.captured_at",
-        )
-        .bind(from_ms)
-        .bind(to_ms)
-        .bind(bay)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| ReleaseRow {
-                case_id: r.get(0),
-                bay: r.get(1),
-                lane: r.get(2),
-                lodged_at: r.get(3),
-                captured_at: r.get(4),
-                received_at: r.get(5),
-                decided_at: r.get(6),
-                released_at: r.get(7),
-            })
-            .collect())
-    }
-
-    /// Number of cases per lane, for `/metrics`.
-    pub async fn cases_by_lane(&self) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
-        let rows = sqlx::query("SELECT lane, status, COUNT(*) FROM cases GROUP BY lane, status")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2)))
-            .collect())
-    }
-
-    /// Number of cases.
-    pub async fn count_cases(&self) -> Result<i64, sqlx::Error> {
-        sqlx::query_scalar("SELECT COUNT(*) FROM cases")
-            .fetch_one(&self.pool)
-            .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::prefix_successor;
-
-    #[test]
-    fn the_successor_bounds_every_code_with_the_prefix() {
-        assert_eq!(prefix_successor("MSCU0042").as_deref(), Some("MSCU0043"));
-        assert_eq!(prefix_successor("MSCU9").as_deref(), Some("MSCUA"));
-        assert_eq!(prefix_successor("MSZZ").as_deref(), Some("MT"));
-        assert_eq!(prefix_successor("ZZ"), None);
-        let p = "MSCU0042";
-        let next = prefix_successor(p).unwrap();
-        for code in ["MSCU0042", "MSCU00420000", "MSCU0042ZZZZ", "MSCU00429999"] {
-            assert!(code >= p && code < next.as_str(), "{code}");
-        }
-        assert!("MSCU0043" >= next.as_str() && "MSCU0041Z" < p);
     }
 }

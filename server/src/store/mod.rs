@@ -15,8 +15,11 @@
 pub mod audit;
 pub mod cases;
 pub mod declarations;
+pub mod evidence;
 pub mod ingest;
 pub mod models;
+pub mod queue;
+pub mod stats;
 pub mod users;
 
 use std::path::Path;
@@ -30,10 +33,10 @@ use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 pub use audit::{AuditEntry, AuditVerdict};
-pub use cases::{
-    CaseDetail, CaseEvent, CaseFilter, CaseSort, CaseSummary, Decision, Ingested, ReleaseRow,
-};
+pub use cases::{CaseDetail, CaseEvent, CaseSummary, Decision, Ingested};
 pub use declarations::{DeclarationRow, Lodged};
+pub use queue::{CaseFilter, CaseSort};
+pub use stats::ReleaseRow;
 pub use users::{Agent, AgentInfo, Heartbeat, User};
 
 /// Which database is behind the pool.

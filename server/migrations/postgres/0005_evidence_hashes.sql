@@ -1,0 +1,4 @@
+-- Evidence images are written once: each image's sha256 is kept with the case (and in the
+-- audit chain, which records every write), so a replaced file is detectable.
+ALTER TABLE cases ADD COLUMN preview_sha256 TEXT;
+ALTER TABLE case_layers ADD COLUMN sha256 TEXT;

@@ -1,0 +1,153 @@
+//! Evidence uploads from the bays: a scan's preview and its image layers, streamed into the
+//! object store under a key of their own (nothing is ever overwritten), hashed as they arrive,
+//! and recorded with the case only if the case has no other image in that slot and is not
+//! decided (`crate::store::evidence`). The same image again (an agent's retry) is accepted and
+//! changes nothing; a different one is 409.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::routing::put;
+use baylens_protocol::ScanId;
+use futures_util::StreamExt;
+use object_store::WriteMultipart;
+use object_store::path::Path as ObjectPath;
+use sha2::{Digest, Sha256};
+
+use super::agents::{content_type_is, own_case};
+use crate::auth::Principal;
+use crate::error::{ApiError, Result};
+use crate::extract::P;
+use crate::store::evidence::{EvidenceWrite, PREVIEW};
+use crate::{AppState, MAX_PREVIEW_BYTES};
+
+/// Image uploads (streamed; they get a longer timeout than other requests).
+pub fn uploads() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/v1/scans/{scan_id}/preview",
+            put(upload_preview).layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/api/v1/scans/{scan_id}/layers/{layer}",
+            put(upload_layer).layer(DefaultBodyLimit::disable()),
+        )
+}
+
+async fn upload_preview(
+    State(state): State<AppState>,
+    principal: Principal,
+    P(scan_id): P<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<StatusCode> {
+    upload(&state, principal, &scan_id, PREVIEW, &headers, body).await
+}
+
+async fn upload_layer(
+    State(state): State<AppState>,
+    principal: Principal,
+    P((scan_id, layer)): P<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<StatusCode> {
+    if !crate::store::cases::LAYERS.contains(&layer.as_str()) {
+        return Err(ApiError::Unprocessable(format!(
+            "unknown layer {:?}; layers are {}",
+            layer.chars().take(40).collect::<String>(),
+            crate::store::cases::LAYERS.join(", ")
+        )));
+    }
+    upload(&state, principal, &scan_id, &layer, &headers, body).await
+}
+
+/// Stores image `name` of a scan of the agent's own bay and records it with the case.
+async fn upload(
+    state: &AppState,
+    principal: Principal,
+    scan_id: &str,
+    name: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<StatusCode> {
+    let agent = principal.agent()?;
+    let scan_id = ScanId::parse(scan_id).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+    content_type_is(headers, "image/png")?;
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+        && len > MAX_PREVIEW_BYTES
+    {
+        return Err(ApiError::TooLarge(MAX_PREVIEW_BYTES));
+    }
+    let case_id = own_case(state, &agent, &scan_id).await?;
+    let nonce: u64 = rand::random();
+    let key = ObjectPath::from(format!("scans/{scan_id}/{name}-{nonce:016x}.png"));
+    let sha256 = stream_png(state, &key, body).await?;
+    let actor = format!("agent:{}", agent.name);
+    let written = state
+        .store
+        .store_evidence(&actor, case_id, name, key.as_ref(), &sha256)
+        .await;
+    if !matches!(written, Ok(EvidenceWrite::Stored)) {
+        // Refused, a retry of what is there, or not recorded: the new object is not evidence.
+        let _ = state.store.images.delete(&key).await;
+    }
+    match written? {
+        EvidenceWrite::Stored | EvidenceWrite::Same => Ok(StatusCode::NO_CONTENT),
+        EvidenceWrite::Refused(why) => Err(ApiError::Conflict(why)),
+    }
+}
+
+/// Streams a PNG body into the object store at `key`, size-checked as it arrives; returns its
+/// sha256. The object appears only when the upload completes, so a cut connection leaves no half
+/// image behind.
+async fn stream_png(state: &AppState, key: &ObjectPath, body: Body) -> Result<String> {
+    let upload = state
+        .store
+        .images
+        .put_multipart(key)
+        .await
+        .map_err(|e| ApiError::Internal(format!("image store: {e}")))?;
+    let mut writer = WriteMultipart::new(upload);
+    let mut stream = body.into_data_stream();
+    let mut total = 0usize;
+    let mut head = Vec::new();
+    let mut hash = Sha256::new();
+    let outcome: Result<()> = async {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| ApiError::Unprocessable(format!("body: {e}")))?;
+            total += chunk.len();
+            if total > MAX_PREVIEW_BYTES {
+                return Err(ApiError::TooLarge(MAX_PREVIEW_BYTES));
+            }
+            if head.len() < 8 {
+                head.extend_from_slice(&chunk[..chunk.len().min(8 - head.len())]);
+                if head.len() == 8 && head != b"\x89PNG\r\n\x1a\n" {
+                    return Err(ApiError::Unprocessable("image is not a PNG file".into()));
+                }
+            }
+            writer
+                .wait_for_capacity(4)
+                .await
+                .map_err(|e| ApiError::Internal(format!("image store: {e}")))?;
+            hash.update(&chunk);
+            writer.write(&chunk);
+        }
+        if head != b"\x89PNG\r\n\x1a\n" {
+            return Err(ApiError::Unprocessable("image is not a PNG file".into()));
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = outcome {
+        let _ = writer.abort().await;
+        return Err(e);
+    }
+    writer
+        .finish()
+        .await
+        .map_err(|e| ApiError::Internal(format!("image store: {e}")))?;
+    Ok(hex::encode(hash.finalize()))
+}
