@@ -271,6 +271,12 @@ impl Uplink {
             .await
         {
             Ok(n) => n,
+            // The server holds its evidence for this case already (a decision came first, say):
+            // the report stands, the refusal is logged, the image stays here.
+            Err(Attempt::Refused(why)) if why.starts_with("preview: HTTP 409") => {
+                tracing::warn!(scan_id = %pending.scan_id, "full-resolution preview not stored: {why}");
+                0
+            }
             Err(a) => return a,
         };
         for layer in LAYERS {

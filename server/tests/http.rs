@@ -548,7 +548,7 @@ async fn evidence_is_written_once_hashed_audited_and_closed_by_a_decision() {
     }
     let png = |w: u32| {
         let mut png = Vec::new();
-        image::GrayImage::new(w, 2)
+        image::GrayImage::new(w, w / 2)
             .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
             .unwrap();
         png
@@ -581,6 +581,15 @@ async fn evidence_is_written_once_hashed_audited_and_closed_by_a_decision() {
         .collect();
     assert_eq!(writes.len(), 1, "{writes:?}");
     assert_eq!(writes[0].detail["sha256"], sha.as_str());
+
+    // A cleared scan's thumbnail is superseded once by its full resolution; then no more.
+    let preview = "/api/v1/scans/bay-1-1/preview";
+    assert_eq!(put(preview, png(4)).await.status, StatusCode::NO_CONTENT);
+    let full = put(preview, png(12)).await;
+    assert_eq!(full.status, StatusCode::NO_CONTENT, "{}", full.text);
+    assert_eq!(put(preview, png(12)).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(put(preview, png(16)).await.status, StatusCode::CONFLICT);
+    assert_eq!(put(preview, png(2)).await.status, StatusCode::CONFLICT);
 
     // Once a case is decided, its evidence is closed, even a first preview.
     common::user(&state.store, "sup", Role::Supervisor, None).await;

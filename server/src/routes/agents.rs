@@ -298,7 +298,7 @@ async fn annotate(
         let actor = format!("agent:{}", agent.name);
         let written = state
             .store
-            .store_evidence(&actor, case_id, name, key.as_ref(), sha256)
+            .store_evidence(&actor, case_id, name, key.as_ref(), sha256, None)
             .await?;
         if let EvidenceWrite::Refused(why) = written {
             tracing::warn!(case_id, "annotation photo not recorded: {why}");

@@ -84,11 +84,22 @@ async fn upload(
     let case_id = own_case(state, &agent, &scan_id).await?;
     let nonce: u64 = rand::random();
     let key = ObjectPath::from(format!("scans/{scan_id}/{name}-{nonce:016x}.png"));
-    let sha256 = stream_png(state, &key, body).await?;
+    let (sha256, size) = stream_png(state, &key, body).await?;
+    let supersedes = match name {
+        PREVIEW => thumbnail_under(state, case_id, size).await,
+        _ => None,
+    };
     let actor = format!("agent:{}", agent.name);
     let written = state
         .store
-        .store_evidence(&actor, case_id, name, key.as_ref(), &sha256)
+        .store_evidence(
+            &actor,
+            case_id,
+            name,
+            key.as_ref(),
+            &sha256,
+            supersedes.as_deref(),
+        )
         .await;
     if !matches!(written, Ok(EvidenceWrite::Stored)) {
         // Refused, a retry of what is there, or not recorded: the new object is not evidence.
@@ -100,10 +111,30 @@ async fn upload(
     }
 }
 
+/// The sha256 of the case's stored preview if it is a thumbnail of an image of `size` (smaller
+/// in both directions): the full resolution a bay sends after a green scan's thumbnail.
+async fn thumbnail_under(state: &AppState, case_id: i64, size: [u32; 2]) -> Option<String> {
+    let (_, key) = state.store.case_preview(case_id).await.ok()??;
+    let key = ObjectPath::from(key?);
+    let head = state.store.images.get_range(&key, 0..24).await.ok()?;
+    let old = png_size(&head)?;
+    if old[0] >= size[0] || old[1] >= size[1] {
+        return None;
+    }
+    state.store.preview_sha256(case_id).await.ok()?
+}
+
+/// Width and height from a PNG's IHDR chunk (its first 24 bytes).
+fn png_size(head: &[u8]) -> Option<[u32; 2]> {
+    let be = |r: std::ops::Range<usize>| Some(u32::from_be_bytes(head.get(r)?.try_into().ok()?));
+    (head.get(12..16)? == b"IHDR").then_some(())?;
+    Some([be(16..20)?, be(20..24)?])
+}
+
 /// Streams a PNG body into the object store at `key`, size-checked as it arrives; returns its
-/// sha256. The object appears only when the upload completes, so a cut connection leaves no half
+/// sha256 and its width and height. The object appears only when the upload completes, so a cut connection leaves no half
 /// image behind.
-async fn stream_png(state: &AppState, key: &ObjectPath, body: Body) -> Result<String> {
+async fn stream_png(state: &AppState, key: &ObjectPath, body: Body) -> Result<(String, [u32; 2])> {
     let upload = state
         .store
         .images
@@ -115,16 +146,16 @@ async fn stream_png(state: &AppState, key: &ObjectPath, body: Body) -> Result<St
     let mut total = 0usize;
     let mut head = Vec::new();
     let mut hash = Sha256::new();
-    let outcome: Result<()> = async {
+    let outcome: Result<[u32; 2]> = async {
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| ApiError::Unprocessable(format!("body: {e}")))?;
             total += chunk.len();
             if total > MAX_PREVIEW_BYTES {
                 return Err(ApiError::TooLarge(MAX_PREVIEW_BYTES));
             }
-            if head.len() < 8 {
-                head.extend_from_slice(&chunk[..chunk.len().min(8 - head.len())]);
-                if head.len() == 8 && head != b"\x89PNG\r\n\x1a\n" {
+            if head.len() < 24 {
+                head.extend_from_slice(&chunk[..chunk.len().min(24 - head.len())]);
+                if head.len() >= 8 && head[..8] != *b"\x89PNG\r\n\x1a\n" {
                     return Err(ApiError::Unprocessable("image is not a PNG file".into()));
                 }
             }
@@ -135,19 +166,24 @@ async fn stream_png(state: &AppState, key: &ObjectPath, body: Body) -> Result<St
             hash.update(&chunk);
             writer.write(&chunk);
         }
-        if head != b"\x89PNG\r\n\x1a\n" {
+        if head.len() < 8 || head[..8] != *b"\x89PNG\r\n\x1a\n" {
             return Err(ApiError::Unprocessable("image is not a PNG file".into()));
         }
-        Ok(())
+        png_size(&head).ok_or_else(|| {
+            ApiError::Unprocessable("image is not a PNG file (no IHDR chunk)".into())
+        })
     }
     .await;
-    if let Err(e) = outcome {
-        let _ = writer.abort().await;
-        return Err(e);
-    }
+    let size = match outcome {
+        Ok(size) => size,
+        Err(e) => {
+            let _ = writer.abort().await;
+            return Err(e);
+        }
+    };
     writer
         .finish()
         .await
         .map_err(|e| ApiError::Internal(format!("image store: {e}")))?;
-    Ok(hex::encode(hash.finalize()))
+    Ok((hex::encode(hash.finalize()), size))
 }

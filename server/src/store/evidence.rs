@@ -1,7 +1,8 @@
 //! Evidence images of a case: the preview, the layers (heat map, material map, expected cargo,
 //! findings) and officers' photos. Each is written once: its object key and sha256 are kept with
 //! the case and every write is audited, so the audit chain covers the hashes. A second, different
-//! image for the same slot is refused, and so is any image once a decision is recorded; the same
+//! image for the same slot is refused (save the full-resolution preview that follows a bay's
+//! thumbnail, once), and so is any image once a decision is recorded; the same
 //! image again (an agent's retry) changes nothing.
 
 use sqlx::Row;
@@ -33,13 +34,16 @@ impl Store {
         name: &str,
         key: &str,
         sha256: &str,
+        supersedes: Option<&str>,
     ) -> Result<EvidenceWrite, sqlx::Error> {
         let (mut tx, _lock) = self.begin_audited().await?;
-        let case =
-            sqlx::query("SELECT decision, preview_key, preview_sha256 FROM cases WHERE id = $1")
-                .bind(case_id)
-                .fetch_one(&mut *tx)
-                .await?;
+        let case = sqlx::query(
+            "SELECT decision, preview_key, preview_sha256, preview_thumbnail_sha256
+             FROM cases WHERE id = $1",
+        )
+        .bind(case_id)
+        .fetch_one(&mut *tx)
+        .await?;
         let decision: Option<String> = case.get(0);
         let existing: Option<(String, Option<String>)> = if name == PREVIEW {
             case.get::<Option<String>, _>(1).map(|k| (k, case.get(2)))
@@ -53,7 +57,16 @@ impl Store {
             .await?
             .map(|r| (r.get(0), r.get(1)))
         };
-        if let Some((_, old)) = &existing {
+        // The one replacement allowed: the full-resolution preview after the thumbnail the bay
+        // sent first (the caller checked the sizes); both stay stored and audited.
+        let upgraded_before = case.get::<Option<String>, _>(3).is_some();
+        let upgrade = !upgraded_before
+            && name == PREVIEW
+            && existing.as_ref().is_some_and(|(_, old)| {
+                old.as_deref()
+                    .is_some_and(|o| supersedes == Some(o) && o != sha256)
+            });
+        if let Some((_, old)) = existing.as_ref().filter(|_| !upgrade) {
             return Ok(if old.as_deref() == Some(sha256) {
                 EvidenceWrite::Same
             } else {
@@ -70,12 +83,17 @@ impl Store {
             )));
         }
         if name == PREVIEW {
-            sqlx::query("UPDATE cases SET preview_key = $1, preview_sha256 = $2 WHERE id = $3")
-                .bind(key)
-                .bind(sha256)
-                .bind(case_id)
-                .execute(&mut *tx)
-                .await?;
+            let thumbnail = existing.as_ref().and_then(|(_, old)| old.clone());
+            sqlx::query(
+                "UPDATE cases SET preview_key = $1, preview_sha256 = $2,
+                        preview_thumbnail_sha256 = $3 WHERE id = $4",
+            )
+            .bind(key)
+            .bind(sha256)
+            .bind(thumbnail)
+            .bind(case_id)
+            .execute(&mut *tx)
+            .await?;
         } else {
             sqlx::query(
                 "INSERT INTO case_layers (case_id, name, object_key, uploaded_at, sha256)
@@ -94,7 +112,12 @@ impl Store {
             actor,
             "evidence.store",
             &format!("case:{case_id}"),
-            &serde_json::json!({"image": name, "sha256": sha256, "object_key": key}),
+            &serde_json::json!({
+                "image": name,
+                "sha256": sha256,
+                "object_key": key,
+                "supersedes": existing.and_then(|(_, old)| old),
+            }),
         )
         .await?;
         tx.commit().await?;
@@ -120,6 +143,16 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.map(|r| (r.get(0), r.get(1))))
+    }
+
+    /// The sha256 of a case's preview, if recorded.
+    pub async fn preview_sha256(&self, case_id: i64) -> Result<Option<String>, sqlx::Error> {
+        let sha: Option<Option<String>> =
+            sqlx::query_scalar("SELECT preview_sha256 FROM cases WHERE id = $1")
+                .bind(case_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(sha.flatten())
     }
 
     /// Whether an officer's annotation was already recorded (checked before its photo is
