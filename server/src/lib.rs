@@ -24,10 +24,9 @@ pub mod risk;
 pub mod routes;
 pub mod store;
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
@@ -96,10 +95,17 @@ pub const ROUTES: &[(&str, &str)] = &[
 pub struct Settings {
     /// Mark cookies `Secure` (HTTPS only). Off only in demo mode, which runs on plain HTTP.
     pub secure_cookies: bool,
-    /// Failed logins per user name allowed within [`Settings::login_window`].
+    /// Login attempts per user name allowed within [`Settings::login_window`] (a success
+    /// clears them).
     pub login_attempts: u32,
+    /// Failed login attempts per source address allowed within the window (behind a reverse
+    /// proxy every login comes from its address: raise this there).
+    pub login_attempts_per_address: u32,
     /// The window of the login rate limit.
     pub login_window: Duration,
+    /// Password checks (argon2, tens of milliseconds of CPU each) that may run at once; a login
+    /// that cannot get a turn within a few seconds is answered 503.
+    pub concurrent_password_checks: usize,
 }
 
 impl Default for Settings {
@@ -107,48 +113,11 @@ impl Default for Settings {
         Self {
             secure_cookies: true,
             login_attempts: 5,
+            login_attempts_per_address: 30,
             login_window: Duration::from_secs(300),
+            concurrent_password_checks: std::thread::available_parallelism()
+                .map_or(2, std::num::NonZeroUsize::get),
         }
-    }
-}
-
-/// Failed logins per user name, for rate limiting.
-#[derive(Debug, Default)]
-pub struct LoginLimiter {
-    failures: Mutex<HashMap<String, (u32, Instant)>>,
-}
-
-impl LoginLimiter {
-    /// Seconds to wait if `username` is locked out now.
-    pub fn locked(&self, username: &str, settings: &Settings) -> Option<u64> {
-        let map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let (count, since) = map.get(username)?;
-        let elapsed = since.elapsed();
-        (*count >= settings.login_attempts && elapsed < settings.login_window)
-            .then(|| (settings.login_window - elapsed).as_secs().max(1))
-    }
-
-    /// Counts a failure.
-    pub fn failed(&self, username: &str, settings: &Settings) {
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() > 100_000 {
-            map.retain(|_, (_, since)| since.elapsed() < settings.login_window);
-        }
-        let entry = map
-            .entry(username.to_owned())
-            .or_insert((0, Instant::now()));
-        if entry.1.elapsed() >= settings.login_window {
-            *entry = (0, Instant::now());
-        }
-        entry.0 += 1;
-    }
-
-    /// Clears the count after a success.
-    pub fn succeeded(&self, username: &str) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(username);
     }
 }
 
@@ -163,8 +132,8 @@ pub struct AppState {
     pub events: broadcast::Sender<CaseSummary>,
     /// Prometheus metrics.
     pub metrics: Arc<metrics::Metrics>,
-    /// Login rate limiting.
-    pub logins: Arc<LoginLimiter>,
+    /// Turns for password checks ([`Settings::concurrent_password_checks`]).
+    pub password_checks: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -178,12 +147,13 @@ impl AppState {
     pub fn with_settings(store: Store, settings: Settings) -> Self {
         let events = broadcast::channel(256).0;
         store.forward_announcements(events.clone());
+        let checks = settings.concurrent_password_checks.max(1);
         Self {
             store,
             settings: Arc::new(settings),
             events,
             metrics: Arc::default(),
-            logins: Arc::default(),
+            password_checks: Arc::new(tokio::sync::Semaphore::new(checks)),
         }
     }
 }
@@ -272,7 +242,9 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
+    // The peer address feeds the per-address login limit.
+    let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await
 }

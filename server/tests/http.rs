@@ -601,3 +601,77 @@ async fn evidence_is_written_once_hashed_audited_and_closed_by_a_decision() {
     assert_eq!(late.status, StatusCode::CONFLICT, "{}", late.text);
     assert!(late.text.contains("decided"), "{}", late.text);
 }
+
+/// Sends `n` wrong-password logins at once (user `user(i)`, from `addr` if given); returns how
+/// many were checked (401) and how many refused unchecked (429 or 503).
+async fn parallel_guesses(
+    state: &AppState,
+    n: usize,
+    user: impl Fn(usize) -> String,
+    addr: Option<std::net::SocketAddr>,
+) -> (usize, usize) {
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let body = serde_json::json!({"username": user(i), "password": "guess"}).to_string();
+        let mut request = Request::post("/api/v1/session")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body))
+            .unwrap();
+        if let Some(a) = addr {
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(a));
+        }
+        let app = app(state.clone());
+        tasks.push(tokio::spawn(async move {
+            app.oneshot(request).await.unwrap().status()
+        }));
+    }
+    let (mut checked, mut refused) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            StatusCode::UNAUTHORIZED => checked += 1,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => refused += 1,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    (checked, refused)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_guesses_get_no_more_tries_than_serial_ones() {
+    let (_d, store) = common::open("sqlite").await;
+    store
+        .add_user(
+            "test",
+            "sup",
+            "correct horse battery",
+            Role::Supervisor,
+            None,
+        )
+        .await
+        .unwrap();
+    let state = AppState::new(store.clone());
+    // 300 guesses at one user, at once: at most the allowed 5 are checked.
+    let (checked, refused) = parallel_guesses(&state, 300, |_| "sup".into(), None).await;
+    assert!(checked <= 5, "{checked} guesses were checked");
+    assert_eq!(checked + refused, 300);
+    // Another replica on the same database sees the lock-out.
+    let replica = AppState::new(store);
+    let r = json(
+        &replica,
+        "POST",
+        "/api/v1/session",
+        None,
+        &serde_json::json!({"username": "sup", "password": "correct horse battery"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text);
+    // 300 guesses at 300 user names from one address: at most that address's allowance.
+    let from = "203.0.113.9:5000".parse().unwrap();
+    let spray = |i| format!("user{i}");
+    let (checked, refused) = parallel_guesses(&replica, 300, spray, Some(from)).await;
+    let allowed = Settings::default().login_attempts_per_address as usize;
+    assert!(checked <= allowed, "{checked} guesses were checked");
+    assert_eq!(checked + refused, 300);
+}

@@ -501,3 +501,30 @@ async fn the_data_directory_and_secret_files_are_private_whatever_their_old_mode
     assert_eq!(mode(&secret), 0o600);
     assert_eq!(std::fs::read_to_string(&secret).unwrap(), "bls_new");
 }
+
+#[tokio::test]
+async fn login_attempts_are_counted_in_the_database_on_both_backends() {
+    for b in common::backends() {
+        let (_d, store) = common::open(b).await;
+        for _ in 0..3 {
+            let wait = store.take_login_attempt("user:x", 3, 60_000).await.unwrap();
+            assert_eq!(wait, None, "{b}");
+        }
+        let wait = store.take_login_attempt("user:x", 3, 60_000).await.unwrap();
+        assert!(wait.is_some_and(|s| (1..=60).contains(&s)), "{b}: {wait:?}");
+        store.clear_login_attempts("user:x").await.unwrap();
+        assert_eq!(
+            store.take_login_attempt("user:x", 3, 60_000).await.unwrap(),
+            None
+        );
+        // A window long past starts over.
+        for _ in 0..5 {
+            store.take_login_attempt("addr:y", 1, 0).await.unwrap();
+        }
+        assert_eq!(
+            store.take_login_attempt("addr:y", 1, 0).await.unwrap(),
+            None,
+            "{b}"
+        );
+    }
+}

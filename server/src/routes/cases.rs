@@ -19,7 +19,7 @@ use crate::AppState;
 use crate::MAX_SMALL_BODY_BYTES;
 use crate::auth::{Principal, Role, csrf_token, request_token, verify_password};
 use crate::error::{ApiError, Result};
-use crate::extract::{P, Q};
+use crate::extract::{ClientAddr, P, Q};
 use crate::store::{CaseDetail, CaseFilter, CaseSummary, Decision, User, cases::can_see};
 
 /// Longest note accepted.
@@ -52,16 +52,50 @@ pub struct Credentials {
     pub password: String,
 }
 
-/// Checks credentials, rate-limited per user name; the same answer for an unknown user and a
-/// wrong password.
-pub async fn check_credentials(state: &AppState, creds: &Credentials) -> Result<User> {
+/// Checks credentials, rate-limited per user name and per source address (counted in the
+/// database before the check, so parallel guesses get no more tries than serial ones), with a
+/// bounded number of password checks at once; the same answer for an unknown user and a wrong
+/// password.
+pub async fn check_credentials(
+    state: &AppState,
+    creds: &Credentials,
+    from: ClientAddr,
+) -> Result<User> {
+    use sha2::Digest;
     if creds.username.len() > 128 || creds.password.len() > 1024 {
         return Err(ApiError::Unauthorized);
     }
-    if let Some(wait) = state.logins.locked(&creds.username, &state.settings) {
+    let window = state.settings.login_window.as_millis() as i64;
+    // Hashed: a password typed into the user name field is not stored.
+    let user_key = format!(
+        "user:{}",
+        hex::encode(sha2::Sha256::digest(creds.username.as_bytes()))
+    );
+    let store = &state.store;
+    if let Some(wait) = store
+        .take_login_attempt(&user_key, state.settings.login_attempts, window)
+        .await?
+    {
         return Err(ApiError::TooManyRequests(wait));
     }
-    let found = state.store.user_by_name(&creds.username).await?;
+    let addr_key = from.0.map(|ip| format!("addr:{ip}"));
+    if let Some(key) = &addr_key {
+        let limit = state.settings.login_attempts_per_address;
+        if let Some(wait) = store.take_login_attempt(key, limit, window).await? {
+            return Err(ApiError::TooManyRequests(wait));
+        }
+    }
+    let turn = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        state.password_checks.clone().acquire_owned(),
+    )
+    .await;
+    let Ok(Ok(_turn)) = turn else {
+        return Err(ApiError::Unavailable(
+            "too many sign-ins at once; try again in a few seconds".into(),
+        ));
+    };
+    let found = store.user_by_name(&creds.username).await?;
     let (user, hash) = match found {
         Some((user, hash)) => (Some(user), hash),
         // Hash anyway, so timing does not tell which user names exist.
@@ -73,11 +107,13 @@ pub async fn check_credentials(state: &AppState, creds: &Credentials) -> Result<
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     match user {
         Some(user) if ok => {
-            state.logins.succeeded(&creds.username);
+            store.clear_login_attempts(&user_key).await?;
+            if let Some(key) = &addr_key {
+                store.return_login_attempt(key).await?;
+            }
             Ok(user)
         }
         _ => {
-            state.logins.failed(&creds.username, &state.settings);
             // People type passwords into the user name field: name only users that exist.
             match &user {
                 Some(u) => tracing::warn!(user = %u.username, "failed login: wrong password"),
@@ -90,11 +126,12 @@ pub async fn check_credentials(state: &AppState, creds: &Credentials) -> Result<
 
 async fn login(
     State(state): State<AppState>,
+    from: ClientAddr,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<serde_json::Value>> {
     let creds: Credentials = json_body(&headers, &body)?;
-    let user = check_credentials(&state, &creds).await?;
+    let user = check_credentials(&state, &creds, from).await?;
     let token = state.store.new_session(user.id).await?;
     Ok(Json(serde_json::json!({
         "token": token,

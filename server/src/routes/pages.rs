@@ -177,13 +177,14 @@ fn same_origin(headers: &HeaderMap) -> bool {
 
 async fn login(
     State(state): State<AppState>,
+    from: crate::extract::ClientAddr,
     headers: HeaderMap,
     Form(creds): Form<Credentials>,
 ) -> Result<Response> {
     if !same_origin(&headers) {
         return Err(ApiError::Forbidden("cross-site login form".into()));
     }
-    let user = match check_credentials(&state, &creds).await {
+    let user = match check_credentials(&state, &creds, from).await {
         Ok(user) => user,
         Err(ApiError::TooManyRequests(wait)) => {
             return Ok((
