@@ -528,3 +528,43 @@ async fn login_attempts_are_counted_in_the_database_on_both_backends() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_reference_to_another_bays_or_containers_declaration_is_a_finding_not_a_match() {
+    for b in common::backends() {
+        let (_d, store) = common::open(b).await;
+        let a = agent(&store, "agent-1", "bay-1").await;
+        let lodge = |v: serde_json::Value| {
+            Declaration::from_json(&v.to_string(), chrono::Utc::now()).unwrap()
+        };
+        let mut other_box = common::declaration("R-OWN", "bay-1");
+        other_box["container_code"] = "MSKU9070323".into();
+        for d in [common::declaration("R-FAR", "bay-2"), other_box] {
+            store
+                .lodge_declaration("user:sup", &lodge(d))
+                .await
+                .unwrap();
+        }
+        for (n, reference, why) in [(1, "R-FAR", "another bay"), (2, "R-OWN", "MSKU9070323")] {
+            let mut v = common::report(&format!("r{n}"), &format!("bay-1-{n}"), "bay-1", 0.1);
+            v["declaration_ref"] = reference.into();
+            let Ingested::Created(case) = store
+                .ingest_report(&a, &parse_report(&v), &v.to_string())
+                .await
+                .unwrap()
+            else {
+                panic!("{b}: not created")
+            };
+            let detail = store.case_detail(case.id).await.unwrap().unwrap();
+            assert!(detail.declaration.is_none(), "{b}: {reference} was matched");
+            let findings = detail.report["findings"].as_array().unwrap();
+            let last = findings.last().unwrap();
+            assert_eq!(last["kind"], "container_code_mismatch", "{b}");
+            assert!(
+                last["message"].as_str().unwrap().contains(why),
+                "{b}: {last}"
+            );
+            assert_ne!(case.lane, "green", "{b}");
+        }
+    }
+}

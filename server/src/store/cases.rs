@@ -1,7 +1,7 @@
 //! Cases: one per scan report, with the risk that combines scan and declaration, and
 //! everything people do to them (decisions, examination results, notes, assignment, sharing).
 
-use baylens_protocol::ScanReport;
+use baylens_protocol::{Finding, FindingKind, ScanReport};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -80,6 +80,9 @@ impl Decision {
         self != Self::Release
     }
 }
+
+/// Score of the finding raised when a scan names a declaration for another container or bay.
+pub const DECLARATION_CONFLICT_SCORE: f32 = 0.8;
 
 /// Case statuses that end the case.
 pub const FINAL_STATUSES: [&str; 2] = ["released", "seized"];
@@ -200,16 +203,34 @@ impl Store {
         raw: &str,
     ) -> Result<Ingested, sqlx::Error> {
         let captured = report.captured_at.timestamp_millis();
-        let matched = self
+        let (matched, conflict) = self
             .match_declaration(
                 report.declaration_ref.as_deref(),
                 report.container_code.as_ref().map(|c| c.as_str()),
+                report.bay.as_str(),
                 captured,
             )
             .await?;
+        // A reference that names another container or bay is a finding of the case (kept in
+        // its report), and raises the scan's part of the risk like any finding.
+        let mut report_json = raw.to_owned();
+        let mut findings_count = report.findings.len() as i64;
+        let mut scan_risk = f64::from(report.scan_risk());
+        if let Some(message) = conflict {
+            let finding = Finding {
+                kind: FindingKind::ContainerCodeMismatch,
+                score: DECLARATION_CONFLICT_SCORE,
+                region: None,
+                message,
+            };
+            let mut amended = report.clone();
+            amended.findings.push(finding);
+            report_json = serde_json::to_string(&amended).unwrap_or(report_json);
+            findings_count += 1;
+            scan_risk = 1.0 - (1.0 - scan_risk) * (1.0 - f64::from(DECLARATION_CONFLICT_SCORE));
+        }
         // The bay's own risk includes its (possibly stale) copy of the declaration's score:
         // combine the scan part with the server's.
-        let scan_risk = f64::from(report.scan_risk());
         let risk = risk::case_risk(scan_risk, matched.as_ref().map(|m| m.2));
         let lane = self.lanes.lane(risk as f32);
         let row = NewCase {
@@ -232,8 +253,8 @@ impl Store {
             lane: lane.as_str(),
             model_name: report.model.name.clone(),
             model_sha256: report.model.sha256.clone(),
-            findings_count: report.findings.len() as i64,
-            report_json: raw.to_owned(),
+            findings_count,
+            report_json,
         };
         // Committed together with the other reports of the same few milliseconds (group
         // commit: one fsync for the batch); answered only after that commit.

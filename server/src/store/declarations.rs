@@ -194,41 +194,62 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
-    /// The declaration a scan belongs to: by reference when the scanner knew it, else the one
-    /// for the same container whose expected arrival is nearest the capture time (±7 days).
+    /// The declaration a scan belongs to: by reference when the scanner knew it and the
+    /// declaration is for this bay (or names none) and names the container read (or none), else
+    /// the one of this bay (or none named) for the same container whose expected arrival is
+    /// nearest the capture time (±7 days). A reference that names another bay or container is
+    /// no match: the second value says why, for the case's findings.
     pub async fn match_declaration(
         &self,
         reference: Option<&str>,
         container_code: Option<&str>,
+        bay: &str,
         captured_ms: i64,
-    ) -> Result<Option<(i64, String, f64)>, sqlx::Error> {
+    ) -> Result<(Option<(i64, String, f64)>, Option<String>), sqlx::Error> {
+        let mut conflict = None;
         if let Some(reference) = reference {
             let row = sqlx::query(
-                "SELECT id, reference, pre_risk FROM declarations WHERE reference = $1",
+                "SELECT id, reference, pre_risk, bay, container_code FROM declarations
+                 WHERE reference = $1",
             )
             .bind(reference)
             .fetch_optional(&self.pool)
             .await?;
             if let Some(r) = row {
-                return Ok(Some((r.get(0), r.get(1), r.get(2))));
+                let (their_bay, their_code): (Option<String>, Option<String>) =
+                    (r.get(3), r.get(4));
+                conflict = match (their_bay, their_code) {
+                    (Some(b), _) if b != bay => Some(format!(
+                        "The scan names declaration {reference}, which is for another bay: not matched."
+                    )),
+                    (_, Some(c)) if container_code.is_some_and(|read| read != c) => Some(format!(
+                        "The scan names declaration {reference}, which declares container {c}, \
+                         but container {} was scanned: not matched, check the documents.",
+                        container_code.unwrap_or_default()
+                    )),
+                    _ => return Ok((Some((r.get(0), r.get(1), r.get(2))), None)),
+                };
             }
         }
         let Some(code) = container_code else {
-            return Ok(None);
+            return Ok((None, conflict));
         };
         let week = 7 * 86_400_000;
         let rows = sqlx::query(
             "SELECT id, reference, pre_risk, expected_arrival FROM declarations
-             WHERE container_code = $1 AND expected_arrival >= $2 AND expected_arrival <= $3",
+             WHERE container_code = $1 AND expected_arrival >= $2 AND expected_arrival <= $3
+               AND (bay IS NULL OR bay = $4)",
         )
         .bind(code)
         .bind(captured_ms - week)
         .bind(captured_ms + week)
+        .bind(bay)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
+        let matched = rows
             .iter()
             .min_by_key(|r| (r.get::<i64, _>(3) - captured_ms).abs())
-            .map(|r| (r.get(0), r.get(1), r.get(2))))
+            .map(|r| (r.get(0), r.get(1), r.get(2)));
+        Ok((matched, conflict))
     }
 }
