@@ -675,3 +675,54 @@ async fn parallel_guesses_get_no_more_tries_than_serial_ones() {
     assert!(checked <= allowed, "{checked} guesses were checked");
     assert_eq!(checked + refused, 300);
 }
+
+#[tokio::test]
+async fn an_annotation_names_an_officer_of_the_bay_and_a_plausible_time() {
+    let (_d, state) = state().await;
+    let (_, agent) = state
+        .store
+        .add_agent("test", "agent-1", "bay-1")
+        .await
+        .unwrap();
+    common::user(&state.store, "off1", Role::Officer, Some("bay-1")).await;
+    common::user(&state.store, "off2", Role::Officer, Some("bay-2")).await;
+    common::user(&state.store, "sup", Role::Supervisor, None).await;
+    let report = common::report("r1", "bay-1-1", "bay-1", 0.9);
+    json(&state, "POST", "/api/v1/reports", Some(&agent), &report).await;
+    let post = |n: u32, officer: &str, at: chrono::DateTime<chrono::Utc>| {
+        let body = serde_json::json!({
+            "annotation_id": format!("00000000-0000-4000-8000-{n:012}"), "scan_id": "bay-1-1",
+            "officer": officer, "recorded_at": at.to_rfc3339(), "seal": "intact",
+        });
+        let (state, agent) = (state.clone(), agent.clone());
+        async move {
+            let path = "/api/v1/scans/bay-1-1/annotations";
+            json(&state, "POST", path, Some(&agent), &body).await
+        }
+    };
+    let now = chrono::Utc::now();
+    // A supervisor or another bay's officer cannot be named by this bay's agent.
+    for (n, who) in [(1, "sup"), (2, "off2")] {
+        let r = post(n, who, now).await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{who}: {}",
+            r.text
+        );
+        assert!(r.text.contains("not an officer of bay bay-1"), "{}", r.text);
+    }
+    // Times from the future or from long ago are refused.
+    let r = post(3, "off1", now + chrono::Duration::hours(2)).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert!(
+        r.text.contains("later than the server's receipt"),
+        "{}",
+        r.text
+    );
+    let r = post(4, "off1", now - chrono::Duration::days(60)).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    // After an outage of a few hours: accepted, at the time it was recorded.
+    let r = post(5, "off1", now - chrono::Duration::hours(3)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+}

@@ -235,7 +235,7 @@ fn request(
         ("POST", p) if p.ends_with("/notes") => serde_json::json!({"note": "driver waiting"}),
         ("POST", p) if p.ends_with("/annotations") => serde_json::json!({
             "annotation_id": format!("00000000-0000-4000-8000-{n:012}"), "scan_id": "bay-1-1",
-            "officer": "officer", "recorded_at": "2026-11-26T10:00:00Z",
+            "officer": "officer", "recorded_at": chrono::Utc::now().to_rfc3339(),
             "seal": "intact", "examination": null, "note": null, "photo_base64": null
         }),
         ("POST", p) if p.ends_with("/assignment") => serde_json::json!({"username": "officer"}),

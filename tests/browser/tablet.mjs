@@ -87,6 +87,13 @@ try {
   check((await page.locator('button[aria-pressed="true"][data-field]').count()) === 2, "choices stay visible until the next container");
   await page.screenshot({ path: `${shots}/12-tablet-recorded.png`, fullPage: true });
 
+  step = "sign out on a shared tablet";
+  await page.tap("#signout");
+  await page.waitForSelector("#signin:not(.hidden)");
+  check(await page.locator("#app").evaluate((a) => a.classList.contains("hidden")), "the bay view is hidden");
+  const after = await page.evaluate(async () => (await fetch("/api/v1/bay", { credentials: "same-origin" })).status);
+  check(after === 401, `the old session is over (GET /api/v1/bay: ${after})`);
+
   check(errors.length === 0, `no script errors: ${errors.join("; ")}`);
   console.log("tablet browser test passed");
 } catch (e) {

@@ -141,6 +141,12 @@ async fn ingest_report(
     ))
 }
 
+/// How far a bay's clock may run ahead of the server's, minutes.
+pub const MAX_CLOCK_SKEW_MINUTES: i64 = 5;
+/// Oldest annotation accepted, days after it was recorded (a bay cut off for longer has its
+/// annotations refused with a reason, kept at the bay).
+pub const MAX_ANNOTATION_AGE_DAYS: i64 = 30;
+
 /// Largest annotation body (a photo of up to 8 MiB, as base64, and the rest).
 pub const MAX_ANNOTATION_BYTES: usize = 12 * 1024 * 1024;
 /// Largest photo in an annotation.
@@ -195,6 +201,22 @@ async fn annotate(
     {
         return bad("examination must be consistent or discrepancy".into());
     }
+    // Recorded at the bay, delivered now or after an outage: never in the future, never older
+    // than a bay keeps annotations waiting. The server's receipt time is stored beside it.
+    let received = chrono::Utc::now();
+    if a.recorded_at > received + chrono::Duration::minutes(MAX_CLOCK_SKEW_MINUTES) {
+        return bad(format!(
+            "recorded_at {} is later than the server's receipt time {} (bay clock wrong?)",
+            a.recorded_at.to_rfc3339(),
+            received.to_rfc3339()
+        ));
+    }
+    if a.recorded_at < received - chrono::Duration::days(MAX_ANNOTATION_AGE_DAYS) {
+        return bad(format!(
+            "recorded_at {} is more than {MAX_ANNOTATION_AGE_DAYS} days before its receipt",
+            a.recorded_at.to_rfc3339()
+        ));
+    }
     let note = a.note.as_deref().map(str::trim).filter(|n| !n.is_empty());
     if note.is_some_and(|n| n.chars().count() > crate::routes::cases::MAX_NOTE_CHARS) {
         return bad(format!(
@@ -232,10 +254,7 @@ async fn annotate(
     let scan_id = ScanId::parse(&scan_id).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
     let case_id = own_case(&state, &agent, &scan_id).await?;
     let officer = match state.store.user_by_name(&a.officer).await? {
-        Some((u, _))
-            if u.role == Role::Supervisor
-                || (u.role == Role::Officer && u.bay.as_deref() == Some(agent.bay.as_str())) =>
-        {
+        Some((u, _)) if u.role == Role::Officer && u.bay.as_deref() == Some(agent.bay.as_str()) => {
             u
         }
         _ => {

@@ -218,6 +218,7 @@ pub fn tablet_config(port: u16) -> (edge_agent::tablet::TabletConfig, String) {
                 code_sha256: hash,
             }],
             session_hours: 1,
+            idle_minutes: 15,
         },
         code,
     )

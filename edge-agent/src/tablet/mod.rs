@@ -6,6 +6,8 @@
 //! | `GET /healthz` | liveness (no auth) |
 //! | `GET /`, `GET /overlay-stream.schema.json` | the page and the stream's JSON schema (static; no bay data) |
 //! | `POST /api/v1/session` | `{"code": "…"}`: an officer's access code → session cookie |
+//! | `DELETE /api/v1/session` | sign out |
+//! | `POST /api/v1/session/activity` | the page reports an officer's touch or key press (see [`sessions`]) |
 //! | `GET /api/v1/bay` | the latest scan, findings, declaration, container code read, camera health |
 //! | `GET /api/v1/scans/{scan_id}/layers/{layer}` | a layer PNG of the latest scan |
 //! | `GET /api/v1/live.jpg`, `GET /api/v1/live.mjpg` | the live view with the overlay warped in |
@@ -17,10 +19,9 @@
 //! config holds only their sha256 and the officer's user name on the server, to whom the server
 //! attributes what the officer records.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -37,9 +38,12 @@ use crate::annotations::{Annotation, AnnotationStore};
 use crate::bay::{BayState, LiveFrame};
 
 /// The page.
-const PAGE: &str = include_str!("../assets/tablet.html");
+mod sessions;
+use sessions::Sessions;
+
+const PAGE: &str = include_str!("../../assets/tablet.html");
 /// The overlay stream's JSON schema.
-pub const STREAM_SCHEMA: &str = include_str!("../assets/overlay-stream.schema.json");
+pub const STREAM_SCHEMA: &str = include_str!("../../assets/overlay-stream.schema.json");
 /// The contract name of overlay stream messages.
 pub const STREAM_CONTRACT: &str = "baylens.overlay-stream/1";
 /// Largest annotation (photo included), bytes.
@@ -53,9 +57,17 @@ pub struct TabletConfig {
     pub listen: SocketAddr,
     /// The officers who may use it.
     pub officers: Vec<Officer>,
-    /// How long a tablet session lasts, hours.
+    /// How long a tablet session lasts at most, hours.
     #[serde(default = "default_session_hours")]
     pub session_hours: u64,
+    /// Minutes without an officer's action after which a tablet session ends (a shared tablet
+    /// does not keep the last officer signed in).
+    #[serde(default = "default_idle_minutes")]
+    pub idle_minutes: u64,
+}
+
+fn default_idle_minutes() -> u64 {
+    15
 }
 
 fn default_session_hours() -> u64 {
@@ -89,8 +101,8 @@ impl TabletConfig {
                 return Err("tablet.officers: a user name is empty".into());
             }
         }
-        if self.session_hours == 0 {
-            return Err("tablet.session_hours must be positive".into());
+        if self.session_hours == 0 || self.idle_minutes == 0 {
+            return Err("tablet.session_hours and tablet.idle_minutes must be positive".into());
         }
         Ok(())
     }
@@ -104,7 +116,7 @@ pub fn new_code() -> (String, String) {
     (code, hash)
 }
 
-fn sha256_hex(s: &str) -> String {
+pub(crate) fn sha256_hex(s: &str) -> String {
     hex::encode(Sha256::digest(s.trim().as_bytes()))
 }
 
@@ -125,8 +137,8 @@ pub struct TabletState {
     pub annotations: AnnotationStore,
     /// Config.
     pub config: Arc<TabletConfig>,
-    /// Session token hash → (officer, expiry).
-    sessions: Arc<Mutex<HashMap<String, (String, Instant)>>>,
+    /// Signed-in officers.
+    sessions: Arc<Sessions>,
     /// Whether the agent was built with camera support.
     pub camera_built: bool,
 }
@@ -143,8 +155,11 @@ impl TabletState {
         Self {
             bay,
             annotations,
+            sessions: Arc::new(Sessions::new(
+                Duration::from_secs(config.session_hours * 3600),
+                Duration::from_secs(config.idle_minutes * 60),
+            )),
             config: Arc::new(config),
-            sessions: Arc::default(),
             camera_built: cfg!(feature = "camera"),
         }
     }
@@ -161,7 +176,8 @@ impl TabletState {
     }
 
     /// The officer a request comes from: its session cookie or its bearer access code.
-    fn officer(&self, headers: &HeaderMap) -> Result<String, ApiError> {
+    /// `activity`: the request is an officer's action (it keeps the session from going idle).
+    fn officer_of(&self, headers: &HeaderMap, activity: bool) -> Result<String, ApiError> {
         if let Some(code) = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -171,29 +187,34 @@ impl TabletState {
                 .officer_for_code(code)
                 .ok_or_else(|| ApiError(StatusCode::UNAUTHORIZED, "unknown access code".into()));
         }
-        let token = headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|c| c.trim().strip_prefix("baylens_tablet="))
-            .next()
-            .ok_or_else(|| {
-                ApiError(
-                    StatusCode::UNAUTHORIZED,
-                    "sign in with your access code first".into(),
-                )
-            })?;
-        let hash = sha256_hex(token);
-        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        sessions.retain(|_, (_, until)| *until > Instant::now());
-        sessions.get(&hash).map(|(o, _)| o.clone()).ok_or_else(|| {
+        let token = session_token(headers).ok_or_else(|| {
             ApiError(
                 StatusCode::UNAUTHORIZED,
-                "session expired; sign in again".into(),
+                "sign in with your access code first".into(),
+            )
+        })?;
+        self.sessions.officer(token, activity).ok_or_else(|| {
+            ApiError(
+                StatusCode::UNAUTHORIZED,
+                "session ended; sign in again".into(),
             )
         })
     }
+
+    /// The officer of a request that only looks (polling does not keep a session alive).
+    fn officer(&self, headers: &HeaderMap) -> Result<String, ApiError> {
+        self.officer_of(headers, false)
+    }
+}
+
+/// The session token in a request's cookie.
+fn session_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix("baylens_tablet="))
 }
 
 /// An error answer: status and `{"error": …}`.
@@ -220,7 +241,8 @@ pub fn router(state: TabletState) -> Router {
                 )
             }),
         )
-        .route("/api/v1/session", post(sign_in))
+        .route("/api/v1/session", post(sign_in).delete(sign_out))
+        .route("/api/v1/session/activity", post(activity))
         .route("/api/v1/bay", get(bay))
         .route("/api/v1/scans/{scan_id}/layers/{layer}", get(layer))
         .route("/api/v1/live.jpg", get(live_jpg))
@@ -264,15 +286,8 @@ async fn sign_in(State(s): State<TabletState>, body: Bytes) -> Result<Response, 
             "unknown access code".into(),
         ));
     };
-    let token = hex::encode(rand::random::<[u8; 32]>());
+    let token = s.sessions.open(&officer);
     let hours = s.config.session_hours;
-    s.sessions.lock().unwrap_or_else(|p| p.into_inner()).insert(
-        sha256_hex(&token),
-        (
-            officer.clone(),
-            Instant::now() + Duration::from_secs(hours * 3600),
-        ),
-    );
     let cookie = format!(
         "baylens_tablet={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
         hours * 3600
@@ -282,6 +297,28 @@ async fn sign_in(State(s): State<TabletState>, body: Bytes) -> Result<Response, 
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
     Ok(r)
+}
+
+/// Signs the tablet out: the session ends and the cookie is cleared.
+async fn sign_out(State(s): State<TabletState>, headers: HeaderMap) -> Response {
+    if let Some(token) = session_token(&headers) {
+        s.sessions.close(token);
+    }
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("baylens_tablet=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+    );
+    r
+}
+
+/// The page reports an officer's touch or key press: the session stays alive.
+async fn activity(
+    State(s): State<TabletState>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    s.officer_of(&headers, true)?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Findings in plain words, most serious first.
@@ -520,7 +557,7 @@ async fn annotate(
     Path(scan_id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let officer = s.officer(&headers)?;
+    let officer = s.officer_of(&headers, true)?;
     let annotation = Annotation::from_tablet(&officer, &scan_id, &body)
         .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e))?;
     let known = s
