@@ -207,7 +207,7 @@ pub async fn run(
             Some(tokio::spawn(async move {
                 let mut every = tokio::time::interval(Duration::from_secs(updates.check_secs));
                 every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                // Releases refused or rolled back are not fetched again.
+                // Releases (by signature) refused or rolled back are not fetched again.
                 let mut refused = std::collections::HashSet::new();
                 loop {
                     tokio::select! {
@@ -216,7 +216,7 @@ pub async fn run(
                     }
                     let current = running_sha.lock().map(|s| s.clone()).unwrap_or_default();
                     let release = match client.model_release(MODEL_NAME).await {
-                        Ok(Some(r)) if r.sha256 != current && !refused.contains(&r.sha256) => r,
+                        Ok(Some(r)) if r.sha256 != current && !refused.contains(&r.signature) => r,
                         Ok(_) => continue,
                         Err(e) => {
                             tracing::debug!("model release check failed: {e}");
@@ -230,10 +230,11 @@ pub async fn run(
                             continue;
                         }
                     };
-                    let (dir, key, sha) = (
+                    let (dir, key, sha, signature) = (
                         data_dir.clone(),
                         updates.public_key.clone(),
                         release.sha256.clone(),
+                        release.signature.clone(),
                     );
                     let installed = tokio::task::spawn_blocking(move || {
                         crate::updates::install(&dir, &release, &file, &key, threads)
@@ -251,7 +252,9 @@ pub async fn run(
                         }
                         Ok(Err(e)) => {
                             tracing::error!(sha256 = %sha, "{e}");
-                            refused.insert(sha);
+                            // By release, not by file: the same file re-signed (a new serial)
+                            // is a new release.
+                            refused.insert(signature);
                         }
                         Err(e) => tracing::error!("model installer failed: {e}"),
                     }

@@ -135,9 +135,9 @@ impl Outbox {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            fs::set_permissions(data_dir, fs::Permissions::from_mode(0o700)).map_err(
-                AgentError::io(format!("restricting {}", data_dir.display())),
-            )?;
+            if let Err(e) = fs::set_permissions(data_dir, fs::Permissions::from_mode(0o700)) {
+                tracing::warn!("cannot restrict {} to its owner: {e}", data_dir.display());
+            }
         }
         let db = data_dir.join("agent.db");
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", db.display()))?

@@ -48,6 +48,10 @@ enum Command {
         /// Case risk from which a load goes to the red lane (physical examination).
         #[arg(long, env = "BAYLENS_LANE_RED", default_value_t = 0.7)]
         lane_red: f32,
+        /// Failed logins allowed per source address in five minutes (behind a reverse proxy
+        /// every login comes from the proxy's address: raise this there).
+        #[arg(long, env = "BAYLENS_LOGIN_ATTEMPTS_PER_ADDRESS", default_value_t = 30)]
+        login_attempts_per_address: u32,
     },
     /// Manage users.
     User {
@@ -191,6 +195,7 @@ async fn main() -> Result<()> {
             demo,
             lane_yellow,
             lane_red,
+            login_attempts_per_address,
         } => {
             let lanes = baylens_protocol::risk::LaneThresholds {
                 yellow: lane_yellow,
@@ -213,6 +218,7 @@ async fn main() -> Result<()> {
             }
             let settings = Settings {
                 secure_cookies: !demo,
+                login_attempts_per_address,
                 ..Settings::default()
             };
             tracing::info!(

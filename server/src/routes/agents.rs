@@ -167,8 +167,8 @@ struct AnnotationBody {
 }
 
 /// Records an officer's annotation (seal, examination result, note, photo) on the case of a
-/// scan of the agent's own bay, attributed to the officer, who must be an officer of that bay (or
-/// a supervisor). Idempotent by annotation id.
+/// scan of the agent's own bay, attributed to the officer, who must be an officer of that bay.
+/// Idempotent by annotation id: a repeated delivery is answered 200 before any other check.
 async fn annotate(
     State(state): State<AppState>,
     principal: Principal,
@@ -190,6 +190,10 @@ async fn annotate(
             .all(|b| b.is_ascii_hexdigit() || b == b'-')
     {
         return bad("annotation_id must be 8 to 64 hex digits and dashes (a UUID)".into());
+    }
+    // A repeated delivery writes nothing, the photo included, and is not judged again.
+    if state.store.annotation_recorded(&a.annotation_id).await? {
+        return Ok(StatusCode::OK);
     }
     if let Some(s) = &a.seal
         && !matches!(s.as_str(), "intact" | "broken")
@@ -265,28 +269,34 @@ async fn annotate(
             ));
         }
     };
-    // A repeated delivery writes nothing, the photo included.
-    if state.store.annotation_recorded(&a.annotation_id).await? {
-        return Ok(StatusCode::OK);
-    }
+    // The photo first, in a slot of its own annotation under a key of its own, recorded and
+    // audited before the annotation: a failure in between leaves a retry that finds the same
+    // photo (204-like `Same`), never an annotation whose photo is missing.
     let mut photo_layer = None;
     if let Some((bytes, ext)) = photo {
         let sha256 = hex::encode(sha2::Sha256::digest(&bytes));
-        let short: String = a
-            .annotation_id
-            .chars()
-            .filter(char::is_ascii_hexdigit)
-            .take(12)
-            .collect();
-        let name = format!("photo-{short}");
-        let key = object_store::path::Path::from(format!("scans/{scan_id}/{name}.{ext}"));
+        let name = format!("photo-{}", a.annotation_id.to_ascii_lowercase());
+        let nonce: u64 = rand::random();
+        let key =
+            object_store::path::Path::from(format!("scans/{scan_id}/{name}-{nonce:016x}.{ext}"));
         state
             .store
             .images
             .put(&key, bytes.into())
             .await
             .map_err(|e| ApiError::Internal(format!("image store: {e}")))?;
-        photo_layer = Some((name, key, sha256));
+        let actor = format!("agent:{}", agent.name);
+        let written = state
+            .store
+            .store_evidence(&actor, case_id, &name, key.as_ref(), &sha256, None)
+            .await;
+        if !matches!(written, Ok(EvidenceWrite::Stored)) {
+            let _ = state.store.images.delete(&key).await;
+        }
+        if let EvidenceWrite::Refused(why) = written? {
+            return Err(ApiError::Conflict(why));
+        }
+        photo_layer = Some(name);
     }
     let mut events: Vec<(&str, Option<&str>, Option<&str>)> = Vec::new();
     if let Some(s) = &a.seal {
@@ -300,7 +310,7 @@ async fn annotate(
         None if note.is_some() => events.push(("note", None, note)),
         None => {}
     }
-    if let Some((name, _, _)) = &photo_layer {
+    if let Some(name) = &photo_layer {
         events.push(("photo", Some(name.as_str()), None));
     }
     let new = state
@@ -313,16 +323,6 @@ async fn annotate(
             a.recorded_at.timestamp_millis(),
         )
         .await?;
-    if new && let Some((name, key, sha256)) = &photo_layer {
-        let actor = format!("agent:{}", agent.name);
-        let written = state
-            .store
-            .store_evidence(&actor, case_id, name, key.as_ref(), sha256, None)
-            .await?;
-        if let EvidenceWrite::Refused(why) = written {
-            tracing::warn!(case_id, "annotation photo not recorded: {why}");
-        }
-    }
     Ok(if new {
         StatusCode::CREATED
     } else {

@@ -121,7 +121,8 @@ async fn thumbnail_under(state: &AppState, case_id: i64, size: [u32; 2]) -> Opti
     if old[0] >= size[0] || old[1] >= size[1] {
         return None;
     }
-    state.store.preview_sha256(case_id).await.ok()?
+    let sha = state.store.preview_sha256(case_id).await.ok()??;
+    Some(sha.unwrap_or_default())
 }
 
 /// Width and height from a PNG's IHDR chunk (its first 24 bytes).

@@ -11,6 +11,8 @@ use super::{Store, now_ms};
 
 /// The slot name of a case's preview (layers use their own names).
 pub const PREVIEW: &str = "preview";
+/// The slot names of officers' photos start with this (then the annotation id).
+pub const PHOTO_PREFIX: &str = "photo-";
 
 /// What became of an evidence image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,8 +65,8 @@ impl Store {
         let upgrade = !upgraded_before
             && name == PREVIEW
             && existing.as_ref().is_some_and(|(_, old)| {
-                old.as_deref()
-                    .is_some_and(|o| supersedes == Some(o) && o != sha256)
+                // A preview stored before hashes were kept has none: "".
+                supersedes == Some(old.as_deref().unwrap_or("")) && old.as_deref() != Some(sha256)
             });
         if let Some((_, old)) = existing.as_ref().filter(|_| !upgrade) {
             return Ok(if old.as_deref() == Some(sha256) {
@@ -77,7 +79,9 @@ impl Store {
                 ))
             });
         }
-        if let Some(decision) = decision {
+        // Scan evidence closes with a decision; officers' photos (a physical examination is a
+        // decision) do not.
+        if let Some(decision) = decision.filter(|_| !name.starts_with(PHOTO_PREFIX)) {
             return Ok(EvidenceWrite::Refused(format!(
                 "case {case_id} was decided ({decision}); its evidence is closed"
             )));
@@ -145,14 +149,16 @@ impl Store {
         Ok(row.map(|r| (r.get(0), r.get(1))))
     }
 
-    /// The sha256 of a case's preview, if recorded.
-    pub async fn preview_sha256(&self, case_id: i64) -> Result<Option<String>, sqlx::Error> {
-        let sha: Option<Option<String>> =
-            sqlx::query_scalar("SELECT preview_sha256 FROM cases WHERE id = $1")
-                .bind(case_id)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(sha.flatten())
+    /// The sha256 of a case's preview: `None` without a case, `Some(None)` for a preview stored
+    /// before hashes were kept.
+    pub async fn preview_sha256(
+        &self,
+        case_id: i64,
+    ) -> Result<Option<Option<String>>, sqlx::Error> {
+        sqlx::query_scalar("SELECT preview_sha256 FROM cases WHERE id = $1")
+            .bind(case_id)
+            .fetch_optional(&self.pool)
+            .await
     }
 
     /// Whether an officer's annotation was already recorded (checked before its photo is

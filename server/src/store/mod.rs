@@ -107,8 +107,10 @@ impl Store {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
-                .map_err(sqlx::Error::Io)?;
+            let private = std::fs::Permissions::from_mode(0o700);
+            if let Err(e) = std::fs::set_permissions(data_dir, private) {
+                tracing::warn!("cannot restrict {} to its owner: {e}", data_dir.display());
+            }
         }
         let images = LocalFileSystem::new_with_prefix(&images_dir)
             .map_err(|e| sqlx::Error::Configuration(Box::new(e)))?;
