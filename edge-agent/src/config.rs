@@ -164,8 +164,10 @@ pub struct ServerConfig {
     /// Longest wait between delivery attempts while the server is unreachable, seconds.
     #[serde(default = "default_max_backoff_secs")]
     pub max_backoff_secs: u64,
-    /// Longest a single request to the server may take, seconds; a stalled connection is
-    /// abandoned and retried after this.
+    /// Longest a connection to the server may carry nothing, seconds; a stalled one is
+    /// abandoned and retried after this. A whole exchange may take this plus its body's size at
+    /// 64 kbit/s ([`crate::uplink::MIN_BYTES_PER_SEC`]), so large images and model files get
+    /// through weak links.
     #[serde(default = "default_request_timeout_secs")]
     pub request_timeout_secs: u64,
 }

@@ -10,7 +10,9 @@
 //! full-resolution preview and layers follow when no report is waiting, so a weak link carries
 //! the findings of every scan first. `edge-agent status` shows both figures.
 //!
-//! Network errors, timeouts and 5xx answers are retried
+//! Timeouts go by phase (connect, idle between bytes, and a floor of [`MIN_BYTES_PER_SEC`] for
+//! the body), so a weak link carries large images and model files without one total timeout
+//! cutting them off. Network errors, timeouts and 5xx answers are retried
 //! with exponential backoff and full jitter, so a fleet of bays does not hammer a server that has
 //! just come back. A permanent 4xx refusal is recorded and kept, never dropped silently.
 
@@ -59,7 +61,16 @@ pub struct Uplink {
     client: reqwest::Client,
     base: String,
     token: String,
+    timeout: Duration,
 }
+
+/// The slowest link a bay is expected to have, bytes per second (64 kbit/s): a transfer of `n`
+/// bytes gets the request timeout plus `n` at this rate, so an 8 MiB photo over a weak link is
+/// not cut off by a timeout meant for a small report.
+pub const MIN_BYTES_PER_SEC: u64 = 8 * 1024;
+
+/// What a declaration sync answer may weigh, for its time budget.
+const SYNC_BUDGET_BYTES: u64 = 2 * 1024 * 1024;
 
 fn classify(status: StatusCode, body: &str, what: &str) -> Attempt {
     let detail = format!(
@@ -83,19 +94,27 @@ fn classify(status: StatusCode, body: &str, what: &str) -> Attempt {
 }
 
 impl Uplink {
-    /// A client for `base` (e.g. `http://127.0.0.1:8080`) that authenticates with `token` and
-    /// gives up on a request after `timeout`.
+    /// A client for `base` (e.g. `http://127.0.0.1:8080`) that authenticates with `token`.
+    /// Timeouts by phase: connecting within 5 s (or `timeout`, if shorter), no more than
+    /// `timeout` without a byte moving, and for the whole exchange `timeout` plus the time the
+    /// body takes at [`MIN_BYTES_PER_SEC`].
     pub fn new(base: &str, token: String, timeout: Duration) -> Result<Self, AgentError> {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5).min(timeout))
-            .timeout(timeout)
+            .read_timeout(timeout)
             .build()
             .map_err(|e| AgentError::Config(format!("HTTP client: {e}")))?;
         Ok(Self {
             client,
             base: base.trim_end_matches('/').to_owned(),
             token,
+            timeout,
         })
+    }
+
+    /// The time allowed for an exchange that moves `bytes`.
+    pub fn budget(&self, bytes: u64) -> Duration {
+        self.timeout + Duration::from_secs(bytes.div_ceil(MIN_BYTES_PER_SEC))
     }
 
     /// Tells the server this agent's version, model hashes and outbox depth, for its operators'
@@ -110,6 +129,7 @@ impl Uplink {
             .client
             .post(format!("{}/api/v1/agents/heartbeat", self.base))
             .bearer_auth(&self.token)
+            .timeout(self.timeout)
             .json(&body)
             .send()
             .await
@@ -128,6 +148,7 @@ impl Uplink {
             .client
             .post(format!("{}/api/v1/scans/{scan_id}/annotations", self.base))
             .bearer_auth(&self.token)
+            .timeout(self.budget(body.to_string().len() as u64))
             .json(body)
             .send()
             .await;
@@ -154,7 +175,8 @@ impl Uplink {
         let mut request = self
             .client
             .get(format!("{}/api/v1/declarations/sync", self.base))
-            .bearer_auth(&self.token);
+            .bearer_auth(&self.token)
+            .timeout(self.budget(SYNC_BUDGET_BYTES));
         if let Some(t) = since {
             request = request.query(&[(
                 "since",
@@ -179,6 +201,7 @@ impl Uplink {
             .client
             .get(format!("{}/api/v1/models/{name}/release", self.base))
             .bearer_auth(&self.token)
+            .timeout(self.timeout)
             .send()
             .await
             .map_err(|e| e.to_string())?;
@@ -206,6 +229,7 @@ impl Uplink {
                 self.base, release.sha256
             ))
             .bearer_auth(&self.token)
+            .timeout(self.budget(release.size))
             .send()
             .await
             .map_err(|e| e.to_string())?;
@@ -233,6 +257,7 @@ impl Uplink {
             .client
             .post(&url)
             .bearer_auth(&self.token)
+            .timeout(self.budget(pending.report_json.len() as u64))
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(pending.report_json.clone())
             .send()
@@ -329,6 +354,7 @@ impl Uplink {
             .client
             .put(&url)
             .bearer_auth(&self.token)
+            .timeout(self.budget(len))
             .header(reqwest::header::CONTENT_TYPE, "image/png")
             .body(png)
             .send()

@@ -214,12 +214,18 @@ pub fn with_timeout(router: Router<AppState>, limit: Duration) -> Router<AppStat
 pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(routes::health::router())
-        .merge(with_timeout(routes::evidence::uploads(), UPLOAD_TIMEOUT))
+        // Large bodies over weak bay links: images, annotations with photos, model files.
+        .merge(with_timeout(
+            Router::new()
+                .merge(routes::evidence::uploads())
+                .merge(routes::agents::annotations())
+                .merge(routes::models::router()),
+            UPLOAD_TIMEOUT,
+        ))
         .merge(with_timeout(
             Router::new()
                 .merge(routes::agents::router())
                 .merge(routes::declarations::router())
-                .merge(routes::models::router())
                 .merge(routes::cases::router())
                 .merge(routes::admin::router())
                 .merge(routes::pages::router()),

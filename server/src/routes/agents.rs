@@ -18,7 +18,16 @@ use crate::store::evidence::EvidenceWrite;
 use crate::store::{AgentInfo, DeclarationRow, Heartbeat, Ingested, now_ms};
 use crate::{AppState, MAX_REPORT_BYTES, MAX_SMALL_BODY_BYTES};
 
-/// Agents' routes other than the image uploads (`super::evidence`).
+/// Officers' annotations relayed by the bays: a photo of up to 8 MiB over a weak bay link gets
+/// the upload timeout, not the short one of other requests.
+pub fn annotations() -> Router<AppState> {
+    Router::new().route(
+        "/api/v1/scans/{scan_id}/annotations",
+        post(annotate).layer(DefaultBodyLimit::max(MAX_ANNOTATION_BYTES)),
+    )
+}
+
+/// Agents' routes other than the image uploads (`super::evidence`) and [`annotations`].
 pub fn router() -> Router<AppState> {
     Router::new()
         .route(
@@ -30,10 +39,6 @@ pub fn router() -> Router<AppState> {
             post(heartbeat).layer(DefaultBodyLimit::max(MAX_SMALL_BODY_BYTES)),
         )
         .route("/api/v1/declarations/sync", get(sync_declarations))
-        .route(
-            "/api/v1/scans/{scan_id}/annotations",
-            post(annotate).layer(DefaultBodyLimit::max(MAX_ANNOTATION_BYTES)),
-        )
         .route(
             "/api/v1/agents",
             get(list_agents)
