@@ -14,6 +14,19 @@ use crate::store::{Agent, User};
 
 /// Name of the session cookie of the review UI.
 pub const SESSION_COOKIE: &str = "baylens_session";
+/// The session cookie's name over HTTPS: the `__Host-` prefix makes browsers refuse it unless
+/// it is `Secure`, for the whole host and set by the host itself (no cookie planted by a sibling
+/// subdomain).
+pub const SECURE_SESSION_COOKIE: &str = "__Host-baylens_session";
+
+/// The session cookie's name: [`SECURE_SESSION_COOKIE`] when cookies are `Secure`.
+pub fn session_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        SECURE_SESSION_COOKIE
+    } else {
+        SESSION_COOKIE
+    }
+}
 
 /// A user's role; enforced on the server for every request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -125,14 +138,15 @@ fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
 }
 
 /// The token a request authenticates with: the bearer token, else the session cookie.
-pub fn request_token(headers: &axum::http::HeaderMap) -> Option<String> {
+pub fn request_token(headers: &axum::http::HeaderMap, secure: bool) -> Option<String> {
     bearer(headers)
         .map(str::to_owned)
-        .or_else(|| session_cookie(headers))
+        .or_else(|| session_cookie(headers, secure))
 }
 
-/// The session token from the `Cookie` header, if any.
-pub fn session_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
+/// The session token from the `Cookie` header, if any (only under the name `secure` selects).
+pub fn session_cookie(headers: &axum::http::HeaderMap, secure: bool) -> Option<String> {
+    let wanted = session_cookie_name(secure);
     headers
         .get_all(axum::http::header::COOKIE)
         .iter()
@@ -140,7 +154,7 @@ pub fn session_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
         .flat_map(|v| v.split(';'))
         .find_map(|c| {
             let (name, value) = c.trim().split_once('=')?;
-            (name == SESSION_COOKIE).then(|| value.to_owned())
+            (name == wanted).then(|| value.to_owned())
         })
 }
 
@@ -167,7 +181,7 @@ impl FromRequestParts<AppState> for Principal {
                 .map(Principal::User)
                 .ok_or(ApiError::Unauthorized);
         }
-        if let Some(token) = session_cookie(&parts.headers) {
+        if let Some(token) = session_cookie(&parts.headers, state.settings.secure_cookies) {
             // A browser sends the cookie on its own, so state-changing requests authenticated
             // by it must also carry the page's CSRF token (which a foreign site cannot read).
             if !parts.method.is_safe() {

@@ -239,3 +239,42 @@ async fn an_annotation_names_an_officer_of_the_bay_and_a_plausible_time() {
     let r = json(&state, "POST", path, Some(&agent), &body).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }
+
+#[tokio::test]
+async fn logins_and_logouts_are_audited_and_expired_sessions_purged() {
+    let (_d, state) = state().await;
+    common::user(&state.store, "sup", Role::Supervisor, None).await;
+    // An API token that has already expired.
+    state
+        .store
+        .new_api_token("test", "sup", 0)
+        .await
+        .unwrap()
+        .unwrap();
+    let creds = serde_json::json!({"username": "sup", "password": "correct horse battery"});
+    let r = json(&state, "POST", "/api/v1/session", None, &creds).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let token = r.json["token"].as_str().unwrap().to_owned();
+    let r = call(
+        &state,
+        "DELETE",
+        "/api/v1/session",
+        Some(&token),
+        None,
+        Body::empty(),
+    )
+    .await;
+    assert!(r.status.is_success(), "{}", r.text);
+    let audit = state.store.audit_entries(None, 100).await.unwrap();
+    let actions: Vec<&str> = audit.iter().map(|e| e.action.as_str()).collect();
+    for action in ["session.login", "session.logout"] {
+        assert!(actions.contains(&action), "{action} missing: {actions:?}");
+    }
+    // The expired token went with the login; the fixture's session and the ended one too.
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE expires_at <= $1")
+        .bind(chrono::Utc::now().timestamp_millis())
+        .fetch_one(&state.store.pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+}

@@ -155,7 +155,7 @@ fn with_cookie(method: &str, path: &str, token: &str) -> axum::http::request::Bu
     Request::builder()
         .method(method)
         .uri(path)
-        .header(header::COOKIE, format!("baylens_session={token}"))
+        .header(header::COOKIE, format!("__Host-baylens_session={token}"))
 }
 
 #[tokio::test]
@@ -228,6 +228,7 @@ async fn login_sets_a_hardened_cookie_and_is_rate_limited() {
         .to_str()
         .unwrap()
         .to_owned();
+    assert!(cookie.starts_with("__Host-baylens_session="), "{cookie}");
     for flag in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/"] {
         assert!(cookie.contains(flag), "{cookie} lacks {flag}");
     }

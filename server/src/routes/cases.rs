@@ -132,7 +132,7 @@ async fn login(
 ) -> Result<Json<serde_json::Value>> {
     let creds: Credentials = json_body(&headers, &body)?;
     let user = check_credentials(&state, &creds, from).await?;
-    let token = state.store.new_session(user.id).await?;
+    let token = state.store.new_session(&user).await?;
     Ok(Json(serde_json::json!({
         "token": token,
         "csrf_token": csrf_token(&token),
@@ -147,7 +147,7 @@ async fn logout(
     headers: HeaderMap,
 ) -> Result<StatusCode> {
     principal.user()?;
-    if let Some(token) = request_token(&headers) {
+    if let Some(token) = request_token(&headers, state.settings.secure_cookies) {
         state.store.end_session(&token).await?;
     }
     Ok(StatusCode::NO_CONTENT)
@@ -454,7 +454,8 @@ async fn events(
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = std::result::Result<Event, Infallible>>>> {
     let user = principal.user()?;
-    let token = request_token(&headers).ok_or(ApiError::Unauthorized)?;
+    let token =
+        request_token(&headers, state.settings.secure_cookies).ok_or(ApiError::Unauthorized)?;
     let rx = state.events.subscribe();
     let mut recheck = tokio::time::interval(EVENTS_RECHECK);
     recheck.reset();

@@ -14,7 +14,9 @@ use axum::{Form, Router};
 use serde::Deserialize;
 
 use crate::AppState;
-use crate::auth::{Principal, Role, SESSION_COOKIE, constant_time_eq, csrf_token, session_cookie};
+use crate::auth::{
+    Principal, Role, constant_time_eq, csrf_token, session_cookie, session_cookie_name,
+};
 use crate::error::{ApiError, Result};
 use crate::extract::{P, Q};
 use crate::routes::admin::{ReleaseQuery, release_data};
@@ -74,7 +76,7 @@ struct Viewer {
 }
 
 async fn viewer(state: &AppState, headers: &HeaderMap) -> Result<Option<Viewer>> {
-    let Some(token) = session_cookie(headers) else {
+    let Some(token) = session_cookie(headers, state.settings.secure_cookies) else {
         return Ok(None);
     };
     Ok(state
@@ -205,14 +207,15 @@ async fn login(
         }
         Err(e) => return Err(e),
     };
-    let token = state.store.new_session(user.id).await?;
+    let token = state.store.new_session(&user).await?;
     let secure = if state.settings.secure_cookies {
         "; Secure"
     } else {
         ""
     };
+    let name = session_cookie_name(state.settings.secure_cookies);
     let cookie = format!(
-        "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
+        "{name}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
         SESSION_HOURS * 3600
     );
     let mut response = Redirect::to("/queue").into_response();
@@ -233,17 +236,22 @@ async fn logout(
     headers: HeaderMap,
     Form(form): Form<LogoutForm>,
 ) -> Result<Response> {
-    if let Some(token) = session_cookie(&headers) {
+    let secure = state.settings.secure_cookies;
+    if let Some(token) = session_cookie(&headers, secure) {
         if !constant_time_eq(form.csrf.as_bytes(), csrf_token(&token).as_bytes()) {
             return Err(ApiError::Forbidden("wrong CSRF token".into()));
         }
         state.store.end_session(&token).await?;
     }
     let mut response = Redirect::to("/login").into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static("baylens_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+    let (name, flag) = (
+        session_cookie_name(secure),
+        if secure { "; Secure" } else { "" },
     );
+    let cleared = format!("{name}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{flag}");
+    if let Ok(v) = HeaderValue::from_str(&cleared) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
     Ok(response)
 }
 

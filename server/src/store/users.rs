@@ -174,10 +174,20 @@ impl Store {
         Ok(row.and_then(|r| user_from_row(&r).map(|u| (u, r.get(4)))))
     }
 
-    /// Starts a login session; returns the session token.
-    pub async fn new_session(&self, user_id: i64) -> Result<String, sqlx::Error> {
-        self.insert_session(user_id, "login", SESSION_HOURS * 3_600_000)
-            .await
+    /// Starts a login session; returns the session token. Audited, and sessions and API
+    /// tokens that have expired are purged on the way.
+    pub async fn new_session(&self, user: &User) -> Result<String, sqlx::Error> {
+        sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        let token = self
+            .insert_session(user.id, "login", SESSION_HOURS * 3_600_000)
+            .await?;
+        let actor = format!("user:{}", user.username);
+        let detail = serde_json::json!({"session_sha256_prefix": &hash_token(&token)[..12]});
+        self.audit(&actor, "session.login", &actor, &detail).await?;
+        Ok(token)
     }
 
     /// Issues a long-lived API token for a user (scripts, Prometheus). Audited.
@@ -237,12 +247,20 @@ impl Store {
         Ok(row.and_then(|r| user_from_row(&r)))
     }
 
-    /// Ends a session or revokes an API token, at once.
+    /// Ends a session or revokes an API token, at once. Audited.
     pub async fn end_session(&self, token: &str) -> Result<(), sqlx::Error> {
-        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+        let user = self.user_by_session(token).await?;
+        let ended = sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
             .bind(hash_token(token))
             .execute(&self.pool)
-            .await?;
+            .await?
+            .rows_affected();
+        if let Some(user) = user.filter(|_| ended > 0) {
+            let actor = format!("user:{}", user.username);
+            let detail = serde_json::json!({"session_sha256_prefix": &hash_token(token)[..12]});
+            self.audit(&actor, "session.logout", &actor, &detail)
+                .await?;
+        }
         Ok(())
     }
 

@@ -60,7 +60,9 @@ pub async fn user(store: &Store, name: &str, role: Role, bay: Option<&str>) -> S
         .add_user("test", name, "correct horse battery", role, bay)
         .await
         .unwrap();
-    store.new_session(id).await.unwrap()
+    let _ = id;
+    let (user, _) = store.user_by_name(name).await.unwrap().unwrap();
+    store.new_session(&user).await.unwrap()
 }
 
 /// A report of bay `bay` for scan `scan_id`.
