@@ -85,6 +85,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/users"),
     ("POST", "/api/v1/users"),
     ("PUT", "/api/v1/users/{username}/role"),
+    ("PUT", "/api/v1/users/{username}/disabled"),
+    ("PUT", "/api/v1/users/{username}/password"),
+    ("PUT", "/api/v1/session/password"),
     ("GET", "/api/v1/audit"),
     ("GET", "/api/v1/audit/verify"),
     ("GET", "/api/v1/release-times"),
@@ -228,6 +231,7 @@ pub fn app(state: AppState) -> Router {
                 .merge(routes::declarations::router())
                 .merge(routes::cases::router())
                 .merge(routes::admin::router())
+                .merge(routes::accounts::router())
                 .merge(routes::pages::router()),
             REQUEST_TIMEOUT,
         ))

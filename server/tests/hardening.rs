@@ -278,3 +278,82 @@ async fn logins_and_logouts_are_audited_and_expired_sessions_purged() {
         .unwrap();
     assert_eq!(left, 0);
 }
+
+#[tokio::test]
+async fn admins_disable_users_and_reset_passwords_and_users_change_their_own() {
+    let (_d, state) = state().await;
+    let admin = common::user(&state.store, "adm", Role::Admin, None).await;
+    let sup = common::user(&state.store, "sup", Role::Supervisor, None).await;
+    let login = |password: &str| {
+        let creds = serde_json::json!({"username": "sup", "password": password});
+        let state = state.clone();
+        async move {
+            json(&state, "POST", "/api/v1/session", None, &creds)
+                .await
+                .status
+        }
+    };
+    let put = |path: &'static str, token: String, body: serde_json::Value| {
+        let state = state.clone();
+        async move { json(&state, "PUT", path, Some(&token), &body).await }
+    };
+    // Disabled: the open session ends and signing in fails; enabled again, it works.
+    let off = serde_json::json!({"disabled": true});
+    let r = put("/api/v1/users/sup/disabled", admin.clone(), off).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let cases = call(
+        &state,
+        "GET",
+        "/api/v1/cases",
+        Some(&sup),
+        None,
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(cases.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        login("correct horse battery").await,
+        StatusCode::UNAUTHORIZED
+    );
+    let on = serde_json::json!({"disabled": false});
+    let r = put("/api/v1/users/sup/disabled", admin.clone(), on).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    assert_eq!(login("correct horse battery").await, StatusCode::OK);
+    let own = serde_json::json!({"disabled": true});
+    let r = put("/api/v1/users/adm/disabled", admin.clone(), own).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+
+    // Reset by an admin: the old password stops working.
+    let reset = serde_json::json!({"password": "reset by the admin 1"});
+    let r = put("/api/v1/users/sup/password", admin.clone(), reset).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    assert_eq!(
+        login("correct horse battery").await,
+        StatusCode::UNAUTHORIZED
+    );
+    let creds = serde_json::json!({"username": "sup", "password": "reset by the admin 1"});
+    let r = json(&state, "POST", "/api/v1/session", None, &creds).await;
+    let token = r.json["token"].as_str().unwrap().to_owned();
+
+    // The user's own change needs the current password.
+    let wrong = serde_json::json!({"current": "guess", "new": "chosen by the user 2"});
+    let r = put("/api/v1/session/password", token.clone(), wrong).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    let right =
+        serde_json::json!({"current": "reset by the admin 1", "new": "chosen by the user 2"});
+    let r = put("/api/v1/session/password", token, right).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    assert_eq!(login("chosen by the user 2").await, StatusCode::OK);
+    let audit = state.store.audit_entries(None, 100).await.unwrap();
+    for action in [
+        "user.disable",
+        "user.enable",
+        "user.password.reset",
+        "user.password.change",
+    ] {
+        assert!(
+            audit.iter().any(|e| e.action == action),
+            "{action} not audited"
+        );
+    }
+}

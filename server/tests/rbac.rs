@@ -40,7 +40,9 @@ fn allowed(method: &str, path: &str) -> &'static [&'static str] {
     match (method, path) {
         ("GET", "/healthz") | ("GET", "/readyz") | ("POST", "/api/v1/session") => CALLERS,
         ("GET", "/metrics") => &["admin"],
-        ("GET", "/api/v1/openapi.json") | ("DELETE", "/api/v1/session") => USERS,
+        ("GET", "/api/v1/openapi.json")
+        | ("DELETE", "/api/v1/session")
+        | ("PUT", "/api/v1/session/password") => USERS,
         ("POST", "/api/v1/reports")
         | ("PUT", "/api/v1/scans/{scan_id}/preview")
         | ("PUT", "/api/v1/scans/{scan_id}/layers/{layer}")
@@ -65,7 +67,10 @@ fn allowed(method: &str, path: &str) -> &'static [&'static str] {
         ("POST", "/api/v1/cases/{id}/decisions")
         | ("POST", "/api/v1/cases/{id}/assignment")
         | ("POST", "/api/v1/cases/{id}/shares") => &["supervisor"],
-        (_, "/api/v1/users") | (_, "/api/v1/users/{username}/role") => &["admin"],
+        (_, "/api/v1/users")
+        | (_, "/api/v1/users/{username}/role")
+        | (_, "/api/v1/users/{username}/disabled")
+        | (_, "/api/v1/users/{username}/password") => &["admin"],
         ("GET", "/api/v1/audit") | ("GET", "/api/v1/audit/verify") => &["supervisor", "admin"],
         other => panic!("route {other:?} has no row in the role matrix"),
     }
@@ -224,6 +229,13 @@ fn request(
         }
         ("POST", "/api/v1/users") => {
             serde_json::json!({"username": format!("new-user-{n}"), "password": "a long enough password", "role": "supervisor"})
+        }
+        ("PUT", "/api/v1/session/password") => {
+            serde_json::json!({"current": "correct horse battery", "new": "a new and long password"})
+        }
+        ("PUT", _) if path.ends_with("/disabled") => serde_json::json!({"disabled": true}),
+        ("PUT", _) if path.ends_with("/password") => {
+            serde_json::json!({"password": "a long enough password"})
         }
         ("PUT", _) if path.ends_with("/role") => {
             serde_json::json!({"role": "officer", "bay": "bay-3"})

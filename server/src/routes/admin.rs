@@ -103,11 +103,7 @@ async fn add_user(
     let new: NewUser = json_body(&headers, &body)?;
     valid_username(&new.username)?;
     let role = role_and_bay(&new.role, new.bay.as_deref())?;
-    if new.password.chars().count() < 12 || new.password.len() > 1024 {
-        return Err(ApiError::Unprocessable(
-            "password must be 12 to 1024 characters".into(),
-        ));
-    }
+    super::accounts::valid_password(&new.password)?;
     let id = state
         .store
         .add_user(

@@ -1,5 +1,6 @@
 //! HTTP routes, one module per resource.
 
+pub mod accounts;
 pub mod admin;
 pub mod agents;
 pub mod cases;

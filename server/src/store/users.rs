@@ -133,12 +133,7 @@ impl Store {
             .rows_affected()
             == 1;
         if done {
-            sqlx::query(
-                "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE username = $1)",
-            )
-            .bind(username)
-            .execute(&mut *tx)
-            .await?;
+            end_sessions_in(&mut tx, username).await?;
             self.audit_in(
                 &mut tx,
                 actor,
@@ -147,6 +142,67 @@ impl Store {
                 &serde_json::json!({"role": role.as_str(), "bay": bay}),
             )
             .await?;
+        }
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    /// Disables or enables a user; disabling ends their sessions and API tokens at once.
+    /// Audited. Whether the user exists.
+    pub async fn set_disabled(
+        &self,
+        actor: &str,
+        username: &str,
+        disabled: bool,
+    ) -> Result<bool, sqlx::Error> {
+        let (mut tx, _lock) = self.begin_audited().await?;
+        let done = sqlx::query("UPDATE users SET disabled = $1 WHERE username = $2")
+            .bind(i64::from(disabled))
+            .bind(username)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if done {
+            if disabled {
+                end_sessions_in(&mut tx, username).await?;
+            }
+            let action = if disabled {
+                "user.disable"
+            } else {
+                "user.enable"
+            };
+            let subject = format!("user:{username}");
+            self.audit_in(&mut tx, actor, action, &subject, &serde_json::json!({}))
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    /// Sets a user's password (an admin's reset, or the user's own change); ends the user's
+    /// sessions and API tokens. Audited as `action`. Whether the user exists.
+    pub async fn set_password(
+        &self,
+        actor: &str,
+        username: &str,
+        password: &str,
+        action: &str,
+    ) -> Result<bool, sqlx::Error> {
+        let hash = hash_password(password);
+        let (mut tx, _lock) = self.begin_audited().await?;
+        let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE username = $2")
+            .bind(hash)
+            .bind(username)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if done {
+            end_sessions_in(&mut tx, username).await?;
+            let subject = format!("user:{username}");
+            self.audit_in(&mut tx, actor, action, &subject, &serde_json::json!({}))
+                .await?;
         }
         tx.commit().await?;
         Ok(done)
@@ -383,4 +439,16 @@ impl Store {
             })
             .collect())
     }
+}
+
+/// Ends every session and API token of `username`, inside `tx`.
+async fn end_sessions_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    username: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE username = $1)")
+        .bind(username)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
