@@ -1,0 +1,415 @@
+//! The server-rendered review UI. HTML comes from the server; one small script
+//! (`assets/app.js`) adds keyboard navigation, the live queue (server-sent events), the
+//! zoomable scan viewer with layer toggles, and the decision forms. Strict CSP: no inline
+//! script or style.
+//!
+//! Pages: `/login`, `/queue` (risk-ranked, filters), `/cases/{id}` (viewer, declaration,
+//! findings, decisions, history), `/audit`, `/dashboard` (release times).
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::auth::{
+    Principal, Role, constant_time_eq, csrf_token, session_cookie, session_cookie_name,
+};
+use crate::error::{ApiError, Result};
+use crate::extract::Q;
+use crate::routes::admin::{ReleaseQuery, release_data};
+use crate::routes::cases::{Credentials, check_credentials};
+use crate::store::users::SESSION_HOURS;
+use crate::store::{AuditVerdict, CaseFilter, CaseSort, User};
+
+mod case;
+mod session;
+
+use case::case_page;
+use session::{login, login_form, logout};
+
+/// Routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/queue") }))
+        .route("/cases", get(|| async { Redirect::to("/queue") }))
+        .route("/login", get(login_form).post(login))
+        .route("/logout", post(logout))
+        .route("/queue", get(queue_page))
+        .route("/cases/{id}", get(case_page))
+        .route("/audit", get(audit_page))
+        .route("/dashboard", get(dashboard_page))
+        .route("/static/app.js", get(app_js))
+        .route("/static/app.css", get(app_css))
+}
+
+const APP_JS: &str = include_str!("../../../assets/app.js");
+const APP_CSS: &str = include_str!("../../../assets/app.css");
+
+async fn app_js() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        APP_JS,
+    )
+}
+
+async fn app_css() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], APP_CSS)
+}
+
+/// Escapes text for HTML.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// A logged-in page request: the user and their CSRF token.
+struct Viewer {
+    user: User,
+    csrf: String,
+}
+
+async fn viewer(state: &AppState, headers: &HeaderMap) -> Result<Option<Viewer>> {
+    let Some(token) = session_cookie(headers, state.settings.secure_cookies) else {
+        return Ok(None);
+    };
+    Ok(state
+        .store
+        .user_by_session(&token)
+        .await?
+        .map(|user| Viewer {
+            user,
+            csrf: csrf_token(&token),
+        }))
+}
+
+fn page(title: &str, v: Option<&Viewer>, body: &str) -> Html<String> {
+    let (nav, csrf) = match v {
+        Some(v) => {
+            let mut links = vec![("/queue", "Queue"), ("/dashboard", "Release times")];
+            if matches!(v.user.role, Role::Supervisor | Role::Admin) {
+                links.push(("/audit", "Audit"));
+            }
+            let links: String = links
+                .iter()
+                .map(|(href, label)| format!("<a href=\"{href}\">{label}</a>"))
+                .collect();
+            (
+                format!(
+                    "<header class=\"top\"><strong>BayLens</strong><nav>{links}</nav>\
+                     <span class=\"who\">{} · {}{}</span>\
+                     <form method=\"post\" action=\"/logout\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button>Log out</button></form></header>",
+                    escape(&v.user.username),
+                    v.user.role.as_str(),
+                    v.user
+                        .bay
+                        .as_deref()
+                        .map(|b| format!(" · {}", escape(b)))
+                        .unwrap_or_default(),
+                    v.csrf
+                ),
+                format!("<meta name=\"csrf-token\" content=\"{}\">", v.csrf),
+            )
+        }
+        None => (String::new(), String::new()),
+    };
+    Html(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">{csrf}\
+         <title>{} · BayLens</title><link rel=\"stylesheet\" href=\"/static/app.css\"><script src=\"/static/app.js\" defer></script></head>\
+         <body>{nav}<main>{body}</main></body></html>",
+        escape(title)
+    ))
+}
+
+fn forbidden(v: &Viewer, message: &str) -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        page(
+            "Forbidden",
+            Some(v),
+            &format!(
+                "<h1>Not allowed</h1><p class=\"error\" role=\"alert\">{}</p><p><a href=\"/queue\">Back to the queue</a></p>",
+                escape(message)
+            ),
+        ),
+    )
+        .into_response()
+}
+
+fn lane_badge(lane: &str) -> String {
+    let l = escape(lane);
+    format!("<span class=\"lane lane-{l}\">{l}</span>")
+}
+
+fn select(name: &str, current: Option<&str>, options: &[(&str, &str)]) -> String {
+    let opts: String = options
+        .iter()
+        .map(|(v, label)| {
+            let sel = if current == Some(*v) { " selected" } else { "" };
+            format!("<option value=\"{v}\"{sel}>{label}</option>")
+        })
+        .collect();
+    format!("<select name=\"{name}\">{opts}</select>")
+}
+
+/// Query of the queue page (all optional; empty strings mean "any").
+#[derive(Debug, Default, Deserialize)]
+struct QueueQuery {
+    bay: Option<String>,
+    lane: Option<String>,
+    status: Option<String>,
+    container: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    sort: Option<String>,
+}
+
+fn non_empty(s: &Option<String>) -> Option<String> {
+    s.as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+fn parse_day(s: &Option<String>, end: bool) -> Option<chrono::DateTime<chrono::Utc>> {
+    let day = chrono::NaiveDate::parse_from_str(non_empty(s)?.as_str(), "%Y-%m-%d").ok()?;
+    let day = if end { day.succ_opt()? } else { day };
+    Some(day.and_hms_opt(0, 0, 0)?.and_utc())
+}
+
+async fn queue_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Q(q): Q<QueueQuery>,
+) -> Result<Response> {
+    let Some(v) = viewer(&state, &headers).await? else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    let filter = CaseFilter {
+        bay: non_empty(&q.bay),
+        lane: non_empty(&q.lane),
+        status: non_empty(&q.status),
+        container: non_empty(&q.container),
+        from: parse_day(&q.from, false),
+        to: parse_day(&q.to, true),
+        sort: match q.sort.as_deref() {
+            Some("newest") => CaseSort::Newest,
+            Some("oldest") => CaseSort::Oldest,
+            _ => CaseSort::Risk,
+        },
+        limit: Some(200),
+        offset: None,
+    };
+    let cases = state.store.list_cases(&v.user, &filter).await?;
+    let mut rows = String::new();
+    for c in &cases {
+        rows.push_str(&format!(
+            "<tr data-href=\"/cases/{id}\" data-risk=\"{risk:.4}\" tabindex=\"-1\"><td><a href=\"/cases/{id}\">#{id}</a></td><td>{bay}</td><td>{time}</td><td>{code}</td>\
+             <td class=\"num\">{risk:.2}</td><td>{lane}</td><td>{status}</td><td class=\"num\">{findings}</td><td>{assigned}</td></tr>",
+            id = c.id,
+            bay = escape(&c.bay),
+            time = escape(&c.captured_at.replace('T', " ").replace('Z', "")),
+            code = escape(c.container_code.as_deref().unwrap_or("—")),
+            risk = c.risk,
+            lane = lane_badge(&c.lane),
+            status = escape(&c.status.replace('_', " ")),
+            findings = c.findings_count,
+            assigned = escape(c.assigned_to.as_deref().unwrap_or("")),
+        ));
+    }
+    let empty = if cases.is_empty() {
+        "<p class=\"empty\">No cases match. New scans appear here within seconds of a bay reporting them.</p>"
+    } else {
+        ""
+    };
+    let val = |s: &Option<String>| escape(s.as_deref().unwrap_or(""));
+    let bay_input = if v.user.role == Role::Officer {
+        String::new()
+    } else {
+        format!(
+            "<label>Bay<input name=\"bay\" value=\"{}\" size=\"10\"></label>",
+            val(&q.bay)
+        )
+    };
+    let body = format!(
+        "<h1>Cases by risk</h1>\
+         <form class=\"filters\" method=\"get\" action=\"/queue\">{bay_input}\
+         <label>Lane{}</label><label>Status{}</label>\
+         <label>Container<input name=\"container\" value=\"{}\" size=\"12\"></label>\
+         <label>From<input type=\"date\" name=\"from\" value=\"{}\"></label><label>To<input type=\"date\" name=\"to\" value=\"{}\"></label>\
+         <label>Sort{}</label><button>Filter</button> <a href=\"/queue\">Clear</a></form>\
+         <p class=\"hint\">Keys: <kbd>j</kbd>/<kbd>k</kbd> move, <kbd>Enter</kbd> opens. New cases appear live.</p>{empty}\
+         <table id=\"queue\" data-live=\"{}\"><thead><tr><th>Case</th><th>Bay</th><th>Scanned (UTC)</th><th>Container</th><th>Risk</th><th>Lane</th><th>Status</th><th>Findings</th><th>Assigned</th></tr></thead>\
+         <tbody>{rows}</tbody></table>",
+        select(
+            "lane",
+            q.lane.as_deref(),
+            &[
+                ("", "any"),
+                ("red", "red"),
+                ("yellow", "yellow"),
+                ("green", "green")
+            ]
+        ),
+        select(
+            "status",
+            q.status.as_deref(),
+            &[
+                ("", "any"),
+                ("open", "open"),
+                ("documentary_check", "documentary check"),
+                ("physical_examination", "physical examination"),
+                ("held", "held"),
+                ("seized", "seized"),
+                ("released", "released"),
+            ]
+        ),
+        val(&q.container),
+        val(&q.from),
+        val(&q.to),
+        select(
+            "sort",
+            q.sort.as_deref(),
+            &[
+                ("risk", "highest risk"),
+                ("newest", "newest"),
+                ("oldest", "oldest")
+            ]
+        ),
+        // Live updates only when the list is unfiltered, so a filtered view stays exact.
+        filter.bay.is_none()
+            && filter.lane.is_none()
+            && filter.status.is_none()
+            && filter.container.is_none()
+            && filter.from.is_none()
+            && filter.to.is_none()
+            && filter.sort == CaseSort::Risk,
+    );
+    Ok(page("Queue", Some(&v), &body).into_response())
+}
+
+/// Query of the audit page.
+#[derive(Debug, Deserialize)]
+struct AuditPageQuery {
+    subject: Option<String>,
+}
+
+async fn audit_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Q(q): Q<AuditPageQuery>,
+) -> Result<Response> {
+    let Some(v) = viewer(&state, &headers).await? else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    if !matches!(v.user.role, Role::Supervisor | Role::Admin) {
+        return Ok(forbidden(
+            &v,
+            "Only supervisors and admins read the audit log.",
+        ));
+    }
+    let subject = non_empty(&q.subject);
+    let entries = state.store.audit_entries(subject.as_deref(), 500).await?;
+    let verdict = match state.store.verify_audit().await? {
+        AuditVerdict::Intact { rows, head } => format!(
+            "<p class=\"ok\" id=\"chain\">Chain intact: {rows} entries, head <code>{}</code>.</p>",
+            &head[..16]
+        ),
+        AuditVerdict::Broken { seq, reason } => format!(
+            "<p class=\"error\" id=\"chain\" role=\"alert\">Chain broken at entry {seq}: {}</p>",
+            escape(&reason)
+        ),
+    };
+    let rows: String = entries
+        .iter()
+        .map(|e| {
+            format!(
+                "<tr><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+                e.seq,
+                escape(&e.at),
+                escape(&e.actor),
+                escape(&e.action),
+                escape(&e.subject),
+                escape(&e.detail.to_string())
+            )
+        })
+        .collect();
+    let title = subject
+        .as_deref()
+        .map(|s| format!("Audit log: {}", escape(s)))
+        .unwrap_or_else(|| "Audit log".into());
+    let body = format!(
+        "<h1>{title}</h1>{verdict}<table id=\"audit\"><thead><tr><th>#</th><th>When</th><th>Who</th><th>Action</th><th>Subject</th><th>Detail</th></tr></thead><tbody>{rows}</tbody></table>"
+    );
+    Ok(page("Audit", Some(&v), &body).into_response())
+}
+
+async fn dashboard_page(State(state): State<AppState>, headers: HeaderMap) -> Result<Response> {
+    let Some(v) = viewer(&state, &headers).await? else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    if v.user.role == Role::Agency {
+        return Ok(forbidden(&v, "Agencies do not see release-time figures."));
+    }
+    let q = ReleaseQuery {
+        from: None,
+        to: None,
+        format: None,
+    };
+    let (_, groups) = release_data(&state, &v.user, &q).await?;
+    // Negative lodging → scan means the declaration came after the truck (late lodging).
+    let f = |m: Option<f64>| {
+        m.map(|m| format!("{:.1}", if m.abs() < 0.05 { 0.0 } else { m }))
+            .unwrap_or_else(|| "—".into())
+    };
+    let rows: String = groups
+        .iter()
+        .map(|g| {
+            format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td>\
+                 <td class=\"num\">{} / {}</td><td class=\"num\">{} / {}</td><td class=\"num\">{} / {}</td><td class=\"num\">{} / {}</td></tr>",
+                g.by,
+                escape(&g.key),
+                escape(&g.week),
+                g.cases,
+                f(g.lodging_to_scan.median_min),
+                f(g.lodging_to_scan.p90_min),
+                f(g.scan_to_report.median_min),
+                f(g.scan_to_report.p90_min),
+                f(g.report_to_decision.median_min),
+                f(g.report_to_decision.p90_min),
+                f(g.scan_to_release.median_min),
+                f(g.scan_to_release.p90_min),
+            )
+        })
+        .collect();
+    let body = format!(
+        "<h1>Release times</h1><p>WCO Time Release Study intervals over the last 8 weeks, in minutes: median / 90th percentile. \
+         <a href=\"/api/v1/release-times?format=csv\" download>Download CSV (one row per case)</a></p>\
+         <table id=\"release\"><thead><tr><th>By</th><th>Bay or lane</th><th>Week</th><th>Cases</th><th>Lodging → scan</th><th>Scan → report</th><th>Report → decision</th><th>Scan → release</th></tr></thead><tbody>{rows}</tbody></table>"
+    );
+    Ok(page("Release times", Some(&v), &body).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn escape_neutralises_markup() {
+        assert_eq!(
+            super::escape("<script>\"&'"),
+            "&lt;script&gt;&quot;&amp;&#39;"
+        );
+    }
+}
