@@ -114,14 +114,17 @@ async fn upload(
 /// The sha256 of the case's stored preview if it is a thumbnail of an image of `size` (smaller
 /// in both directions): the full resolution a bay sends after a green scan's thumbnail.
 async fn thumbnail_under(state: &AppState, case_id: i64, size: [u32; 2]) -> Option<String> {
-    let (_, key) = state.store.case_preview(case_id).await.ok()??;
-    let key = ObjectPath::from(key?);
-    let head = state.store.images.get_range(&key, 0..24).await.ok()?;
+    let (key, sha) = state.store.preview_record(case_id).await.ok()??;
+    let head = state
+        .store
+        .images
+        .get_range(&ObjectPath::from(key), 0..24)
+        .await
+        .ok()?;
     let old = png_size(&head)?;
     if old[0] >= size[0] || old[1] >= size[1] {
         return None;
     }
-    let sha = state.store.preview_sha256(case_id).await.ok()??;
     Some(sha.unwrap_or_default())
 }
 

@@ -149,16 +149,19 @@ impl Store {
         Ok(row.map(|r| (r.get(0), r.get(1))))
     }
 
-    /// The sha256 of a case's preview: `None` without a case, `Some(None)` for a preview stored
-    /// before hashes were kept.
-    pub async fn preview_sha256(
+    /// The object key and sha256 of a case's preview, if it has one (the hash is `None` for a
+    /// preview stored before hashes were kept).
+    pub async fn preview_record(
         &self,
         case_id: i64,
-    ) -> Result<Option<Option<String>>, sqlx::Error> {
-        sqlx::query_scalar("SELECT preview_sha256 FROM cases WHERE id = $1")
-            .bind(case_id)
-            .fetch_optional(&self.pool)
-            .await
+    ) -> Result<Option<(String, Option<String>)>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT preview_key, preview_sha256 FROM cases WHERE id = $1 AND preview_key IS NOT NULL",
+        )
+        .bind(case_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| (r.get(0), r.get(1))))
     }
 
     /// Whether an officer's annotation was already recorded (checked before its photo is

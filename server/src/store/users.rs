@@ -132,19 +132,9 @@ impl Store {
             .await?
             .rows_affected()
             == 1;
-        if done {
-            end_sessions_in(&mut tx, username).await?;
-            self.audit_in(
-                &mut tx,
-                actor,
-                "user.role",
-                &format!("user:{username}"),
-                &serde_json::json!({"role": role.as_str(), "bay": bay}),
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(done)
+        let detail = serde_json::json!({"role": role.as_str(), "bay": bay});
+        self.user_changed(tx, done, true, actor, username, "user.role", &detail)
+            .await
     }
 
     /// Disables or enables a user; disabling ends their sessions and API tokens at once.
@@ -163,21 +153,14 @@ impl Store {
             .await?
             .rows_affected()
             == 1;
-        if done {
-            if disabled {
-                end_sessions_in(&mut tx, username).await?;
-            }
-            let action = if disabled {
-                "user.disable"
-            } else {
-                "user.enable"
-            };
-            let subject = format!("user:{username}");
-            self.audit_in(&mut tx, actor, action, &subject, &serde_json::json!({}))
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(done)
+        let action = if disabled {
+            "user.disable"
+        } else {
+            "user.enable"
+        };
+        let detail = serde_json::json!({});
+        self.user_changed(tx, done, disabled, actor, username, action, &detail)
+            .await
     }
 
     /// Sets a user's password (an admin's reset, or the user's own change); ends the user's
@@ -198,10 +181,30 @@ impl Store {
             .await?
             .rows_affected()
             == 1;
+        let detail = serde_json::json!({});
+        self.user_changed(tx, done, true, actor, username, action, &detail)
+            .await
+    }
+
+    /// The end of every change to a user: if the user exists (`done`), their sessions end
+    /// (when `end_sessions`) and the change is audited as `action`; then it commits.
+    #[allow(clippy::too_many_arguments)]
+    async fn user_changed(
+        &self,
+        mut tx: sqlx::Transaction<'static, sqlx::Any>,
+        done: bool,
+        end_sessions: bool,
+        actor: &str,
+        username: &str,
+        action: &str,
+        detail: &serde_json::Value,
+    ) -> Result<bool, sqlx::Error> {
         if done {
-            end_sessions_in(&mut tx, username).await?;
+            if end_sessions {
+                end_sessions_in(&mut tx, username).await?;
+            }
             let subject = format!("user:{username}");
-            self.audit_in(&mut tx, actor, action, &subject, &serde_json::json!({}))
+            self.audit_in(&mut tx, actor, action, &subject, detail)
                 .await?;
         }
         tx.commit().await?;
