@@ -56,11 +56,10 @@ pub async fn open(backend: &str) -> (tempfile::TempDir, Store) {
 
 /// Adds a user and returns a session token for them.
 pub async fn user(store: &Store, name: &str, role: Role, bay: Option<&str>) -> String {
-    let id = store
+    store
         .add_user("test", name, "correct horse battery", role, bay)
         .await
         .unwrap();
-    let _ = id;
     let (user, _) = store.user_by_name(name).await.unwrap().unwrap();
     store.new_session(&user).await.unwrap()
 }
