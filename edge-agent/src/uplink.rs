@@ -296,12 +296,6 @@ impl Uplink {
             .await
         {
             Ok(n) => n,
-            // The server holds its evidence for this case already (a decision came first, say):
-            // the report stands, the refusal is logged, the image stays here.
-            Err(Attempt::Refused(why)) if why.starts_with("preview: HTTP 409") => {
-                tracing::warn!(scan_id = %pending.scan_id, "full-resolution preview not stored: {why}");
-                0
-            }
             Err(a) => return a,
         };
         for layer in LAYERS {
@@ -361,6 +355,14 @@ impl Uplink {
             .await;
         match answer {
             Ok(r) if r.status().is_success() => Ok(len),
+            // The server keeps the evidence it holds for this case (another image in this slot,
+            // or a decision came first): the report stands, the answer is logged, the image
+            // stays here.
+            Ok(r) if r.status() == StatusCode::CONFLICT => {
+                let body = r.text().await.unwrap_or_default();
+                tracing::warn!(scan_id = %pending.scan_id, "{what} not stored: HTTP 409: {body}");
+                Ok(0)
+            }
             Ok(r) => {
                 let status = r.status();
                 let body = r.text().await.unwrap_or_default();
