@@ -170,6 +170,29 @@ pub struct ServerConfig {
     /// through weak links.
     #[serde(default = "default_request_timeout_secs")]
     pub request_timeout_secs: u64,
+    /// PEM file of the CA(s) that sign the server's certificate (a customs network's own);
+    /// without it, the system's CAs are trusted.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// sha256 fingerprints of the server certificates to accept (any of them; two during a
+    /// renewal), on top of the CA check: `openssl x509 -noout -fingerprint -sha256`.
+    #[serde(default)]
+    pub pin_sha256: Vec<String>,
+    /// Allows plain `http://` to a server on another machine. Off: only loopback may be plain.
+    #[serde(default)]
+    pub allow_insecure_http: bool,
+}
+
+impl ServerConfig {
+    /// The TLS client configuration for an `https://` server; none for plain HTTP.
+    pub fn tls(&self) -> Result<Option<baylens_tls::rustls::ClientConfig>, AgentError> {
+        if !self.url.starts_with("https://") {
+            return Ok(None);
+        }
+        baylens_tls::client::client_config(self.ca_file.as_deref(), &self.pin_sha256)
+            .map(Some)
+            .map_err(|e| AgentError::Config(format!("server TLS: {e}")))
+    }
 }
 
 /// Prefix of environment variables that override config keys (`BAYLENS_AGENT__SERVER__URL`).
@@ -256,12 +279,18 @@ impl AgentConfig {
     /// Parses a TOML document.
     pub fn from_toml(text: &str) -> Result<Self, AgentError> {
         let config: Self = toml::from_str(text).map_err(|e| AgentError::Config(e.to_string()))?;
-        if !(config.server.url.starts_with("http://") || config.server.url.starts_with("https://"))
+        baylens_tls::client::check_scheme(&config.server.url, config.server.allow_insecure_http)
+            .map_err(|e| AgentError::Config(e.to_string()))?;
+        if !config.server.url.starts_with("https://")
+            && (config.server.ca_file.is_some() || !config.server.pin_sha256.is_empty())
         {
-            return Err(AgentError::Config(format!(
-                "server.url {:?} must start with http:// or https://",
-                config.server.url
-            )));
+            return Err(AgentError::Config(
+                "server.ca_file and server.pin_sha256 need an https:// server.url".into(),
+            ));
+        }
+        for pin in &config.server.pin_sha256 {
+            baylens_tls::parse_pin(pin)
+                .map_err(|e| AgentError::Config(format!("server.pin_sha256: {e}")))?;
         }
         if config.poll_interval_ms == 0
             || config.model_threads == 0

@@ -21,7 +21,7 @@ enum Command {
         /// TOML configuration (see config/agent.example.toml).
         #[arg(long, env = "BAYLENS_AGENT_CONFIG")]
         config: PathBuf,
-        /// Override one key of the file, e.g. `--set server.url=http://10.0.0.5:8080` or
+        /// Override one key of the file, e.g. `--set server.url=https://10.0.0.5:8443` or
         /// `--set lanes.red=0.6` (repeatable). Environment variables `BAYLENS_AGENT__KEY`
         /// (`__` between levels: `BAYLENS_AGENT__SERVER__URL`) override too; flags win.
         #[arg(long = "set", value_name = "KEY=VALUE")]

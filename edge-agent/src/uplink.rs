@@ -27,6 +27,7 @@ use tokio::sync::Notify;
 use baylens_protocol::release::ModelRelease;
 
 use crate::AgentError;
+use crate::config::ServerConfig;
 use crate::declarations::{DeclarationCache, SyncAnswer};
 use crate::outbox::{LAYERS, Outbox, Pending, THUMB_FILE};
 
@@ -99,9 +100,35 @@ impl Uplink {
     /// `timeout` without a byte moving, and for the whole exchange `timeout` plus the time the
     /// body takes at [`MIN_BYTES_PER_SEC`].
     pub fn new(base: &str, token: String, timeout: Duration) -> Result<Self, AgentError> {
-        let client = reqwest::Client::builder()
+        Self::build(base, token, timeout, None)
+    }
+
+    /// A client for the configured server: over TLS with the configured trust when its URL is
+    /// `https://`.
+    pub fn for_server(server: &ServerConfig, token: String) -> Result<Self, AgentError> {
+        Self::build(
+            &server.url,
+            token,
+            Duration::from_secs(server.request_timeout_secs),
+            server.tls()?,
+        )
+    }
+
+    fn build(
+        base: &str,
+        token: String,
+        timeout: Duration,
+        tls: Option<baylens_tls::rustls::ClientConfig>,
+    ) -> Result<Self, AgentError> {
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5).min(timeout))
             .read_timeout(timeout)
+            // The token goes to the configured server only, never to where it redirects.
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(tls) = tls {
+            builder = builder.use_preconfigured_tls(tls);
+        }
+        let client = builder
             .build()
             .map_err(|e| AgentError::Config(format!("HTTP client: {e}")))?;
         Ok(Self {

@@ -40,6 +40,8 @@ pub enum Role {
     Admin,
     /// Partner agency: read-only on shared cases.
     Agency,
+    /// Prometheus scrapers: reads `/metrics`, nothing else.
+    Metrics,
 }
 
 impl Role {
@@ -50,6 +52,7 @@ impl Role {
             "supervisor" => Some(Self::Supervisor),
             "admin" => Some(Self::Admin),
             "agency" => Some(Self::Agency),
+            "metrics" => Some(Self::Metrics),
             _ => None,
         }
     }
@@ -61,6 +64,7 @@ impl Role {
             Self::Supervisor => "supervisor",
             Self::Admin => "admin",
             Self::Agency => "agency",
+            Self::Metrics => "metrics",
         }
     }
 }
@@ -216,8 +220,8 @@ impl Principal {
         }
     }
 
-    /// The user, or 403 for an agent.
-    pub fn user(self) -> Result<User, ApiError> {
+    /// The user of any role (their own session and password), or 403 for an agent.
+    pub fn any_user(self) -> Result<User, ApiError> {
         match self {
             Principal::User(u) => Ok(u),
             Principal::Agent(_) => Err(ApiError::Forbidden(
@@ -226,9 +230,20 @@ impl Principal {
         }
     }
 
+    /// A user who works with cases: 403 for an agent and for the `metrics` role.
+    pub fn user(self) -> Result<User, ApiError> {
+        let user = self.any_user()?;
+        if user.role == Role::Metrics {
+            return Err(ApiError::Forbidden(
+                "the metrics role reads /metrics only".into(),
+            ));
+        }
+        Ok(user)
+    }
+
     /// The user if their role is one of `roles`, else 403.
     pub fn user_with(self, roles: &[Role]) -> Result<User, ApiError> {
-        let user = self.user()?;
+        let user = self.any_user()?;
         if roles.contains(&user.role) {
             Ok(user)
         } else {

@@ -88,6 +88,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/api/v1/users/{username}/disabled"),
     ("PUT", "/api/v1/users/{username}/password"),
     ("PUT", "/api/v1/session/password"),
+    ("GET", "/api/v1/tokens"),
+    ("DELETE", "/api/v1/tokens/{token_id}"),
     ("GET", "/api/v1/audit"),
     ("GET", "/api/v1/audit/verify"),
     ("GET", "/api/v1/release-times"),
@@ -247,14 +249,13 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// Serves the application on `listener` until `shutdown` resolves; in-flight requests finish.
+/// Over TLS when `tls` is given (`--tls-cert/--tls-key`); handlers see the peer's address
+/// either way (it feeds the per-address login limit).
 pub async fn run(
     listener: TcpListener,
+    tls: Option<Arc<baylens_tls::rustls::ServerConfig>>,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // The peer address feeds the per-address login limit.
-    let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await
+    baylens_tls::server::serve(listener, tls, app(state), shutdown).await
 }

@@ -52,6 +52,13 @@ enum Command {
         /// every login comes from the proxy's address: raise this there).
         #[arg(long, env = "BAYLENS_LOGIN_ATTEMPTS_PER_ADDRESS", default_value_t = 30)]
         login_attempts_per_address: u32,
+        /// Serve HTTPS with this PEM certificate chain (leaf first), so a small site needs no
+        /// separate TLS terminator. Needs --tls-key.
+        #[arg(long, env = "BAYLENS_TLS_CERT", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, env = "BAYLENS_TLS_KEY", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Manage users.
     User {
@@ -119,7 +126,7 @@ enum UserCommand {
         /// Login name.
         #[arg(long)]
         username: String,
-        /// officer, supervisor, admin or agency.
+        /// officer, supervisor, admin, agency or metrics (Prometheus scrapers: /metrics only).
         #[arg(long)]
         role: String,
         /// The officer's bay.
@@ -140,6 +147,18 @@ enum UserCommand {
         /// Write the token to this file (mode 0600) instead of printing it.
         #[arg(long)]
         token_file: Option<PathBuf>,
+    },
+    /// List live login sessions and API tokens (by id: the first 12 hex digits of their sha256).
+    Tokens {
+        /// Only this user's.
+        #[arg(long)]
+        username: Option<String>,
+    },
+    /// Revoke one session or API token at once, by the id `tokens` lists.
+    RevokeToken {
+        /// The token's id.
+        #[arg(long)]
+        id: String,
     },
 }
 
@@ -196,6 +215,8 @@ async fn main() -> Result<()> {
             lane_yellow,
             lane_red,
             login_attempts_per_address,
+            tls_cert,
+            tls_key,
         } => {
             let lanes = baylens_protocol::risk::LaneThresholds {
                 yellow: lane_yellow,
@@ -203,6 +224,18 @@ async fn main() -> Result<()> {
             };
             lanes.validate()?;
             store.lanes = lanes;
+            let tls = match (&tls_cert, &tls_key) {
+                (Some(cert), Some(key)) => Some(
+                    baylens_tls::server::server_config(cert, key)
+                        .context("setting up TLS (--tls-cert/--tls-key)")?,
+                ),
+                _ => None,
+            };
+            if tls.is_none() && !demo {
+                tracing::warn!(
+                    "serving plain HTTP: put a TLS terminator in front, or give --tls-cert and --tls-key"
+                );
+            }
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("binding {listen}"))?;
@@ -217,18 +250,20 @@ async fn main() -> Result<()> {
                 );
             }
             let settings = Settings {
-                secure_cookies: !demo,
+                secure_cookies: !demo || tls.is_some(),
                 login_attempts_per_address,
                 ..Settings::default()
             };
             tracing::info!(
                 backend = ?store.backend,
                 demo,
-                "listening on http://{}",
+                "listening on {}://{}",
+                if tls.is_some() { "https" } else { "http" },
                 listener.local_addr()?
             );
             run(
                 listener,
+                tls,
                 AppState::with_settings(store, settings),
                 shutdown_signal(),
             )
@@ -268,6 +303,29 @@ async fn main() -> Result<()> {
                 None => println!("API token for {username} (shown once): {token}"),
             }
         }
+        Command::User {
+            command: UserCommand::Tokens { username },
+        } => {
+            for t in store.list_tokens(username.as_deref()).await? {
+                println!(
+                    "{}  {:<5}  {:<20}  issued {}  expires {}",
+                    t.id, t.kind, t.username, t.created_at, t.expires_at
+                );
+            }
+        }
+        Command::User {
+            command: UserCommand::RevokeToken { id },
+        } => match store.revoke_token("cli", &id).await? {
+            baylens_server::store::tokens::Revoked::Done { username, kind } => {
+                println!("revoked {kind} token {id} of {username}");
+            }
+            baylens_server::store::tokens::Revoked::NotFound => {
+                bail!("no live token has id {id} (see `server user tokens`)")
+            }
+            baylens_server::store::tokens::Revoked::Ambiguous => {
+                bail!("several live tokens share id {id}: disable and re-enable the user instead")
+            }
+        },
         Command::Model {
             command: ModelCommand::Keygen { secret_file },
         } => {

@@ -357,3 +357,152 @@ async fn admins_disable_users_and_reset_passwords_and_users_change_their_own() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_audit_page_check_hashes_only_what_is_new_and_still_catches_edits() {
+    use baylens_server::store::AuditVerdict;
+    let (_d, state) = state().await;
+    let store = &state.store;
+    for i in 0..20 {
+        store
+            .audit(
+                "test",
+                "test.entry",
+                &format!("n:{i}"),
+                &serde_json::json!({}),
+            )
+            .await
+            .unwrap();
+    }
+    // The first check walks the whole chain; the next ones only what was appended.
+    let first = store.verify_audit_recent().await.unwrap();
+    assert!(first.full && first.checked == 20, "{first:?}");
+    for i in 20..23 {
+        store
+            .audit(
+                "test",
+                "test.entry",
+                &format!("n:{i}"),
+                &serde_json::json!({}),
+            )
+            .await
+            .unwrap();
+    }
+    let next = store.verify_audit_recent().await.unwrap();
+    assert!(!next.full, "{next:?}");
+    assert_eq!(
+        next.checked, 4,
+        "the last checked row and the three new ones"
+    );
+    assert!(matches!(
+        next.verdict,
+        AuditVerdict::Intact { rows: 23, .. }
+    ));
+
+    // A new row edited before anyone looked is caught...
+    store
+        .audit("test", "test.entry", "n:23", &serde_json::json!({}))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit_log SET subject = 'n:forged' WHERE seq = 24")
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    let edited = store.verify_audit_recent().await.unwrap();
+    assert!(
+        matches!(edited.verdict, AuditVerdict::Broken { seq: 24, .. }),
+        "{edited:?}"
+    );
+    sqlx::query("UPDATE audit_log SET subject = 'n:23' WHERE seq = 24")
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.verify_audit_recent().await.unwrap().verdict,
+        AuditVerdict::Intact { rows: 24, .. }
+    ));
+    // ...and so is an edit of the row the check resumes from.
+    sqlx::query("UPDATE audit_log SET detail = '{\"x\":1}' WHERE seq = 24")
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    let resumed = store.verify_audit_recent().await.unwrap();
+    assert!(
+        matches!(resumed.verdict, AuditVerdict::Broken { seq: 24, .. }),
+        "{resumed:?}"
+    );
+    // The full walk (CLI, API) sees it too.
+    assert!(matches!(
+        store.verify_audit().await.unwrap(),
+        AuditVerdict::Broken { seq: 24, .. }
+    ));
+}
+
+#[tokio::test]
+async fn admins_list_and_revoke_tokens_one_by_one_and_scrapers_read_only_metrics() {
+    let (_d, state) = state().await;
+    let store = &state.store;
+    let admin = common::user(store, "root", Role::Admin, None).await;
+    let scraper_session = common::user(store, "prometheus", Role::Metrics, None).await;
+    let scraper = store
+        .new_api_token("test", "prometheus", 30)
+        .await
+        .unwrap()
+        .unwrap();
+    let get = |path: &'static str, token: String| {
+        let state = state.clone();
+        async move { call(&state, "GET", path, Some(&token), None, Body::empty()).await }
+    };
+
+    // The scraper's role reads /metrics and nothing else.
+    assert_eq!(
+        get("/metrics", scraper.clone()).await.status,
+        StatusCode::OK
+    );
+    let cases = get("/api/v1/cases", scraper.clone()).await;
+    assert_eq!(cases.status, StatusCode::FORBIDDEN, "{}", cases.text);
+    assert!(cases.text.contains("metrics role"), "{}", cases.text);
+    assert_eq!(
+        get("/api/v1/tokens", scraper.clone()).await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    // An admin sees both of the scraper's tokens, by id, never the tokens themselves.
+    let listed = get("/api/v1/tokens?user=prometheus", admin.clone()).await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.text);
+    assert!(!listed.text.contains(&scraper) && !listed.text.contains(&scraper_session));
+    let tokens: Vec<serde_json::Value> = serde_json::from_str(&listed.text).unwrap();
+    assert_eq!(tokens.len(), 2, "{tokens:?}");
+    let id = baylens_server::auth::hash_token(&scraper)[..12].to_owned();
+    let api = tokens.iter().find(|t| t["id"] == id.as_str()).unwrap();
+    assert_eq!(api["kind"], "api");
+    assert_eq!(api["username"], "prometheus");
+
+    // Revoking one stops it at once and leaves the other; it is audited.
+    let revoke = |id: String| {
+        let (state, admin) = (state.clone(), admin.clone());
+        async move {
+            let path = format!("/api/v1/tokens/{id}");
+            call(&state, "DELETE", &path, Some(&admin), None, Body::empty()).await
+        }
+    };
+    assert_eq!(revoke(id.clone()).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        get("/metrics", scraper).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        get("/metrics", scraper_session).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(revoke(id.clone()).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        revoke("not-an-id".into()).await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let audit = store.audit_entries(None, 10).await.unwrap();
+    let entry = audit.iter().find(|e| e.action == "token.revoke").unwrap();
+    assert_eq!(entry.actor, "user:root");
+    assert_eq!(entry.subject, "user:prometheus");
+    assert_eq!(entry.detail["token_sha256_prefix"], id.as_str());
+}

@@ -404,6 +404,24 @@ async fn readiness_reflects_the_database() {
             .status,
         StatusCode::OK
     );
+    // A signed-in admin gets every check, as JSON.
+    state
+        .store
+        .add_user("test", "root", "a-long-admin-password", Role::Admin, None)
+        .await
+        .unwrap();
+    let admin = state
+        .store
+        .new_api_token("test", "root", 1)
+        .await
+        .unwrap()
+        .unwrap();
+    let detail = call(&state, "GET", "/readyz", Some(&admin), None, Body::empty()).await;
+    assert_eq!(detail.status, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&detail.text).unwrap();
+    assert_eq!(v["ready"], true, "{v}");
+    assert_eq!(v["checks"]["database"]["ok"], true, "{v}");
+    assert_eq!(v["checks"]["images"]["ok"], true, "{v}");
     state.store.pool.close().await;
     let down = call(&state, "GET", "/readyz", None, None, Body::empty()).await;
     assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE);

@@ -23,6 +23,7 @@ const CALLERS: &[&str] = &[
     "admin",
     "agency-shared",
     "agency-not-shared",
+    "metrics",
 ];
 
 /// Who may call each route (everyone else: 401 or 403).
@@ -35,14 +36,25 @@ fn allowed(method: &str, path: &str) -> &'static [&'static str] {
         "agency-shared",
         "agency-not-shared",
     ];
+    // Every signed-in user, the scrapers' read-only role included (their own session only).
+    const SIGNED_IN: &[&str] = &[
+        "officer",
+        "officer-other-bay",
+        "supervisor",
+        "admin",
+        "agency-shared",
+        "agency-not-shared",
+        "metrics",
+    ];
     const CUSTOMS: &[&str] = &["officer", "officer-other-bay", "supervisor", "admin"];
     const CASE_READERS: &[&str] = &["officer", "supervisor", "admin", "agency-shared"];
     match (method, path) {
         ("GET", "/healthz") | ("GET", "/readyz") | ("POST", "/api/v1/session") => CALLERS,
-        ("GET", "/metrics") => &["admin"],
+        ("GET", "/metrics") => &["admin", "metrics"],
         ("GET", "/api/v1/openapi.json")
         | ("DELETE", "/api/v1/session")
-        | ("PUT", "/api/v1/session/password") => USERS,
+        | ("PUT", "/api/v1/session/password") => SIGNED_IN,
+        ("GET", "/api/v1/tokens") | ("DELETE", "/api/v1/tokens/{token_id}") => &["admin"],
         ("POST", "/api/v1/reports")
         | ("PUT", "/api/v1/scans/{scan_id}/preview")
         | ("PUT", "/api/v1/scans/{scan_id}/layers/{layer}")
@@ -81,6 +93,8 @@ struct Fixture {
     state: AppState,
     tokens: std::collections::HashMap<&'static str, String>,
     case_id: i64,
+    /// A live API token's id (for `DELETE /api/v1/tokens/{token_id}`).
+    token_id: String,
 }
 
 /// The model file the fixture publishes.
@@ -120,6 +134,7 @@ async fn fixture() -> Fixture {
         ("admin", Role::Admin, None),
         ("agency-shared", Role::Agency, None),
         ("agency-not-shared", Role::Agency, None),
+        ("metrics", Role::Metrics, None),
     ] {
         tokens.insert(name, common::user(&store, name, role, bay).await);
     }
@@ -130,6 +145,12 @@ async fn fixture() -> Fixture {
         .await
         .unwrap();
     tokens.insert("expired-session", expired);
+    let scraper = store
+        .new_api_token("test", "agency-not-shared", 1)
+        .await
+        .unwrap()
+        .unwrap();
+    let token_id = baylens_server::auth::hash_token(&scraper)[..12].to_owned();
     store
         .lodge_declaration(
             "test",
@@ -183,6 +204,7 @@ async fn fixture() -> Fixture {
         state,
         tokens,
         case_id,
+        token_id,
     }
 }
 
@@ -198,11 +220,12 @@ fn png() -> Vec<u8> {
 fn request(
     method: &str,
     path: &str,
-    case_id: i64,
+    f: &Fixture,
     n: usize,
 ) -> (String, Option<&'static str>, Vec<u8>) {
     let path = path
-        .replace("{id}", &case_id.to_string())
+        .replace("{id}", &f.case_id.to_string())
+        .replace("{token_id}", &f.token_id)
         .replace("{scan_id}", "bay-1-1")
         .replace("{reference}", "R-1")
         .replace("{layer}", "heat")
@@ -275,7 +298,7 @@ async fn every_route_answers_every_caller_as_the_matrix_says() {
         let (refused, ok): (Vec<&str>, Vec<&str>) =
             CALLERS.iter().partition(|c| !allow.contains(c));
         for (n, caller) in refused.iter().chain(ok.iter()).enumerate() {
-            let (path, ct, body) = request(method, route, f.case_id, n);
+            let (path, ct, body) = request(method, route, &f, n);
             let token = f.tokens.get(caller).map(String::as_str);
             let r = call(&f.state, method, &path, token, ct, body).await;
             let expected_ok = allow.contains(caller);

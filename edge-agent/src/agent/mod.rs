@@ -36,7 +36,9 @@ pub async fn run(
     config: AgentConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AgentError> {
-    let token = config.token()?;
+    // One client for every exchange with the server, its TLS trust set up once (a wrong CA
+    // file or pin stops the agent here, before it takes a scan).
+    let uplink = Uplink::for_server(&config.server, config.token()?)?;
     let outbox = Outbox::open(&config.data_dir).await?;
     let mut folder = DropFolder::open(&config.drop_dir)?;
     let models_dir = config.models_dir.clone();
@@ -72,11 +74,7 @@ pub async fn run(
     let bay = BayState::new();
     let annotations = AnnotationStore::new(outbox.pool().clone());
     let annotation_task = {
-        let client = Uplink::new(
-            &config.server.url,
-            config.token()?,
-            Duration::from_secs(config.server.request_timeout_secs),
-        )?;
+        let client = uplink.clone();
         let annotations = annotations.clone();
         let stop = stop_rx.clone();
         let max_backoff = Duration::from_secs(config.server.max_backoff_secs);
@@ -84,6 +82,7 @@ pub async fn run(
     };
     let tablet_task = match &config.tablet {
         Some(tablet) => {
+            let tls = tablet.tls().map_err(AgentError::Config)?;
             let listener = tokio::net::TcpListener::bind(tablet.listen)
                 .await
                 .map_err(|e| AgentError::Io {
@@ -91,7 +90,8 @@ pub async fn run(
                     source: e,
                 })?;
             tracing::info!(
-                "officers' tablet page on http://{}",
+                "officers' tablet page on {}://{}",
+                if tls.is_some() { "https" } else { "http" },
                 listener
                     .local_addr()
                     .map_err(AgentError::io("tablet address"))?
@@ -101,6 +101,7 @@ pub async fn run(
             let mut stop = stop_rx.clone();
             Some(tokio::spawn(crate::tablet::serve(
                 listener,
+                tls,
                 state,
                 async move {
                     let _ = stop.wait_for(|s| *s).await;
@@ -111,11 +112,7 @@ pub async fn run(
     };
     let uplink_task = {
         let outbox = outbox.clone();
-        let client = Uplink::new(
-            &config.server.url,
-            token,
-            Duration::from_secs(config.server.request_timeout_secs),
-        )?;
+        let client = uplink.clone();
         let wake = wake.clone();
         let mut stop = stop_rx.clone();
         let max_backoff = Duration::from_secs(config.server.max_backoff_secs);
@@ -129,11 +126,7 @@ pub async fn run(
 
     let heartbeat_task = {
         let outbox = outbox.clone();
-        let client = Uplink::new(
-            &config.server.url,
-            config.token()?,
-            Duration::from_secs(config.server.request_timeout_secs),
-        )?;
+        let client = uplink.clone();
         let running_sha = running_sha.clone();
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
@@ -161,11 +154,7 @@ pub async fn run(
 
     let sync_task = {
         let cache = cache.clone();
-        let client = Uplink::new(
-            &config.server.url,
-            config.token()?,
-            Duration::from_secs(config.server.request_timeout_secs),
-        )?;
+        let client = uplink.clone();
         let mut stop = stop_rx.clone();
         let every = Duration::from_secs(config.declaration_sync_secs);
         tokio::spawn(async move {
@@ -198,11 +187,7 @@ pub async fn run(
 
     let update_task = match config.model_updates.clone() {
         Some(updates) => {
-            let client = Uplink::new(
-                &config.server.url,
-                config.token()?,
-                Duration::from_secs(config.server.request_timeout_secs),
-            )?;
+            let client = uplink.clone();
             let (next_model, running_sha) = (next_model.clone(), running_sha.clone());
             let data_dir = config.data_dir.clone();
             let stop = stop_rx.clone();

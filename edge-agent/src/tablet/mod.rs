@@ -64,6 +64,13 @@ pub struct TabletConfig {
     /// does not keep the last officer signed in).
     #[serde(default = "default_idle_minutes")]
     pub idle_minutes: u64,
+    /// Serve the page over HTTPS with this PEM certificate chain (needs `tls_key`); the
+    /// session cookie is then `Secure` and named `__Host-baylens_tablet`.
+    #[serde(default)]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of `tls_cert`.
+    #[serde(default)]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 fn default_idle_minutes() -> u64 {
@@ -104,7 +111,39 @@ impl TabletConfig {
         if self.session_hours == 0 || self.idle_minutes == 0 {
             return Err("tablet.session_hours and tablet.idle_minutes must be positive".into());
         }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err("tablet.tls_cert and tablet.tls_key go together".into());
+        }
         Ok(())
+    }
+
+    /// The TLS configuration of the page, when it serves HTTPS.
+    pub fn tls(&self) -> Result<Option<Arc<baylens_tls::rustls::ServerConfig>>, String> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => baylens_tls::server::server_config(cert, key)
+                .map(Some)
+                .map_err(|e| format!("tablet TLS: {e}")),
+            _ => Ok(None),
+        }
+    }
+
+    /// The session cookie's name: with the `__Host-` prefix over HTTPS, so that nothing but
+    /// this origin, over TLS, can set it.
+    fn cookie_name(&self) -> &'static str {
+        if self.tls_cert.is_some() {
+            "__Host-baylens_tablet"
+        } else {
+            "baylens_tablet"
+        }
+    }
+
+    /// The session cookie's attributes.
+    fn cookie_attributes(&self) -> &'static str {
+        if self.tls_cert.is_some() {
+            "HttpOnly; SameSite=Strict; Path=/; Secure"
+        } else {
+            "HttpOnly; SameSite=Strict; Path=/"
+        }
     }
 }
 
@@ -187,7 +226,7 @@ impl TabletState {
                 .officer_for_code(code)
                 .ok_or_else(|| ApiError(StatusCode::UNAUTHORIZED, "unknown access code".into()));
         }
-        let token = session_token(headers).ok_or_else(|| {
+        let token = session_token(headers, self.config.cookie_name()).ok_or_else(|| {
             ApiError(
                 StatusCode::UNAUTHORIZED,
                 "sign in with your access code first".into(),
@@ -207,14 +246,14 @@ impl TabletState {
     }
 }
 
-/// The session token in a request's cookie.
-fn session_token(headers: &HeaderMap) -> Option<&str> {
+/// The session token in a request's cookie called `name`.
+fn session_token<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .find_map(|c| c.trim().strip_prefix("baylens_tablet="))
+        .find_map(|c| c.trim().strip_prefix(name)?.strip_prefix('='))
 }
 
 /// An error answer: status and `{"error": …}`.
@@ -255,15 +294,14 @@ pub fn router(state: TabletState) -> Router {
         .with_state(state)
 }
 
-/// Serves until `shutdown` resolves.
+/// Serves until `shutdown` resolves, over TLS when `tls` is given.
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    tls: Option<Arc<baylens_tls::rustls::ServerConfig>>,
     state: TabletState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    baylens_tls::server::serve(listener, tls, router(state), shutdown).await
 }
 
 #[derive(Deserialize)]
@@ -289,7 +327,9 @@ async fn sign_in(State(s): State<TabletState>, body: Bytes) -> Result<Response, 
     let token = s.sessions.open(&officer);
     let hours = s.config.session_hours;
     let cookie = format!(
-        "baylens_tablet={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+        "{}={token}; {}; Max-Age={}",
+        s.config.cookie_name(),
+        s.config.cookie_attributes(),
         hours * 3600
     );
     let mut r = Json(json!({"officer": officer})).into_response();
@@ -301,14 +341,18 @@ async fn sign_in(State(s): State<TabletState>, body: Bytes) -> Result<Response, 
 
 /// Signs the tablet out: the session ends and the cookie is cleared.
 async fn sign_out(State(s): State<TabletState>, headers: HeaderMap) -> Response {
-    if let Some(token) = session_token(&headers) {
+    if let Some(token) = session_token(&headers, s.config.cookie_name()) {
         s.sessions.close(token);
     }
     let mut r = StatusCode::NO_CONTENT.into_response();
-    r.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static("baylens_tablet=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+    let cleared = format!(
+        "{}=; {}; Max-Age=0",
+        s.config.cookie_name(),
+        s.config.cookie_attributes()
     );
+    if let Ok(v) = HeaderValue::from_str(&cleared) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
     r
 }
 

@@ -33,7 +33,7 @@ pub fn router() -> Router<AppState> {
 pub const OPENAPI: &str = include_str!("../../openapi.json");
 
 async fn openapi(principal: Principal) -> Result<Response> {
-    principal.user()?;
+    principal.any_user()?;
     Ok(([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response())
 }
 
@@ -59,7 +59,7 @@ struct NewUser {
 pub fn role_and_bay(role: &str, bay: Option<&str>) -> Result<Role> {
     let role = Role::parse(role).ok_or_else(|| {
         ApiError::Unprocessable(format!(
-            "unknown role {:?}; use officer, supervisor, admin or agency",
+            "unknown role {:?}; use officer, supervisor, admin, agency or metrics",
             role.chars().take(40).collect::<String>()
         ))
     })?;

@@ -146,7 +146,7 @@ async fn logout(
     principal: Principal,
     headers: HeaderMap,
 ) -> Result<StatusCode> {
-    principal.user()?;
+    principal.any_user()?;
     if let Some(token) = request_token(&headers, state.settings.secure_cookies) {
         state.store.end_session(&token).await?;
     }

@@ -189,6 +189,7 @@ pub fn can_see(user: &User, bay: &str, shared_with_user: bool) -> bool {
         Role::Supervisor | Role::Admin => true,
         Role::Officer => user.bay.as_deref() == Some(bay),
         Role::Agency => shared_with_user,
+        Role::Metrics => false,
     }
 }
 

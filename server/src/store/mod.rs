@@ -21,6 +21,7 @@ pub mod logins;
 pub mod models;
 pub mod queue;
 pub mod stats;
+pub mod tokens;
 pub mod users;
 
 use std::path::Path;
@@ -33,7 +34,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
-pub use audit::{AuditEntry, AuditVerdict};
+pub use audit::{AuditCheck, AuditEntry, AuditVerdict};
 pub use cases::{CaseDetail, CaseEvent, CaseSummary, Decision, Ingested};
 pub use declarations::{DeclarationRow, Lodged};
 pub use queue::{CaseFilter, CaseSort};
@@ -59,6 +60,8 @@ pub struct Store {
     /// Scan images (previews and layers).
     pub images: Arc<dyn ObjectStore>,
     audit_lock: Arc<Mutex<()>>,
+    /// How far this process has found the audit chain intact (see [`Store::verify_audit_recent`]).
+    audit_checkpoint: Arc<Mutex<audit::Checkpoint>>,
     /// The database URL (for PostgreSQL's LISTEN connection).
     url: String,
     /// The group-commit writer of new cases.
@@ -159,6 +162,7 @@ impl Store {
             backend,
             images: Arc::new(images),
             audit_lock: Arc::new(Mutex::new(())),
+            audit_checkpoint: Arc::default(),
             url: url.to_owned(),
             ingest,
             lanes: baylens_protocol::risk::LaneThresholds::default(),

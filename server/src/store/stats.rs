@@ -39,7 +39,7 @@ impl Store {
             (Role::Supervisor | Role::Admin, _) => String::new(),
             (Role::Officer, Some(bay)) => bay.clone(),
             // Agencies see only what is shared with them, case by case; officers need a bay.
-            (Role::Agency, _) | (Role::Officer, None) => return Ok(Vec::new()),
+            (Role::Agency | Role::Metrics, _) | (Role::Officer, None) => return Ok(Vec::new()),
         };
         let rows = sqlx::query(
             "SELECT c.id, c.bay, c.lane, d.lodged_at, c.captured_at, c.received_at, c.decided_at, c.released_at

@@ -27,17 +27,32 @@ pub async fn start_server(dir: &Path) -> Server {
 
 /// A server on `addr` (e.g. a port an agent was configured with before the server existed).
 pub async fn start_server_at(dir: &Path, addr: &str) -> Server {
+    start_server_with(dir, addr, None).await
+}
+
+/// A server on `addr`, over TLS when `tls` is given (its URL is then `https://localhost:…`).
+pub async fn start_server_with(
+    dir: &Path,
+    addr: &str,
+    tls: Option<std::sync::Arc<baylens_tls::rustls::ServerConfig>>,
+) -> Server {
     let store = Store::open(dir).await.unwrap();
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+    let port = listener.local_addr().unwrap().port();
+    let url = match tls {
+        Some(_) => format!("https://localhost:{port}"),
+        None => format!("http://{}", listener.local_addr().unwrap()),
+    };
+    let secure_cookies = tls.is_some();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(baylens_server::run(
         listener,
+        tls,
         // Plain HTTP on loopback, as in the demo: cookies without the Secure flag.
         AppState::with_settings(
             store.clone(),
             baylens_server::Settings {
-                secure_cookies: false,
+                secure_cookies,
                 ..Default::default()
             },
         ),
@@ -219,6 +234,8 @@ pub fn tablet_config(port: u16) -> (edge_agent::tablet::TabletConfig, String) {
             }],
             session_hours: 1,
             idle_minutes: 15,
+            tls_cert: None,
+            tls_key: None,
         },
         code,
     )

@@ -68,6 +68,15 @@ pub(super) async fn login(
         }
         Err(e) => return Err(e),
     };
+    if user.role == crate::auth::Role::Metrics {
+        return Ok((
+            StatusCode::FORBIDDEN,
+            login_page(Some(
+                "This account is for a metrics scraper: it has no pages. Give it an API token (server user token) for /metrics.",
+            )),
+        )
+            .into_response());
+    }
     let token = state.store.new_session(&user).await?;
     let secure = if state.settings.secure_cookies {
         "; Secure"
