@@ -199,6 +199,60 @@ async fn the_live_view_reads_the_code_anchors_the_scan_and_survives_the_camera_g
     assert!(message["primitives"]["findings"].is_array());
     std::mem::drop(ws);
 
+    // Streams opened with a tablet session end when the officer signs out.
+    let signed_in = client
+        .post(format!("{tablet}/api/v1/session"))
+        .json(&serde_json::json!({ "code": officer_code }))
+        .send()
+        .await
+        .unwrap();
+    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
+            "ws://127.0.0.1:{tablet_port}/api/v1/overlay/stream"
+        ))
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("cookie", cookie.parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let mut mjpg = client
+        .get(format!("{tablet}/api/v1/live.mjpg"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mjpg.status(), 200);
+    assert!(ws.next().await.unwrap().unwrap().is_text());
+    assert!(!mjpg.chunk().await.unwrap().unwrap().is_empty());
+    let out = client
+        .delete(format!("{tablet}/api/v1/session"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 204);
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(frame))) => {
+                    return frame.map(|f| u16::from(f.code));
+                }
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .expect("the overlay stream ends after sign-out");
+    assert_eq!(closed, Some(4401));
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while let Ok(Some(_)) = mjpg.chunk().await {}
+    })
+    .await
+    .expect("the MJPEG stream ends after sign-out");
+
     // The officer records a broken seal with a photo; it reaches the case on the server,
     // attributed to the officer.
     let photo = base64::engine::general_purpose::STANDARD.encode(&jpg);

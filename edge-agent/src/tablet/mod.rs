@@ -23,8 +23,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -35,12 +34,15 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::annotations::{Annotation, AnnotationStore};
-use crate::bay::{BayState, LiveFrame};
+use crate::bay::BayState;
 
-/// The page.
+mod live;
 mod sessions;
+
+pub use live::stream_message;
 use sessions::Sessions;
 
+/// The page.
 const PAGE: &str = include_str!("../../assets/tablet.html");
 /// The overlay stream's JSON schema.
 pub const STREAM_SCHEMA: &str = include_str!("../../assets/overlay-stream.schema.json");
@@ -244,6 +246,15 @@ impl TabletState {
     fn officer(&self, headers: &HeaderMap) -> Result<String, ApiError> {
         self.officer_of(headers, false)
     }
+
+    /// Whether the credentials of `headers` still hold, for a stream that outlives its
+    /// request: a session cookie ends with sign-out or the idle timeout (watching is not
+    /// activity); a headset's access code holds while the config names it.
+    fn still_signed_in(&self, headers: &HeaderMap) -> impl Fn() -> bool + Send + Sync + 'static {
+        let state = self.clone();
+        let headers = headers.clone();
+        move || state.officer_of(&headers, false).is_ok()
+    }
 }
 
 /// The session token in a request's cookie called `name`.
@@ -284,9 +295,9 @@ pub fn router(state: TabletState) -> Router {
         .route("/api/v1/session/activity", post(activity))
         .route("/api/v1/bay", get(bay))
         .route("/api/v1/scans/{scan_id}/layers/{layer}", get(layer))
-        .route("/api/v1/live.jpg", get(live_jpg))
-        .route("/api/v1/live.mjpg", get(live_mjpg))
-        .route("/api/v1/overlay/stream", get(stream))
+        .route("/api/v1/live.jpg", get(live::live_jpg))
+        .route("/api/v1/live.mjpg", get(live::live_mjpg))
+        .route("/api/v1/overlay/stream", get(live::stream))
         .route(
             "/api/v1/scans/{scan_id}/annotations",
             post(annotate).layer(DefaultBodyLimit::max(MAX_ANNOTATION_BYTES)),
@@ -455,144 +466,6 @@ async fn layer(
         png.clone(),
     )
         .into_response())
-}
-
-fn no_frame(s: &TabletState) -> ApiError {
-    let camera = s.bay.camera();
-    let why = if !s.camera_built {
-        "this agent was built without camera support".to_owned()
-    } else if camera.state == "off" && camera.source.is_none() {
-        "no camera is configured ([camera] in the agent's config)".to_owned()
-    } else {
-        format!(
-            "no camera frame yet (camera {}{})",
-            camera.state,
-            camera.error.map(|e| format!(": {e}")).unwrap_or_default()
-        )
-    };
-    ApiError(StatusCode::SERVICE_UNAVAILABLE, why)
-}
-
-async fn live_jpg(State(s): State<TabletState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    s.officer(&headers)?;
-    let f = s.bay.frame().ok_or_else(|| no_frame(&s))?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "image/jpeg"),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        f.jpeg.clone(),
-    )
-        .into_response())
-}
-
-async fn live_mjpg(State(s): State<TabletState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    s.officer(&headers)?;
-    let rx = s.bay.frames();
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.changed().await.ok()?;
-        let frame = rx.borrow_and_update().clone()?;
-        let mut part = format!(
-            "--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
-            frame.jpeg.len()
-        )
-        .into_bytes();
-        part.extend_from_slice(&frame.jpeg);
-        part.extend_from_slice(b"\r\n");
-        Some((Ok::<_, std::io::Error>(Bytes::from(part)), rx))
-    });
-    Ok((
-        [
-            (
-                header::CONTENT_TYPE,
-                "multipart/x-mixed-replace; boundary=frame",
-            ),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        Body::from_stream(stream),
-    )
-        .into_response())
-}
-
-/// One overlay-stream message (see `assets/overlay-stream.schema.json`).
-pub fn stream_message(bay: &BayState, frame: &LiveFrame) -> Value {
-    let latest = bay.latest();
-    let scan = latest
-        .as_ref()
-        .filter(|l| frame.scan_id.as_deref() == Some(l.report.scan_id.as_str()));
-    json!({
-        "contract": STREAM_CONTRACT,
-        "seq": frame.seq,
-        "captured_at": frame.captured_at,
-        "frame": {"width": frame.width, "height": frame.height},
-        "face_corners": frame.corners,
-        "homography": frame.homography,
-        "scan": scan.map(|l| json!({
-            "scan_id": l.report.scan_id,
-            "width": l.report.width,
-            "height": l.report.height,
-            "risk": l.report.risk,
-            "lane": l.report.lane,
-        })),
-        "primitives": scan.map(|l| json!({
-            "cargo_space": l.overlay.get("cargo_space"),
-            "expected": l.overlay.get("expected"),
-            "observed": l.overlay.get("observed"),
-            "findings": l.overlay.get("findings"),
-        })),
-        "container_code": bay.code().map(|c| json!({
-            "code": c.reading.code,
-            "check": c.reading.check,
-            "confidence": c.reading.confidence,
-            "best_guess": c.reading.best_guess,
-            "matches_scan": c.matches_scan,
-        })),
-    })
-}
-
-async fn stream(
-    State(s): State<TabletState>,
-    headers: HeaderMap,
-    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
-) -> Result<Response, ApiError> {
-    // Credentials first, so an unauthenticated caller learns nothing but 401.
-    s.officer(&headers)?;
-    let ws = ws.map_err(|e| {
-        ApiError(
-            StatusCode::BAD_REQUEST,
-            format!("this is a WebSocket endpoint: {e}"),
-        )
-    })?;
-    Ok(ws.on_upgrade(move |socket| send_frames(socket, s)))
-}
-
-async fn send_frames(mut socket: WebSocket, s: TabletState) {
-    let mut rx = s.bay.frames();
-    // The current frame first, so a client draws at once.
-    let mut first = rx.borrow_and_update().clone();
-    loop {
-        let frame = match first.take() {
-            Some(f) => f,
-            None => {
-                tokio::select! {
-                    changed = rx.changed() => if changed.is_err() { return },
-                    incoming = socket.recv() => match incoming {
-                        // Clients only listen; a close or an error ends the stream.
-                        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                        Some(Ok(_)) => continue,
-                    },
-                }
-                let Some(f) = rx.borrow_and_update().clone() else {
-                    continue;
-                };
-                f
-            }
-        };
-        let text = stream_message(&s.bay, &frame).to_string();
-        if socket.send(Message::Text(text.into())).await.is_err() {
-            return;
-        }
-    }
 }
 
 async fn annotate(
