@@ -389,7 +389,12 @@ pub fn scrub_password(text: &str, address: &str) -> String {
 fn password_of(address: &str) -> Option<&str> {
     let (_, rest) = address.split_once("://")?;
     let authority = rest.split(['/', '?', '#']).next()?;
-    let (userinfo, _) = authority.rsplit_once('@')?;
+    let userinfo = match authority.rsplit_once('@') {
+        Some((userinfo, _)) => userinfo,
+        // A password with '/', '?' or '#' written unescaped (cameras' set-up pages allow them):
+        // the user info then runs to the last '@'. Redacting too much beats leaking.
+        None => rest.rsplit_once('@')?.0,
+    };
     let (_, password) = userinfo.split_once(':')?;
     (!password.is_empty()).then_some(password)
 }
@@ -408,6 +413,10 @@ mod tests {
         assert_eq!(
             scrub_password("cannot open rtsp://admin:s3cret@10.0.0.9", url),
             "cannot open rtsp://admin:***@10.0.0.9"
+        );
+        assert_eq!(
+            redact_address("rtsp://admin:pa/ss?w#rd@10.0.0.9/stream"),
+            "rtsp://admin:***@10.0.0.9/stream"
         );
         for plain in [
             "v4l2:0",
