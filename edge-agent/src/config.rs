@@ -468,6 +468,8 @@ mod tests {
         let (_, hash) = crate::tablet::new_code();
         let text = include_str!("../../config/agent.example.toml");
         let (head, tail) = text.split_at(text.find("# [camera]").unwrap());
+        // Only the commented-out [camera] and [tablet] sections are filled in.
+        let (tail, server) = tail.split_at(tail.find("\n[server]").unwrap());
         let tail = tail
             .replace("# [camera]", "[camera]")
             .replace("# [tablet]", "[tablet]")
@@ -480,7 +482,8 @@ mod tests {
                     .to_owned()
             })
             .collect::<Vec<_>>()
-            .join("\n");
+            .join("\n")
+            + server;
         let config = AgentConfig::from_toml(&format!("{head}{tail}")).unwrap();
         let camera = config.camera.unwrap();
         assert_eq!(camera.source, "rtsp://10.0.5.20/stream1");
@@ -507,18 +510,18 @@ mod tests {
             [
                 (
                     "BAYLENS_AGENT__SERVER__URL".to_owned(),
-                    "http://10.0.0.5:8080".to_owned(),
+                    "https://10.0.0.5:8443".to_owned(),
                 ),
                 ("BAYLENS_AGENT__LANES__RED".to_owned(), "0.6".to_owned()),
                 ("HOME".to_owned(), "/root".to_owned()),
             ]
             .into_iter(),
         );
-        assert_eq!(env, ["lanes.red=0.6", "server.url=http://10.0.0.5:8080"]);
+        assert_eq!(env, ["lanes.red=0.6", "server.url=https://10.0.0.5:8443"]);
         let mut all = env.clone();
         all.push("bay=BAY07".into());
         let config = AgentConfig::from_toml(&apply_overrides(text, &all).unwrap()).unwrap();
-        assert_eq!(config.server.url, "http://10.0.0.5:8080");
+        assert_eq!(config.server.url, "https://10.0.0.5:8443");
         assert_eq!(config.lanes.red, 0.6);
         assert_eq!(config.bay.as_str(), "BAY07");
         // A misspelt key is refused, as in the file.
