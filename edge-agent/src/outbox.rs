@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use baylens_protocol::{ScanId, ScanReport};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
@@ -218,6 +218,17 @@ impl Outbox {
         .fetch_optional(&self.pool)
         .await?
         .map(|r| r.get(0)))
+    }
+
+    /// Scans accepted at or after `since`.
+    pub async fn accepted_since(&self, since: DateTime<Utc>) -> Result<u64, AgentError> {
+        // accepted_at is RFC 3339 in UTC with one offset form, so text order is time order.
+        let n: i64 = sqlx::query("SELECT COUNT(*) FROM scans WHERE accepted_at >= ?")
+            .bind(since.to_rfc3339())
+            .fetch_one(&self.pool)
+            .await?
+            .get(0);
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     /// Bytes of scan files the outbox holds.

@@ -144,20 +144,15 @@ impl Uplink {
         self.timeout + Duration::from_secs(bytes.div_ceil(MIN_BYTES_PER_SEC))
     }
 
-    /// Tells the server this agent's version, model hashes and outbox depth, for its operators'
-    /// `/metrics`. Best effort: a failure only delays the next heartbeat.
-    pub async fn heartbeat(&self, models: &[(&str, &str)], queue_depth: u32) -> Result<(), String> {
-        let body = serde_json::json!({
-            "version": env!("CARGO_PKG_VERSION"),
-            "models": models.iter().map(|(n, h)| (n.to_string(), h.to_string())).collect::<std::collections::BTreeMap<_, _>>(),
-            "queue_depth": queue_depth,
-        });
+    /// Sends a heartbeat (`body`: the server's `Heartbeat`, see `agent::heartbeat`) for the
+    /// fleet page and `/metrics`. Best effort: a failure only delays the next heartbeat.
+    pub async fn heartbeat(&self, body: &serde_json::Value) -> Result<(), String> {
         let r = self
             .client
             .post(format!("{}/api/v1/agents/heartbeat", self.base))
             .bearer_auth(&self.token)
             .timeout(self.timeout)
-            .json(&body)
+            .json(body)
             .send()
             .await
             .map_err(|e| e.to_string())?;

@@ -138,4 +138,23 @@ function setupForms() {
   });
 }
 
-document.addEventListener("DOMContentLoaded", () => { setupQueue(); setupViewer(); setupForms(); });
+// The fleet page reloads its table and summary every few seconds: heartbeats reach any
+// replica through the database, so the server-rendered page is the one source of truth.
+function setupFleet() {
+  const table = document.getElementById("fleet");
+  if (!table) return;
+  const every = 1000 * Number(table.dataset.refresh || 10);
+  setInterval(async () => {
+    try {
+      const res = await fetch(location.pathname, { credentials: "same-origin" });
+      if (!res.ok) return;
+      const fresh = new DOMParser().parseFromString(await res.text(), "text/html");
+      for (const id of ["fleet", "fleet-summary"]) {
+        const next = fresh.getElementById(id), now = document.getElementById(id);
+        if (next && now) now.replaceWith(next);
+      }
+    } catch (e) { /* the next reload tries again */ }
+  }, every);
+}
+
+document.addEventListener("DOMContentLoaded", () => { setupQueue(); setupViewer(); setupForms(); setupFleet(); });

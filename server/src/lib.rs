@@ -65,6 +65,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/agents"),
     ("POST", "/api/v1/agents"),
     ("DELETE", "/api/v1/agents/{name}"),
+    ("GET", "/api/v1/fleet"),
     ("GET", "/api/v1/declarations/sync"),
     ("GET", "/api/v1/models/{model}/release"),
     ("GET", "/api/v1/models/{model}/{sha256}"),

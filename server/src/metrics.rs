@@ -129,3 +129,77 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
     );
     response
 }
+
+/// The fleet's gauges, per agent not revoked (labels `agent`, `bay`): what the fleet page shows,
+/// for alerting (`deploy/prometheus-alerts.yml`). A gauge an agent did not report is left out.
+pub fn render_fleet(out: &mut String, fleet: &[crate::store::fleet::FleetAgent]) {
+    let now = chrono::Utc::now();
+    let seconds_since = |t: &Option<String>| {
+        t.as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| (now - t.with_timezone(&chrono::Utc)).num_milliseconds() as f64 / 1000.0)
+    };
+    type Gauge = fn(
+        &crate::store::fleet::FleetAgent,
+        &dyn Fn(&Option<String>) -> Option<f64>,
+    ) -> Option<f64>;
+    let gauges: [(&str, &str, Gauge); 9] = [
+        (
+            "baylens_agent_up",
+            "1 if the agent sent a heartbeat in the last 3 minutes.",
+            |a, _| Some(f64::from(u8::from(a.online))),
+        ),
+        (
+            "baylens_agent_last_seen_seconds",
+            "Seconds since the agent's last heartbeat or report.",
+            |a, since| since(&a.last_seen_at),
+        ),
+        (
+            "baylens_agent_queue_depth",
+            "Reports waiting in each agent's outbox, from its last heartbeat.",
+            |a, _| a.queue_depth.map(|d| d as f64),
+        ),
+        (
+            "baylens_agent_oldest_unsent_seconds",
+            "Age of the oldest report waiting in the agent's outbox.",
+            |a, since| since(&a.health.oldest_unsent_at),
+        ),
+        (
+            "baylens_agent_camera_up",
+            "1 if the bay camera is live, 0 if it is connecting or unavailable (absent: no camera).",
+            |a, _| match a.health.camera.as_deref() {
+                Some("live") => Some(1.0),
+                Some("off") | None => None,
+                Some(_) => Some(0.0),
+            },
+        ),
+        (
+            "baylens_agent_free_disk_bytes",
+            "Free space where the agent keeps its data.",
+            |a, _| a.health.free_disk_bytes.map(|b| b as f64),
+        ),
+        (
+            "baylens_agent_min_free_disk_bytes",
+            "Free space below which the agent stops taking scans.",
+            |a, _| a.health.min_free_disk_bytes.map(|b| b as f64),
+        ),
+        (
+            "baylens_agent_clock_skew_seconds",
+            "The agent's clock minus the server's at the last heartbeat.",
+            |a, _| a.health.clock_skew_ms.map(|ms| ms as f64 / 1000.0),
+        ),
+        (
+            "baylens_agent_problems",
+            "Problems the fleet page shows for the agent (0: healthy).",
+            |a, _| Some(a.problems.len() as f64),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for a in fleet {
+            if let Some(v) = value(a, &seconds_since) {
+                let _ = writeln!(out, "{name}{{agent=\"{}\",bay=\"{}\"}} {v}", a.name, a.bay);
+            }
+        }
+    }
+}

@@ -55,6 +55,7 @@ fn allowed(method: &str, path: &str) -> &'static [&'static str] {
         | ("DELETE", "/api/v1/session")
         | ("PUT", "/api/v1/session/password") => SIGNED_IN,
         ("GET", "/api/v1/tokens") | ("DELETE", "/api/v1/tokens/{token_id}") => &["admin"],
+        ("GET", "/api/v1/fleet") => &["supervisor", "admin"],
         ("POST", "/api/v1/reports")
         | ("PUT", "/api/v1/scans/{scan_id}/preview")
         | ("PUT", "/api/v1/scans/{scan_id}/layers/{layer}")

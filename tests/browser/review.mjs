@@ -1,7 +1,7 @@
 // The review UI in real headless Chromium: log in, see the queue, open a case with the keyboard,
 // toggle layers, zoom, record a decision (refused without a note, then with one), see it in
 // the audit view, see a new case arrive live, and check that an officer of another bay gets
-// 403. Screenshots go to $SCREENSHOT_DIR. Driven by tests/tests/browser.rs, which starts the
+// 403, after checking the fleet page shows the bay agents (a silent one in red). Screenshots go to $SCREENSHOT_DIR. Driven by tests/tests/browser.rs, which starts the
 // server, the agent and the data; run it through `./baylens test`.
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
@@ -131,6 +131,18 @@ try {
   check((await page.textContent("#release")).includes("BAY01"), "bay row in the dashboard");
   await page.screenshot({ path: `${shots}/07-release-times.png`, fullPage: true });
 
+  step = "fleet page";
+  await page.click('a[href="/fleet"]');
+  await page.waitForURL(/\/fleet/);
+  await page.waitForSelector('#fleet tr[data-agent="bay01-agent"].healthy', { timeout: 20000 });
+  const healthy = await page.textContent('#fleet tr[data-agent="bay01-agent"]');
+  check(healthy.includes("online") && healthy.includes("BAY01"), "the reporting agent is online");
+  const silent = page.locator('#fleet tr[data-agent="bay02-agent"].problem');
+  check((await silent.count()) === 1, "the silent agent is in red");
+  check((await silent.textContent()).includes("never heard from"), "and says why");
+  check((await page.textContent("#fleet-summary")).includes("1 need attention"), "summary counts it");
+  await page.screenshot({ path: `${shots}/08-fleet.png`, fullPage: true });
+
   step = "log out";
   await Promise.all([page.waitForURL(/\/login/), page.click('header form button')]);
 
@@ -142,7 +154,7 @@ try {
   const response = await page.goto(`${base}/cases/${caseId}`);
   check(response.status() === 403, `expected 403, got ${response.status()}`);
   check((await page.textContent('[role="alert"]')).includes("not visible"), "says why");
-  await page.screenshot({ path: `${shots}/08-forbidden.png`, fullPage: true });
+  await page.screenshot({ path: `${shots}/09-forbidden.png`, fullPage: true });
 
   step = "no script errors";
   check(errors.length === 0, `page errors: ${errors.join("; ")}`);

@@ -31,6 +31,12 @@ async fn a_supervisor_reviews_a_case_in_chromium() {
         .add_agent("test", "bay01-agent", "BAY01")
         .await
         .unwrap();
+    // A second bay's agent that never reports: red on the fleet page.
+    server
+        .store
+        .add_agent("test", "bay02-agent", "BAY02")
+        .await
+        .unwrap();
     for (name, role, bay) in [
         ("sup", Role::Supervisor, None),
         ("off1", Role::Officer, Some("BAY01")),

@@ -137,7 +137,10 @@ async fn the_agent_refuses_an_untrusted_or_unpinned_server_and_plain_http_afar()
         config.server.ca_file = Some(ca.to_owned());
         config.server.pin_sha256 = pins;
         let uplink = Uplink::for_server(&config.server, token.clone()).unwrap();
-        async move { uplink.heartbeat(&[], 0).await }
+        async move {
+            let body = serde_json::json!({"version": "0.1.0", "models": {}, "queue_depth": 0});
+            uplink.heartbeat(&body).await
+        }
     };
     heartbeat(&site.ca_cert, vec![]).await.unwrap();
     heartbeat(&site.ca_cert, vec![site.sha256.clone()])

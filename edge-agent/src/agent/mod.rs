@@ -26,10 +26,10 @@ use crate::outbox::{Accepted, Outbox, PREVIEW_FILE, StoredFile, THUMB_FILE};
 use crate::uplink::{self, Uplink};
 use crate::{AgentConfig, AgentError};
 
+mod heartbeat;
 mod model_updates;
 
-/// Seconds between heartbeats to the server.
-pub const HEARTBEAT_SECS: u64 = 60;
+pub use heartbeat::HEARTBEAT_SECS;
 
 /// Runs the agent until `shutdown` resolves.
 pub async fn run(
@@ -124,33 +124,18 @@ pub async fn run(
         })
     };
 
-    let heartbeat_task = {
-        let outbox = outbox.clone();
-        let client = uplink.clone();
-        let running_sha = running_sha.clone();
-        let mut stop = stop_rx.clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_secs(HEARTBEAT_SECS));
-            loop {
-                tokio::select! {
-                    _ = stop.wait_for(|s| *s) => return,
-                    _ = every.tick() => {}
-                }
-                let depth = outbox.counts().await.map(|c| c.0).unwrap_or(0);
-                let depth = u32::try_from(depth).unwrap_or(u32::MAX);
-                let sha = running_sha.lock().map(|s| s.clone()).unwrap_or_default();
-                let models = [(MODEL_NAME, sha.as_str())];
-                tokio::select! {
-                    _ = stop.wait_for(|s| *s) => return,
-                    sent = client.heartbeat(&models, depth) => {
-                        if let Err(e) = sent {
-                            tracing::debug!("heartbeat not delivered: {e}");
-                        }
-                    }
-                }
-            }
-        })
-    };
+    let heartbeat_task = heartbeat::spawn(
+        heartbeat::Sources {
+            outbox: outbox.clone(),
+            cache: cache.clone(),
+            bay: bay.clone(),
+            running_sha: running_sha.clone(),
+            data_dir: config.data_dir.clone(),
+            min_free_disk_bytes: config.min_free_disk_mb.saturating_mul(1024 * 1024),
+        },
+        uplink.clone(),
+        stop_rx.clone(),
+    );
 
     let sync_task = {
         let cache = cache.clone();

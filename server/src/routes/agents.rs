@@ -46,6 +46,7 @@ pub fn router() -> Router<AppState> {
                 .layer(DefaultBodyLimit::max(MAX_SMALL_BODY_BYTES)),
         )
         .route("/api/v1/agents/{name}", delete(revoke_agent))
+        .route("/api/v1/fleet", get(fleet))
 }
 
 /// Refuses a body whose content type is not `expected`.
@@ -363,9 +364,12 @@ async fn heartbeat(
 ) -> Result<StatusCode> {
     let agent = principal.agent()?;
     let hb: Heartbeat = json_body(&headers, &body)?;
-    if hb.version.len() > 64 || hb.models.len() > 32 {
+    if hb.version.len() > 64
+        || hb.models.len() > 32
+        || hb.camera.as_ref().is_some_and(|c| c.len() > 32)
+    {
         return Err(ApiError::Unprocessable(
-            "heartbeat: version is at most 64 characters and models at most 32 entries".into(),
+            "heartbeat: version is at most 64 characters, models at most 32 entries and camera at most 32 characters".into(),
         ));
     }
     state.store.heartbeat(&agent, &hb).await?;
@@ -403,6 +407,15 @@ async fn sync_declarations(
         "synced_at": crate::store::ms_to_rfc3339(now),
         "declarations": rows,
     })))
+}
+
+/// Every agent not revoked, with its health and what needs an operator (the fleet page's data).
+async fn fleet(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<Vec<crate::store::fleet::FleetAgent>>> {
+    principal.user_with(&[Role::Supervisor, Role::Admin])?;
+    Ok(Json(state.store.fleet().await?))
 }
 
 async fn list_agents(

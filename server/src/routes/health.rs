@@ -105,16 +105,7 @@ async fn metrics(State(state): State<AppState>, principal: Principal) -> Result<
             "baylens_cases{{lane=\"{lane}\",status=\"{status}\"}} {n}"
         );
     }
-    out.push_str("# HELP baylens_agent_queue_depth Reports waiting in each agent's outbox, from its last heartbeat.\n# TYPE baylens_agent_queue_depth gauge\n");
-    for agent in state.store.list_agents().await? {
-        if let (Some(depth), None) = (agent.queue_depth, &agent.revoked_at) {
-            let _ = writeln!(
-                out,
-                "baylens_agent_queue_depth{{agent=\"{}\",bay=\"{}\"}} {depth}",
-                agent.name, agent.bay
-            );
-        }
-    }
+    crate::metrics::render_fleet(&mut out, &state.store.fleet().await?);
     out.push_str("# HELP baylens_event_subscribers Live queue pages connected.\n# TYPE baylens_event_subscribers gauge\n");
     let _ = writeln!(
         out,

@@ -16,6 +16,7 @@ pub mod audit;
 pub mod cases;
 pub mod declarations;
 pub mod evidence;
+pub mod fleet;
 pub mod ingest;
 pub mod logins;
 pub mod models;
@@ -37,9 +38,10 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 pub use audit::{AuditCheck, AuditEntry, AuditVerdict};
 pub use cases::{CaseDetail, CaseEvent, CaseSummary, Decision, Ingested};
 pub use declarations::{DeclarationRow, Lodged};
+pub use fleet::Heartbeat;
 pub use queue::{CaseFilter, CaseSort};
 pub use stats::ReleaseRow;
-pub use users::{Agent, AgentInfo, Heartbeat, User};
+pub use users::{Agent, AgentInfo, User};
 
 /// Which database is behind the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

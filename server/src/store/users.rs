@@ -34,18 +34,6 @@ pub struct Agent {
     pub bay: String,
 }
 
-/// What an agent says about itself every minute or so.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Heartbeat {
-    /// Agent build version.
-    pub version: String,
-    /// Model name → sha256 of each loaded model.
-    pub models: std::collections::BTreeMap<String, String>,
-    /// Reports waiting in the agent's outbox.
-    pub queue_depth: u32,
-}
-
 /// An agent as the admin sees it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AgentInfo {
@@ -392,21 +380,6 @@ impl Store {
             name: r.get(1),
             bay: r.get(2),
         }))
-    }
-
-    /// Records a heartbeat.
-    pub async fn heartbeat(&self, agent: &Agent, hb: &Heartbeat) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "UPDATE agents SET last_seen_at = $1, version = $2, models_json = $3, queue_depth = $4 WHERE id = $5",
-        )
-        .bind(now_ms())
-        .bind(&hb.version)
-        .bind(serde_json::to_string(&hb.models).unwrap_or_default())
-        .bind(i64::from(hb.queue_depth))
-        .bind(agent.id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
     }
 
     /// Every bay an agent was ever registered for.

@@ -4,7 +4,8 @@
 //! script or style.
 //!
 //! Pages: `/login`, `/queue` (risk-ranked, filters), `/cases/{id}` (viewer, declaration,
-//! findings, decisions, history), `/audit`, `/dashboard` (release times).
+//! findings, decisions, history), `/audit`, `/dashboard` (release times), `/fleet` (every bay's
+//! agent, what needs an operator in red).
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -25,6 +26,7 @@ use crate::store::users::SESSION_HOURS;
 use crate::store::{AuditVerdict, CaseFilter, CaseSort, User};
 
 mod case;
+mod fleet;
 mod session;
 
 use case::case_page;
@@ -41,6 +43,7 @@ pub fn router() -> Router<AppState> {
         .route("/cases/{id}", get(case_page))
         .route("/audit", get(audit_page))
         .route("/dashboard", get(dashboard_page))
+        .route("/fleet", get(fleet::fleet_page))
         .route("/static/app.js", get(app_js))
         .route("/static/app.css", get(app_css))
 }
@@ -101,6 +104,7 @@ fn page(title: &str, v: Option<&Viewer>, body: &str) -> Html<String> {
             let mut links = vec![("/queue", "Queue"), ("/dashboard", "Release times")];
             if matches!(v.user.role, Role::Supervisor | Role::Admin) {
                 links.push(("/audit", "Audit"));
+                links.push(("/fleet", "Fleet"));
             }
             let links: String = links
                 .iter()
