@@ -17,8 +17,8 @@ with_test=false
 
 # --- Debian packages -------------------------------------------------------------------------
 apt_packages=(pkg-config clang libclang-dev libopencv-dev)
-# Tests: Debian's Chromium for the browser tests.
-$with_test && apt_packages+=(chromium)
+# Tests: Debian's Chromium for the browser tests, Mosquitto for the MQTT test.
+$with_test && apt_packages+=(chromium mosquitto)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -130,4 +130,11 @@ if [ ! -f "$req_stamp" ]; then
   "$tools/bin/pip" install -q --disable-pip-version-check -r "$req" || die "pip install -r $req failed"
   rm -f "$tools"/.installed-*
   touch "$req_stamp"
+fi
+# The MQTT test publishes to a real broker on 127.0.0.1:1883: start Debian's Mosquitto there
+# unless a broker already listens (with no config file it listens on loopback only).
+if ! (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null; then
+  echo "setup: starting Mosquitto on 127.0.0.1:1883 for the MQTT test"
+  mosquitto -d -p 1883 || die "could not start mosquitto on 127.0.0.1:1883"
+  for _ in $(seq 1 50); do (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null && break; sleep 0.1; done
 fi

@@ -66,6 +66,9 @@ pub struct AgentConfig {
     /// The officers' tablet page and overlay stream (off when absent).
     #[serde(default)]
     pub tablet: Option<crate::tablet::TabletConfig>,
+    /// MQTT events for bay equipment (off when absent; topics in `protocol/MQTT.md`).
+    #[serde(default)]
+    pub mqtt: Option<baylens_mqtt::MqttConfig>,
     /// The central server.
     pub server: ServerConfig,
 }
@@ -312,6 +315,10 @@ impl AgentConfig {
         }
         if let Some(tablet) = &config.tablet {
             tablet.validate().map_err(AgentError::Config)?;
+        }
+        if let Some(mqtt) = &config.mqtt {
+            mqtt.validate()
+                .map_err(|e| AgentError::Config(e.to_string()))?;
         }
         if let Some(u) = &config.model_updates {
             let key = u.public_key.trim();

@@ -140,6 +140,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// Turns for password checks ([`Settings::concurrent_password_checks`]).
     pub password_checks: Arc<tokio::sync::Semaphore>,
+    /// MQTT events for bay equipment (`--mqtt-host`): new cases and decisions.
+    pub mqtt: Option<baylens_mqtt::Publisher>,
 }
 
 impl AppState {
@@ -160,6 +162,7 @@ impl AppState {
             events,
             metrics: Arc::default(),
             password_checks: Arc::new(tokio::sync::Semaphore::new(checks)),
+            mqtt: None,
         }
     }
 }

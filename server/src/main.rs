@@ -59,6 +59,22 @@ enum Command {
         /// The PEM private key of --tls-cert.
         #[arg(long, env = "BAYLENS_TLS_KEY", requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        /// Publish new cases and decisions to this MQTT broker, for barriers and lights
+        /// (topics in protocol/MQTT.md).
+        #[arg(long, env = "BAYLENS_MQTT_HOST")]
+        mqtt_host: Option<String>,
+        /// The broker's port.
+        #[arg(long, env = "BAYLENS_MQTT_PORT", default_value_t = 1883)]
+        mqtt_port: u16,
+        /// First level of every topic.
+        #[arg(long, env = "BAYLENS_MQTT_PREFIX", default_value = "baylens")]
+        mqtt_prefix: String,
+        /// User name at the broker.
+        #[arg(long, env = "BAYLENS_MQTT_USERNAME")]
+        mqtt_username: Option<String>,
+        /// File holding the broker password.
+        #[arg(long, env = "BAYLENS_MQTT_PASSWORD_FILE")]
+        mqtt_password_file: Option<PathBuf>,
     },
     /// Manage users.
     User {
@@ -217,6 +233,11 @@ async fn main() -> Result<()> {
             login_attempts_per_address,
             tls_cert,
             tls_key,
+            mqtt_host,
+            mqtt_port,
+            mqtt_prefix,
+            mqtt_username,
+            mqtt_password_file,
         } => {
             let lanes = baylens_protocol::risk::LaneThresholds {
                 yellow: lane_yellow,
@@ -261,13 +282,24 @@ async fn main() -> Result<()> {
                 if tls.is_some() { "https" } else { "http" },
                 listener.local_addr()?
             );
-            run(
-                listener,
-                tls,
-                AppState::with_settings(store, settings),
-                shutdown_signal(),
-            )
-            .await?;
+            let mut state = AppState::with_settings(store, settings);
+            if let Some(host) = mqtt_host {
+                let config = baylens_mqtt::MqttConfig {
+                    host,
+                    port: mqtt_port,
+                    prefix: mqtt_prefix,
+                    client_id: None,
+                    username: mqtt_username,
+                    password_file: mqtt_password_file,
+                };
+                let id = format!("baylens-server-{}", std::process::id());
+                state.mqtt = Some(baylens_mqtt::Publisher::start(&config, &id, None)?);
+            }
+            let mqtt = state.mqtt.clone();
+            run(listener, tls, state, shutdown_signal()).await?;
+            if let Some(mqtt) = mqtt {
+                mqtt.stop(None).await;
+            }
         }
         Command::Audit {
             command: AuditCommand::Verify,

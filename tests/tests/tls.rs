@@ -32,7 +32,8 @@ async fn an_agent_reports_over_tls_and_its_tablet_serves_https() {
         &["localhost", "127.0.0.1"],
     );
     let tls = baylens_tls::server::server_config(&pki.cert, &pki.key).unwrap();
-    let mut server = start_server_with(&root.path().join("server"), "127.0.0.1:0", Some(tls)).await;
+    let mut server =
+        start_server_with(&root.path().join("server"), "127.0.0.1:0", Some(tls), None).await;
     assert!(server.url.starts_with("https://"));
     let token_file = register_agent(&server, root.path()).await;
 
@@ -129,7 +130,8 @@ async fn the_agent_refuses_an_untrusted_or_unpinned_server_and_plain_http_afar()
     let site = write_pki(root.path(), "site-", "Customs CA", &["localhost"]);
     let other = write_pki(root.path(), "other-", "Someone else", &["localhost"]);
     let tls = baylens_tls::server::server_config(&site.cert, &site.key).unwrap();
-    let mut server = start_server_with(&root.path().join("server"), "127.0.0.1:0", Some(tls)).await;
+    let mut server =
+        start_server_with(&root.path().join("server"), "127.0.0.1:0", Some(tls), None).await;
     let token_file = register_agent(&server, root.path()).await;
     let token = std::fs::read_to_string(&token_file).unwrap();
     let heartbeat = |ca: &std::path::Path, pins: Vec<String>| {

@@ -26,6 +26,7 @@ use crate::outbox::{Accepted, Outbox, PREVIEW_FILE, StoredFile, THUMB_FILE};
 use crate::uplink::{self, Uplink};
 use crate::{AgentConfig, AgentError};
 
+mod events;
 mod heartbeat;
 mod model_updates;
 
@@ -136,6 +137,23 @@ pub async fn run(
         uplink.clone(),
         stop_rx.clone(),
     );
+
+    // Bay equipment (barriers, lights) follows the bay's events over MQTT.
+    let events_task = match &config.mqtt {
+        Some(mqtt) => {
+            let id = format!("baylens-{}", config.bay);
+            let publisher = baylens_mqtt::Publisher::start(mqtt, &id, Some(config.bay.as_str()))
+                .map_err(|e| AgentError::Config(e.to_string()))?;
+            let bay_id = config.bay.to_string();
+            Some(events::spawn(
+                publisher,
+                bay_id,
+                bay.clone(),
+                stop_rx.clone(),
+            ))
+        }
+        None => None,
+    };
 
     let sync_task = {
         let cache = cache.clone();
@@ -333,6 +351,9 @@ pub async fn run(
         let _ = tokio::task::spawn_blocking(move || t.join()).await;
     }
     let _ = heartbeat_task.await;
+    if let Some(t) = events_task {
+        let _ = t.await;
+    }
     let _ = sync_task.await;
     if let Some(task) = update_task {
         let _ = task.await;

@@ -112,6 +112,11 @@ async fn ingest_report(
         Ingested::Created(summary) => {
             state.metrics.ingest("created");
             let id = summary.id;
+            // Published by the replica that took the report, once.
+            if let Some(mqtt) = &state.mqtt {
+                let event = serde_json::to_value(&*summary).unwrap_or_default();
+                mqtt.publish(&summary.bay, "case", &event, false);
+            }
             match state.store.backend {
                 // Every replica, this one included, hears it through LISTEN/NOTIFY.
                 crate::store::Backend::Postgres => {

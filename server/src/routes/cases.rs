@@ -286,9 +286,9 @@ async fn decide(
 ) -> Result<Json<serde_json::Value>> {
     let user = principal.user_with(&[Role::Supervisor])?;
     let d: DecisionBody = json_body(&headers, &body)?;
-    if state.store.case_summary(id).await?.is_none() {
+    let Some(before) = state.store.case_summary(id).await? else {
         return Err(ApiError::NotFound);
-    }
+    };
     let note = check_note(
         d.note.as_deref(),
         d.decision.needs_note(),
@@ -299,7 +299,21 @@ async fn decide(
         .decide(&user, id, d.decision, note.as_deref())
         .await?
     {
-        Ok(status) => Ok(Json(serde_json::json!({"case_id": id, "status": status}))),
+        Ok(status) => {
+            if let Some(mqtt) = &state.mqtt {
+                let event = serde_json::json!({
+                    "case_id": id,
+                    "scan_id": before.scan_id,
+                    "container_code": before.container_code,
+                    "decision": d.decision.as_str(),
+                    "by": user.username,
+                    "before": {"status": before.status},
+                    "after": {"status": status},
+                });
+                mqtt.publish(&before.bay, "decision", &event, false);
+            }
+            Ok(Json(serde_json::json!({"case_id": id, "status": status})))
+        }
         Err(status) => Err(ApiError::Conflict(format!(
             "case {id} is already {status}; no further decisions"
         ))),

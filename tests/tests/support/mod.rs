@@ -27,14 +27,16 @@ pub async fn start_server(dir: &Path) -> Server {
 
 /// A server on `addr` (e.g. a port an agent was configured with before the server existed).
 pub async fn start_server_at(dir: &Path, addr: &str) -> Server {
-    start_server_with(dir, addr, None).await
+    start_server_with(dir, addr, None, None).await
 }
 
-/// A server on `addr`, over TLS when `tls` is given (its URL is then `https://localhost:…`).
+/// A server on `addr`, over TLS when `tls` is given (its URL is then `https://localhost:…`),
+/// publishing MQTT events when `mqtt` is given.
 pub async fn start_server_with(
     dir: &Path,
     addr: &str,
     tls: Option<std::sync::Arc<baylens_tls::rustls::ServerConfig>>,
+    mqtt: Option<baylens_mqtt::MqttConfig>,
 ) -> Server {
     let store = Store::open(dir).await.unwrap();
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
@@ -45,21 +47,19 @@ pub async fn start_server_with(
     };
     let secure_cookies = tls.is_some();
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(baylens_server::run(
-        listener,
-        tls,
-        // Plain HTTP on loopback, as in the demo: cookies without the Secure flag.
-        AppState::with_settings(
-            store.clone(),
-            baylens_server::Settings {
-                secure_cookies,
-                ..Default::default()
-            },
-        ),
-        async {
-            let _ = stopped.await;
+    // Plain HTTP on loopback, as in the demo: cookies without the Secure flag.
+    let mut state = AppState::with_settings(
+        store.clone(),
+        baylens_server::Settings {
+            secure_cookies,
+            ..Default::default()
         },
-    ));
+    );
+    state.mqtt =
+        mqtt.map(|m| baylens_mqtt::Publisher::start(&m, "baylens-test-server", None).unwrap());
+    let task = tokio::spawn(baylens_server::run(listener, tls, state, async {
+        let _ = stopped.await;
+    }));
     Server {
         url,
         store,
