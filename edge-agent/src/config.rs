@@ -108,14 +108,16 @@ pub struct CameraConfig {
 }
 
 impl CameraConfig {
-    /// Where the OCR models are.
+    /// Where the OCR models are: `ocr_models_dir`, else beside the binaries
+    /// (`baylens_models::share`).
     pub fn ocr_dir(&self) -> PathBuf {
+        use baylens_models::share::{Tree, locate};
         self.ocr_models_dir.clone().unwrap_or_else(|| {
-            PathBuf::from(if self.ocr_models == "small" {
-                ".ocr"
+            if self.ocr_models == "small" {
+                locate(Tree::Share, "ocr-small", ".ocr")
             } else {
-                "models/onnx/ocr"
-            })
+                locate(Tree::Share, "models/ocr", "models/onnx/ocr")
+            }
         })
     }
 
@@ -254,7 +256,7 @@ fn default_declaration_sync_secs() -> u64 {
     60
 }
 fn default_models_dir() -> PathBuf {
-    PathBuf::from("models/onnx")
+    baylens_models::share::models_dir()
 }
 fn default_model_threads() -> usize {
     1
@@ -495,10 +497,14 @@ mod tests {
         let camera = config.camera.unwrap();
         assert_eq!(camera.source, "rtsp://10.0.5.20/stream1");
         assert_eq!(camera.ocr_models, "tiny");
-        assert_eq!(
-            camera.ocr_dir(),
-            std::path::PathBuf::from("models/onnx/ocr")
-        );
+        assert!(camera.ocr_dir().ends_with("models/onnx/ocr"));
+        // Unset, it is found from any working directory (here: the checkout's, from the test
+        // binary in target/).
+        let unset = CameraConfig {
+            ocr_models_dir: None,
+            ..camera.clone()
+        };
+        assert!(unset.ocr_dir().join("PP-OCRv6_det_tiny.onnx").exists());
         let tablet = config.tablet.unwrap();
         assert_eq!(tablet.officers[0].username, "officer1");
         let bad = format!("{head}{tail}").replace("ocr_models = \"tiny\"", "ocr_models = \"huge\"");

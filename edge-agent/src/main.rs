@@ -91,9 +91,10 @@ struct CalibrateArgs {
     /// Where to write the calibration file.
     #[arg(long)]
     out: PathBuf,
-    /// Folder with the ONNX models.
-    #[arg(long, env = "BAYLENS_MODELS_DIR", default_value = "models/onnx")]
-    models: PathBuf,
+    /// Folder with the ONNX models (default: beside the binary, /usr/share/baylens/models, or
+    /// a checkout's models/onnx).
+    #[arg(long, env = "BAYLENS_MODELS_DIR")]
+    models: Option<PathBuf>,
     /// ONNX Runtime threads.
     #[arg(long, default_value_t = 2)]
     threads: usize,
@@ -108,9 +109,10 @@ struct AnalyzeArgs {
     /// it, a missing declaration is itself a finding.
     #[arg(long)]
     declaration: Option<PathBuf>,
-    /// Folder with the ONNX models.
-    #[arg(long, env = "BAYLENS_MODELS_DIR", default_value = "models/onnx")]
-    models: PathBuf,
+    /// Folder with the ONNX models (default: beside the binary, /usr/share/baylens/models, or
+    /// a checkout's models/onnx).
+    #[arg(long, env = "BAYLENS_MODELS_DIR")]
+    models: Option<PathBuf>,
     /// Per-scanner calibration (default: the simulator's, assets/calibration/scanner-sim.toml).
     #[arg(long)]
     calibration: Option<PathBuf>,
@@ -187,7 +189,10 @@ fn analyze(args: &AnalyzeArgs) -> Result<bool> {
         },
         None => Calibration::scanner_sim(),
     };
-    let mut model = baylens_models::ConcealmentModel::load(models, threads)
+    let models = models
+        .clone()
+        .unwrap_or_else(baylens_models::share::models_dir);
+    let mut model = baylens_models::ConcealmentModel::load(&models, threads)
         .with_context(|| format!("loading the model from {}", models.display()))?;
     let mut all_ok = true;
     let mut out = Vec::new();
@@ -271,8 +276,12 @@ fn calibrate(args: &CalibrateArgs) -> Result<bool> {
             edge_agent::calibration::SCANNER_SIM.to_owned(),
         ),
     };
-    let mut model = baylens_models::ConcealmentModel::load(&args.models, args.threads)
-        .with_context(|| format!("loading the model from {}", args.models.display()))?;
+    let models = args
+        .models
+        .clone()
+        .unwrap_or_else(baylens_models::share::models_dir);
+    let mut model = baylens_models::ConcealmentModel::load(&models, args.threads)
+        .with_context(|| format!("loading the model from {}", models.display()))?;
     let load_all = |dir: &std::path::Path, model: &mut baylens_models::ConcealmentModel| {
         let decls = commission::cleared::declarations(dir)?;
         commission::cleared::sidecars(dir)?

@@ -24,6 +24,7 @@ pub mod engine;
 pub mod error;
 pub mod ocr;
 pub mod runtime;
+pub mod share;
 
 pub use concealment::{
     ConcealmentModel, ConcealmentOutput, Detection, HighEnergyScan, OperatingPoint,

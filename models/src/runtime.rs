@@ -2,7 +2,7 @@
 //!
 //! ONNX Runtime allows one environment per process, and `ort` panics if the shared library cannot
 //! be found when it first needs it. We load it ourselves, once, from `ORT_DYLIB_PATH` (set by
-//! `.cargo/config.toml` for cargo and by the launch scripts for shipped binaries), so a missing
+//! `.cargo/config.toml` for cargo) or from beside the binaries ([`crate::share`]), so a missing
 //! library is an error message, not a panic.
 
 use std::path::PathBuf;
@@ -15,11 +15,16 @@ use crate::ModelError;
 static ENVIRONMENT: OnceLock<Environment> = OnceLock::new();
 static INIT: Mutex<()> = Mutex::new(());
 
-/// Where the ONNX Runtime library is looked for.
+/// Where the ONNX Runtime library is looked for: `ORT_DYLIB_PATH`, else beside the binaries
+/// (`crate::share`: an installed tree, the Debian package, a checkout's `.ort/`).
 pub fn library_path() -> PathBuf {
     match std::env::var_os("ORT_DYLIB_PATH") {
         Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => PathBuf::from(".ort/libonnxruntime.so"),
+        _ => crate::share::locate(
+            crate::share::Tree::Lib,
+            "libonnxruntime.so",
+            ".ort/libonnxruntime.so",
+        ),
     }
 }
 
