@@ -1,7 +1,7 @@
 //! MQTT events against the real Mosquitto broker on 127.0.0.1:1883 (`./baylens test` starts one
 //! where none runs): a subscriber, as a barrier or traffic-light controller would be, sees the
-//! bay come online, the scan, the lane (retained, before/after), the server's new case and the
-//! supervisor's decision, and the bay go offline when the agent stops.
+//! bay come online, its camera down, the scan, the lane (retained, before/after), the server's
+//! new case and the supervisor's decision, and the bay go offline when the agent stops.
 
 mod support;
 
@@ -116,6 +116,8 @@ async fn bay_equipment_hears_scans_lanes_cases_and_decisions() {
         .unwrap();
     let mut config = agent_config(root.path(), &server.url, &token_file);
     config.mqtt = Some(mqtt);
+    // A camera that is not there: the bay reports it down.
+    config.camera = Some(sim_camera_config(free_port()));
     std::fs::create_dir_all(&config.drop_dir).unwrap();
     let (stop_agent, agent_stopped) = oneshot::channel::<()>();
     let agent = tokio::spawn(edge_agent::run(config.clone(), async {
@@ -126,6 +128,10 @@ async fn bay_equipment_hears_scans_lanes_cases_and_decisions() {
         next_on(&mut rx, &mut seen, &bay("available")).await,
         "online"
     );
+
+    let camera = next_on(&mut rx, &mut seen, &bay("camera")).await;
+    assert_eq!(camera["after"], "unavailable", "{camera}");
+    assert_ne!(camera["before"], camera["after"]);
 
     // A scan: the bay tells its equipment, and the lane (retained) says what changed.
     let g = drop_scan(&config.drop_dir, Scenario::Concealment, 1);
