@@ -184,15 +184,7 @@ async fn two_replicas_share_cases_images_live_events_and_login_limits() {
             .unwrap();
         text.push_str(&String::from_utf8_lossy(&chunk));
     }
-    let cases: Vec<serde_json::Value> = client
-        .get(format!("{url_b}/api/v1/cases?bay=BAY01"))
-        .bearer_auth(&sup)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let cases = get_json(&client, &format!("{url_b}/api/v1/cases?bay=BAY01"), &sup).await;
     let id = cases[0]["id"].as_i64().unwrap();
 
     // Its image, uploaded by the agent to A, is in S3 and opens on B.
@@ -236,15 +228,7 @@ async fn two_replicas_share_cases_images_live_events_and_login_limits() {
         decided.text().await.unwrap()
     );
     let on_a = session_token(&client, &url_a, "sup").await;
-    let case: serde_json::Value = client
-        .get(format!("{url_a}/api/v1/cases/{id}"))
-        .bearer_auth(&on_a)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let case = get_json(&client, &format!("{url_a}/api/v1/cases/{id}"), &on_a).await;
     assert_eq!(case["status"], "held", "{case}");
 
     // Guessing a password on both replicas gets no more tries than on one.

@@ -216,7 +216,7 @@ impl Store {
                 .map(|(k, v)| (k.to_ascii_lowercase(), v));
             let (store, prefix) = object_store::parse_url_opts(&parsed, aws_env).map_err(|e| {
                 config(format!(
-                    "images URL {url:?}: {e} (s3:// needs a server built with --features s3)"
+                    "images URL {url:?}: {e} (file:// or s3://; s3:// needs the s3 feature, on by default)"
                 ))
             })?;
             Arc::new(object_store::prefix::PrefixStore::new(store, prefix))

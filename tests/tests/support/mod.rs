@@ -128,6 +128,19 @@ pub async fn session_token(client: &reqwest::Client, url: &str, user: &str) -> S
     r["token"].as_str().unwrap().to_owned()
 }
 
+/// GET `url` with a bearer token; the answer as JSON.
+pub async fn get_json(client: &reqwest::Client, url: &str, bearer: &str) -> serde_json::Value {
+    client
+        .get(url)
+        .bearer_auth(bearer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 pub fn drop_scan(drop: &Path, scenario: Scenario, index: u64) -> scanner_sim::Generated {
     let g = sim_scan(scenario, index);
     write_scan(drop, &g.scan, &g.meta, false).unwrap();
