@@ -110,7 +110,7 @@ async fn heartbeats_become_the_fleet_with_its_problems_named() {
         ] {
             assert!(metrics.contains(line), "{b}: missing {line} in\n{metrics}");
         }
-        // The page: healthy and problem rows, the problems in words.
+        // The store agrees with the API on who needs attention.
         let page = state.store.fleet().await.unwrap();
         assert_eq!(page.iter().filter(|a| !a.problems.is_empty()).count(), 2);
     }

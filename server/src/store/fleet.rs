@@ -94,29 +94,65 @@ pub struct FleetAgent {
     #[serde(flatten)]
     pub health: Health,
     /// What needs an operator, in words (empty: healthy).
-    pub problems: Vec<String>,
+    pub problems: Vec<Problem>,
+}
+
+/// The part of an agent's health a problem is about (the fleet page marks that cell).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// Heartbeats.
+    Contact,
+    /// The camera.
+    Camera,
+    /// Free disk.
+    Disk,
+    /// Reports waiting in the outbox.
+    Backlog,
+    /// The agent's clock.
+    Clock,
+}
+
+/// A problem: which check it is about, and what an operator reads (the API gives the text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// What it is about.
+    pub check: Check,
+    /// In words.
+    pub text: String,
+}
+
+impl Serialize for Problem {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+impl PartialEq<&str> for Problem {
+    fn eq(&self, other: &&str) -> bool {
+        self.text == *other
+    }
 }
 
 /// What is wrong with an agent last seen at `last_seen` (ms) that reported `health`, at `now`.
-pub fn problems(now: i64, last_seen: Option<i64>, health: &Health) -> Vec<String> {
+pub fn problems(now: i64, last_seen: Option<i64>, health: &Health) -> Vec<Problem> {
     let mut out = Vec::new();
+    let mut push = |check, text: String| out.push(Problem { check, text });
     match last_seen {
-        None => out.push("never heard from".to_owned()),
-        Some(t) if now - t > STALE_AFTER_MS => {
-            out.push(format!(
-                "stale: no heartbeat for {} min",
-                (now - t) / 60_000
-            ));
-        }
+        None => push(Check::Contact, "never heard from".to_owned()),
+        Some(t) if now - t > STALE_AFTER_MS => push(
+            Check::Contact,
+            format!("stale: no heartbeat for {} min", (now - t) / 60_000),
+        ),
         Some(_) => {}
     }
     if health.camera.as_deref() == Some("unavailable") {
-        out.push("camera down".to_owned());
+        push(Check::Camera, "camera down".to_owned());
     }
     if let (Some(free), Some(floor)) = (health.free_disk_bytes, health.min_free_disk_bytes) {
         // At the floor the agent stops taking scans: warn while there is room to act.
         if free < floor.saturating_mul(2) {
-            out.push(format!("disk low: {} MiB free", free / (1024 * 1024)));
+            let text = format!("disk low: {} MiB free", free / (1024 * 1024));
+            push(Check::Disk, text);
         }
     }
     if let Some(oldest) = health
@@ -126,13 +162,14 @@ pub fn problems(now: i64, last_seen: Option<i64>, health: &Health) -> Vec<String
     {
         let waiting = now - oldest.timestamp_millis();
         if waiting > BACKLOG_AFTER_MS {
-            out.push(format!("reports waiting for {} min", waiting / 60_000));
+            let text = format!("reports waiting for {} min", waiting / 60_000);
+            push(Check::Backlog, text);
         }
     }
     if let Some(skew) = health.clock_skew_ms
         && skew.abs() > MAX_CLOCK_SKEW_MS
     {
-        out.push(format!("clock off by {} s", skew / 1000));
+        push(Check::Clock, format!("clock off by {} s", skew / 1000));
     }
     out
 }

@@ -10,7 +10,7 @@ use super::{escape, forbidden, page, viewer};
 use crate::AppState;
 use crate::auth::Role;
 use crate::error::Result;
-use crate::store::fleet::FleetAgent;
+use crate::store::fleet::{Check, FleetAgent};
 
 /// Seconds between reloads of the table.
 const REFRESH_SECS: u32 = 10;
@@ -58,7 +58,7 @@ fn cell(text: &str, bad: bool) -> String {
 }
 
 fn row(a: &FleetAgent) -> String {
-    let has = |word: &str| a.problems.iter().any(|p| p.starts_with(word));
+    let has = |check: Check| a.problems.iter().any(|p| p.check == check);
     let h = &a.health;
     let time = |t: &Option<String>| {
         t.as_deref()
@@ -101,7 +101,13 @@ fn row(a: &FleetAgent) -> String {
     } else {
         format!(
             "<div class=\"needs\">{}</div>",
-            escape(&a.problems.join(" · "))
+            escape(
+                &a.problems
+                    .iter()
+                    .map(|p| p.text.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" · ")
+            )
         )
     };
     format!(
@@ -114,14 +120,14 @@ fn row(a: &FleetAgent) -> String {
         name = escape(&a.name),
         bay = escape(&a.bay),
         state = cell(state, !a.online),
-        seen = cell(&time(&a.last_seen_at), has("stale") || has("never")),
+        seen = cell(&time(&a.last_seen_at), has(Check::Contact)),
         version = cell(a.version.as_deref().unwrap_or("—"), false),
         models = cell(&models, false),
-        outbox = cell(&outbox, has("reports waiting")),
-        camera = cell(h.camera.as_deref().unwrap_or("—"), has("camera")),
-        disk = cell(&disk, has("disk")),
+        outbox = cell(&outbox, has(Check::Backlog)),
+        camera = cell(h.camera.as_deref().unwrap_or("—"), has(Check::Camera)),
+        disk = cell(&disk, has(Check::Disk)),
         scans = cell(&count(h.scans_today), false),
         decl = cell(&count(h.declarations_cached), false),
-        clock = cell(&clock, has("clock")),
+        clock = cell(&clock, has(Check::Clock)),
     )
 }
