@@ -7,7 +7,6 @@ mod support;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use edge_agent::AgentConfig;
 use scanner_sim::Scenario;
@@ -137,19 +136,10 @@ async fn the_packages_install_and_work_from_anywhere() {
         .current_dir(&work)
         .spawn()
         .unwrap();
-    let client = reqwest::Client::new();
-    let mut up = false;
-    for _ in 0..100 {
-        if let Ok(r) = client
-            .get(format!("http://127.0.0.1:{port}/readyz"))
-            .send()
-            .await
-        {
-            up = r.status().is_success();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let up = wait_until_answers(&format!("http://127.0.0.1:{port}/readyz"))
+        .await
+        .status()
+        .is_success();
     let _ = server.kill();
     let _ = server.wait();
     assert!(up, "the packaged server answered /readyz");

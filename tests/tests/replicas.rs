@@ -26,18 +26,6 @@ impl Drop for Running {
     }
 }
 
-/// Waits (up to 30 s) until `url` answers at all.
-async fn answers(url: &str) {
-    let client = reqwest::Client::new();
-    for _ in 0..300 {
-        if client.get(url).send().await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{url} never answered");
-}
-
 /// moto's S3 server on a free port, with bucket `baylens` made; returns it and its URL.
 async fn start_s3(root: &Path) -> (Running, String) {
     let moto = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/venv/bin/moto_server");
@@ -55,7 +43,7 @@ async fn start_s3(root: &Path) -> (Running, String) {
         .spawn()
         .expect("starting moto_server");
     let url = format!("http://127.0.0.1:{port}");
-    answers(&url).await;
+    wait_until_answers(&url).await;
     let made = reqwest::Client::new()
         .put(format!("{url}/baylens"))
         .send()
@@ -88,7 +76,7 @@ async fn start_replica(root: &Path, name: &str, db: &str, s3: &str) -> (Running,
         .spawn()
         .expect("starting a server replica");
     let url = format!("http://127.0.0.1:{port}");
-    answers(&format!("{url}/healthz")).await;
+    wait_until_answers(&format!("{url}/healthz")).await;
     (Running(child), url)
 }
 

@@ -128,6 +128,18 @@ pub async fn session_token(client: &reqwest::Client, url: &str, user: &str) -> S
     r["token"].as_str().unwrap().to_owned()
 }
 
+/// Waits (up to 30 s) until `url` answers at all (a server or page coming up); the answer.
+pub async fn wait_until_answers(url: &str) -> reqwest::Response {
+    let client = reqwest::Client::new();
+    for _ in 0..300 {
+        if let Ok(r) = client.get(url).send().await {
+            return r;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{url} never answered");
+}
+
 /// GET `url` with a bearer token; the answer as JSON.
 pub async fn get_json(client: &reqwest::Client, url: &str, bearer: &str) -> serde_json::Value {
     client
