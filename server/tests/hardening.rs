@@ -363,31 +363,21 @@ async fn the_audit_page_check_hashes_only_what_is_new_and_still_catches_edits() 
     use baylens_server::store::AuditVerdict;
     let (_d, state) = state().await;
     let store = &state.store;
-    for i in 0..20 {
-        store
-            .audit(
-                "test",
-                "test.entry",
-                &format!("n:{i}"),
-                &serde_json::json!({}),
-            )
-            .await
-            .unwrap();
-    }
+    let append = |range: std::ops::Range<i32>| async move {
+        for i in range {
+            let subject = format!("n:{i}");
+            let detail = serde_json::json!({});
+            store
+                .audit("test", "test.entry", &subject, &detail)
+                .await
+                .unwrap();
+        }
+    };
+    append(0..20).await;
     // The first check walks the whole chain; the next ones only what was appended.
     let first = store.verify_audit_recent().await.unwrap();
     assert!(first.full && first.checked == 20, "{first:?}");
-    for i in 20..23 {
-        store
-            .audit(
-                "test",
-                "test.entry",
-                &format!("n:{i}"),
-                &serde_json::json!({}),
-            )
-            .await
-            .unwrap();
-    }
+    append(20..23).await;
     let next = store.verify_audit_recent().await.unwrap();
     assert!(!next.full, "{next:?}");
     assert_eq!(
