@@ -16,15 +16,7 @@ async fn case_detail(
     bearer: &str,
     id: &serde_json::Value,
 ) -> serde_json::Value {
-    client
-        .get(format!("{url}/api/v1/cases/{id}"))
-        .bearer_auth(bearer)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    get_json(client, &format!("{url}/api/v1/cases/{id}"), bearer).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
