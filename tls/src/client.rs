@@ -7,8 +7,9 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use sha2::Digest;
 
-use crate::{TlsError, fingerprint, parse_pin, provider, read_certs};
+use crate::{TlsError, parse_pin, provider, read_certs};
 
 /// A client configuration that trusts the CA certificates in `ca_file` (a site's private CA),
 /// or the system's when there is none, and, when `pins` is not empty, accepts only a server
@@ -85,10 +86,11 @@ impl ServerCertVerifier for PinnedVerifier {
         if self.pins.is_empty() {
             return Ok(verified);
         }
-        let seen = fingerprint(end_entity);
-        if self.pins.iter().any(|p| hex::encode(p) == seen) {
+        let digest: [u8; 32] = sha2::Sha256::digest(end_entity.as_ref()).into();
+        if self.pins.contains(&digest) {
             Ok(verified)
         } else {
+            let seen = hex::encode(digest);
             tracing::error!(
                 sha256 = %seen,
                 "the server's certificate is not one of server.pin_sha256: refused"
