@@ -17,6 +17,7 @@
 //! the OpenAPI document and the role-matrix test are both checked against it.
 
 pub mod auth;
+pub mod bundle;
 pub mod error;
 pub mod extract;
 pub mod metrics;
@@ -94,6 +95,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/audit"),
     ("GET", "/api/v1/audit/verify"),
     ("GET", "/api/v1/release-times"),
+    ("GET", "/api/v1/cases/{id}/bundle"),
+    ("GET", "/api/v1/bundle-key"),
+    ("POST", "/api/v1/bundles"),
+    ("GET", "/api/v1/imports"),
+    ("GET", "/api/v1/imports/{id}"),
+    ("GET", "/api/v1/imports/{id}/files/{path}"),
 ];
 
 /// Settings that differ between a demo on a laptop and production.
@@ -112,6 +119,9 @@ pub struct Settings {
     /// Password checks (argon2, tens of milliseconds of CPU each) that may run at once; a login
     /// that cannot get a turn within a few seconds is answered 503.
     pub concurrent_password_checks: usize,
+    /// The administration's key for signed case bundles (`server keys generate`); without it
+    /// the bundle endpoints answer 503.
+    pub bundle_signer: Option<Arc<bundle::BundleSigner>>,
 }
 
 impl Default for Settings {
@@ -123,6 +133,7 @@ impl Default for Settings {
             login_window: Duration::from_secs(300),
             concurrent_password_checks: std::thread::available_parallelism()
                 .map_or(2, std::num::NonZeroUsize::get),
+            bundle_signer: None,
         }
     }
 }
@@ -228,6 +239,7 @@ pub fn app(state: AppState) -> Router {
             Router::new()
                 .merge(routes::evidence::uploads())
                 .merge(routes::agents::annotations())
+                .merge(routes::bundles::uploads())
                 .merge(routes::models::router()),
             UPLOAD_TIMEOUT,
         ))
@@ -236,6 +248,7 @@ pub fn app(state: AppState) -> Router {
                 .merge(routes::agents::router())
                 .merge(routes::declarations::router())
                 .merge(routes::cases::router())
+                .merge(routes::bundles::router())
                 .merge(routes::admin::router())
                 .merge(routes::accounts::router())
                 .merge(routes::pages::router()),

@@ -10,6 +10,9 @@ use baylens_server::store::{AuditVerdict, Store};
 use baylens_server::{AppState, Settings, run};
 use clap::{Parser, Subcommand};
 
+mod cli_bundles;
+use cli_bundles::{BundleCommand, KeysCommand};
+
 #[derive(Debug, Parser)]
 #[command(version, about = "BayLens central server")]
 struct Cli {
@@ -75,6 +78,10 @@ enum Command {
         /// File holding the broker password.
         #[arg(long, env = "BAYLENS_MQTT_PASSWORD_FILE")]
         mqtt_password_file: Option<PathBuf>,
+        /// The administration's key for signed case bundles (`server keys generate`); default
+        /// DATA_DIR/bundle-signing.key when it exists. Replicas share one key file.
+        #[arg(long, env = "BAYLENS_BUNDLE_KEY")]
+        bundle_key: Option<PathBuf>,
     },
     /// Manage users.
     User {
@@ -95,6 +102,16 @@ enum Command {
     Model {
         #[command(subcommand)]
         command: ModelCommand,
+    },
+    /// Keys for signed case bundles: this administration's, and the partners' it trusts.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Signed case bundles (protocol/CASE_BUNDLE.md).
+    Bundle {
+        #[command(subcommand)]
+        command: BundleCommand,
     },
 }
 
@@ -210,6 +227,14 @@ async fn main() -> Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     let cli = Cli::parse();
+    // What needs no database runs before one is opened (or created).
+    match &cli.command {
+        Command::Bundle { command } => std::process::exit(cli_bundles::bundle(command)),
+        Command::Keys { command } if cli_bundles::keys_offline(command, &cli.data_dir)? => {
+            return Ok(());
+        }
+        _ => {}
+    }
     let store = match &cli.database_url {
         Some(url) => Store::open_url(url, &cli.data_dir)
             .await
@@ -238,6 +263,7 @@ async fn main() -> Result<()> {
             mqtt_prefix,
             mqtt_username,
             mqtt_password_file,
+            bundle_key,
         } => {
             let lanes = baylens_protocol::risk::LaneThresholds {
                 yellow: lane_yellow,
@@ -270,9 +296,24 @@ async fn main() -> Result<()> {
                     "no admin user yet: create one with `server user add --role admin --username NAME`"
                 );
             }
+            let bundle_signer = match bundle_key {
+                Some(path) => Some(baylens_server::bundle::BundleSigner::load(&path)?),
+                None => {
+                    let path = cli_bundles::default_key_file(&cli.data_dir);
+                    if path.exists() {
+                        Some(baylens_server::bundle::BundleSigner::load(&path)?)
+                    } else {
+                        tracing::info!(
+                            "no bundle-signing key: cases cannot be exported as signed bundles until an admin runs `server keys generate`"
+                        );
+                        None
+                    }
+                }
+            };
             let settings = Settings {
                 secure_cookies: !demo || tls.is_some(),
                 login_attempts_per_address,
+                bundle_signer: bundle_signer.map(std::sync::Arc::new),
                 ..Settings::default()
             };
             tracing::info!(
@@ -301,6 +342,8 @@ async fn main() -> Result<()> {
                 mqtt.stop(None).await;
             }
         }
+        Command::Keys { command } => cli_bundles::keys_store(command, &store).await?,
+        Command::Bundle { .. } => unreachable!("handled before the store is opened"),
         Command::Audit {
             command: AuditCommand::Verify,
         } => match store.verify_audit().await? {

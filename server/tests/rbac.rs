@@ -85,6 +85,12 @@ fn allowed(method: &str, path: &str) -> &'static [&'static str] {
         | (_, "/api/v1/users/{username}/disabled")
         | (_, "/api/v1/users/{username}/password") => &["admin"],
         ("GET", "/api/v1/audit") | ("GET", "/api/v1/audit/verify") => &["supervisor", "admin"],
+        ("GET", "/api/v1/cases/{id}/bundle") => &["supervisor", "admin", "agency-shared"],
+        ("GET", "/api/v1/bundle-key") => USERS,
+        ("POST", "/api/v1/bundles")
+        | ("GET", "/api/v1/imports")
+        | ("GET", "/api/v1/imports/{id}")
+        | ("GET", "/api/v1/imports/{id}/files/{path}") => &["supervisor", "admin"],
         other => panic!("route {other:?} has no row in the role matrix"),
     }
 }
@@ -96,6 +102,10 @@ struct Fixture {
     case_id: i64,
     /// A live API token's id (for `DELETE /api/v1/tokens/{token_id}`).
     token_id: String,
+    /// A signed bundle of the case (for `POST /api/v1/bundles`).
+    bundle: Vec<u8>,
+    /// The id of that bundle once imported (for `/api/v1/imports/{id}`).
+    import_id: i64,
 }
 
 /// The model file the fixture publishes.
@@ -159,7 +169,19 @@ async fn fixture() -> Fixture {
         )
         .await
         .unwrap();
-    let state = AppState::new(store);
+    // The administration's key, trusted by itself so that its own bundle can be imported.
+    let signer = baylens_server::bundle::BundleSigner::generate("RBAC customs").unwrap();
+    store
+        .trust_key("test", "self", &signer.public())
+        .await
+        .unwrap();
+    let state = AppState::with_settings(
+        store,
+        baylens_server::Settings {
+            bundle_signer: Some(std::sync::Arc::new(signer)),
+            ..Default::default()
+        },
+    );
     let r = json(
         &state,
         "POST",
@@ -200,12 +222,36 @@ async fn fixture() -> Fixture {
     )
     .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = call(
+        &state,
+        "GET",
+        &format!("/api/v1/cases/{case_id}/bundle"),
+        Some(&sup),
+        None,
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let bundle = r.bytes.clone();
+    let r = call(
+        &state,
+        "POST",
+        "/api/v1/bundles",
+        Some(&sup),
+        Some(baylens_server::bundle::MEDIA_TYPE),
+        bundle.clone(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let import_id = r.json["id"].as_i64().unwrap();
     Fixture {
         _dir: dir,
         state,
         tokens,
         case_id,
         token_id,
+        bundle,
+        import_id,
     }
 }
 
@@ -224,8 +270,14 @@ fn request(
     f: &Fixture,
     n: usize,
 ) -> (String, Option<&'static str>, Vec<u8>) {
+    let id = if path.starts_with("/api/v1/imports/") {
+        f.import_id
+    } else {
+        f.case_id
+    };
     let path = path
-        .replace("{id}", &f.case_id.to_string())
+        .replace("{id}", &id.to_string())
+        .replace("{path}", "images/heat.png")
         .replace("{token_id}", &f.token_id)
         .replace("{scan_id}", "bay-1-1")
         .replace("{reference}", "R-1")
@@ -279,6 +331,13 @@ fn request(
             serde_json::json!({"username": "agency-not-shared"})
         }
         ("PUT", _) => return (path, Some("image/png"), png()),
+        ("POST", "/api/v1/bundles") => {
+            return (
+                path,
+                Some(baylens_server::bundle::MEDIA_TYPE),
+                f.bundle.clone(),
+            );
+        }
         _ => return (path, None, Vec::new()),
     };
     (

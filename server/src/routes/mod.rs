@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod agents;
+pub mod bundles;
 pub mod cases;
 pub mod declarations;
 pub mod evidence;

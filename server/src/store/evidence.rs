@@ -137,6 +137,28 @@ impl Store {
             .await
     }
 
+    /// Every evidence image of a case: (slot name, object key, recorded sha256), the preview
+    /// first, then the layers and photos by name.
+    pub async fn evidence_objects(
+        &self,
+        case_id: i64,
+    ) -> Result<Vec<(String, String, Option<String>)>, sqlx::Error> {
+        let mut out: Vec<(String, String, Option<String>)> = self
+            .preview_record(case_id)
+            .await?
+            .map(|(key, sha)| (PREVIEW.to_owned(), key, sha))
+            .into_iter()
+            .collect();
+        let layers = sqlx::query(
+            "SELECT name, object_key, sha256 FROM case_layers WHERE case_id = $1 ORDER BY name",
+        )
+        .bind(case_id)
+        .fetch_all(&self.pool)
+        .await?;
+        out.extend(layers.iter().map(|r| (r.get(0), r.get(1), r.get(2))));
+        Ok(out)
+    }
+
     /// The bay and preview key of a case.
     pub async fn case_preview(
         &self,

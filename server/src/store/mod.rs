@@ -17,6 +17,7 @@ pub mod cases;
 pub mod declarations;
 pub mod evidence;
 pub mod fleet;
+pub mod imports;
 pub mod ingest;
 pub mod logins;
 pub mod models;

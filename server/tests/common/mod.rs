@@ -111,6 +111,8 @@ pub struct Reply {
     pub json: serde_json::Value,
     /// Body as text.
     pub text: String,
+    /// Body as sent.
+    pub bytes: Vec<u8>,
 }
 
 /// Sends one request through the app. `body` is JSON unless `content_type` says otherwise.
@@ -144,6 +146,7 @@ pub async fn call(
             headers,
             json: serde_json::Value::Null,
             text: String::new(),
+            bytes: Vec::new(),
         };
     }
     let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
@@ -155,6 +158,7 @@ pub async fn call(
         headers,
         json: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
         text,
+        bytes: bytes.to_vec(),
     }
 }
 

@@ -271,11 +271,18 @@ pub(super) async fn case_page(
             )
         ));
     }
-    let audit_link = if matches!(v.user.role, Role::Supervisor | Role::Admin) {
+    let mut audit_link = if matches!(v.user.role, Role::Supervisor | Role::Admin) {
         format!("<p><a href=\"/audit?subject=case:{id}\">Audit trail of this case</a></p>")
     } else {
         String::new()
     };
+    // The case for another agency or administration, evidence and history signed as one file.
+    if v.user.role != Role::Officer && state.settings.bundle_signer.is_some() {
+        audit_link.push_str(&format!(
+            "<p><a id=\"bundle-link\" href=\"/api/v1/cases/{id}/bundle\" download>Download the signed case bundle</a> \
+             (report, declaration, history, examination results, audit entries and images, signed by this administration)</p>"
+        ));
+    }
     let image = if c.has_image {
         format!(
             "<img id=\"layer-scan\" class=\"layer\" src=\"/api/v1/cases/{id}/preview\" alt=\"X-ray scan of case {id}\" width=\"{width}\" height=\"{height}\">"

@@ -5,7 +5,8 @@
 //!
 //! Pages: `/login`, `/queue` (risk-ranked, filters), `/cases/{id}` (viewer, declaration,
 //! findings, decisions, history), `/audit`, `/dashboard` (release times), `/fleet` (every bay's
-//! agent, what needs an operator in red).
+//! agent, what needs an operator in red), `/imports` (cases from partners' signed bundles,
+//! read-only).
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -27,6 +28,7 @@ use crate::store::{AuditVerdict, CaseFilter, CaseSort, User};
 
 mod case;
 mod fleet;
+mod imports;
 mod session;
 
 use case::case_page;
@@ -44,6 +46,8 @@ pub fn router() -> Router<AppState> {
         .route("/audit", get(audit_page))
         .route("/dashboard", get(dashboard_page))
         .route("/fleet", get(fleet::fleet_page))
+        .route("/imports", get(imports::imports_page))
+        .route("/imports/{id}", get(imports::import_page))
         .route("/static/app.js", get(app_js))
         .route("/static/app.css", get(app_css))
 }
@@ -105,6 +109,7 @@ fn page(title: &str, v: Option<&Viewer>, body: &str) -> Html<String> {
             if matches!(v.user.role, Role::Supervisor | Role::Admin) {
                 links.push(("/audit", "Audit"));
                 links.push(("/fleet", "Fleet"));
+                links.push(("/imports", "Imported"));
             }
             let links: String = links
                 .iter()
