@@ -21,6 +21,7 @@ pub mod bundle;
 pub mod error;
 pub mod extract;
 pub mod metrics;
+pub mod outcomes;
 pub mod risk;
 pub mod routes;
 pub mod store;
@@ -101,6 +102,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/imports"),
     ("GET", "/api/v1/imports/{id}"),
     ("GET", "/api/v1/imports/{id}/files/{path}"),
+    ("GET", "/api/v1/outcomes"),
 ];
 
 /// Settings that differ between a demo on a laptop and production.
@@ -249,6 +251,7 @@ pub fn app(state: AppState) -> Router {
                 .merge(routes::declarations::router())
                 .merge(routes::cases::router())
                 .merge(routes::bundles::router())
+                .merge(routes::outcomes::router())
                 .merge(routes::admin::router())
                 .merge(routes::accounts::router())
                 .merge(routes::pages::router()),

@@ -131,6 +131,15 @@ try {
   check((await page.textContent("#release")).includes("BAY01"), "bay row in the dashboard");
   await page.screenshot({ path: `${shots}/07-release-times.png`, fullPage: true });
 
+  step = "outcomes panel";
+  const outcomes = await page.textContent("#outcome-summary");
+  check(/hit rate \d+ %/.test(outcomes), `hit rate shown: ${outcomes}`);
+  check((await page.locator("#outcome-chart polyline.line-hit").count()) === 1, "hit-rate trend line");
+  check((await page.locator("#outcome-chart polyline.line-false").count()) === 1, "false-alarm trend line");
+  check((await page.locator("#outcome-chart line.model-change").count()) >= 2, "model releases marked");
+  check((await page.textContent("#outcome-kinds")).includes("concealed object"), "finding kinds");
+  await page.locator("#outcomes").screenshot({ path: `${shots}/07b-outcomes.png` });
+
   step = "fleet page";
   await page.click('a[href="/fleet"]');
   await page.waitForURL(/\/fleet/);

@@ -101,6 +101,8 @@ async fn a_supervisor_reviews_a_case_in_chromium() {
     }
     let case_id = case_id.expect("the agent's case with its image");
 
+    seed_outcomes(&client, &server.url, &token, &bearer).await;
+
     let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots");
     let mut node = std::process::Command::new("node");
@@ -137,4 +139,70 @@ async fn a_supervisor_reviews_a_case_in_chromium() {
         server.store.verify_audit().await.unwrap(),
         baylens_server::store::AuditVerdict::Intact { .. }
     ));
+}
+
+/// Earlier weeks of BAY01 for the outcomes panel: cases examined and decided under two earlier
+/// model releases (sha256 `ab…`, then `cd…`), so the chart has a trend and release markers.
+async fn seed_outcomes(client: &reqwest::Client, url: &str, agent: &str, sup: &str) {
+    // (days ago, model, scan risk, examination, decision)
+    let seeds = [
+        (20, "ab", 0.95, Some("discrepancy"), Some("seize")),
+        (20, "ab", 0.9, Some("consistent"), Some("release")),
+        (19, "ab", 0.9, Some("consistent"), Some("release")),
+        (13, "ab", 0.9, Some("consistent"), Some("release")),
+        (13, "ab", 0.95, Some("discrepancy"), Some("seize")),
+        (6, "cd", 0.95, Some("discrepancy"), Some("seize")),
+        (6, "cd", 0.9, Some("discrepancy"), Some("seize")),
+        (5, "cd", 0.9, Some("consistent"), Some("release")),
+        (5, "cd", 0.1, Some("discrepancy"), None),
+    ];
+    for (n, (days, sha, risk, exam, decision)) in seeds.into_iter().enumerate() {
+        let at = (chrono::Utc::now() - chrono::Duration::days(days)).to_rfc3339();
+        let report = serde_json::json!({
+            "contract": "baylens.report/1", "report_id": format!("seed-{n}"), "scan_id": format!("BAY01-seed-{n}"),
+            "bay": "BAY01", "captured_at": at, "analysed_at": at, "container_code": "CSQU3054383",
+            "width": 416, "height": 208,
+            "model": {"name": "concealment-v1", "sha256": format!("{sha}{}", "0".repeat(62)), "max_probability": risk, "flagged_fraction": 0.01, "inference_ms": 20.0},
+            "findings": [{"kind": "concealed_object", "score": risk, "region": {"x": 10, "y": 10, "width": 20, "height": 20}, "message": "dense object"}],
+            "risk": risk, "lane": if risk >= 0.7 { "red" } else { "green" }
+        });
+        let r: serde_json::Value = client
+            .post(format!("{url}/api/v1/reports"))
+            .bearer_auth(agent)
+            .json(&report)
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = r["case_id"].as_i64().unwrap();
+        let post = |what: &str, body: serde_json::Value| {
+            client
+                .post(format!("{url}/api/v1/cases/{id}/{what}"))
+                .bearer_auth(sup)
+                .json(&body)
+                .send()
+        };
+        if let Some(result) = exam {
+            let r = post(
+                "examinations",
+                serde_json::json!({"result": result, "note": "examined at bay 1"}),
+            )
+            .await
+            .unwrap();
+            assert!(r.status().is_success(), "{}", r.status());
+        }
+        if let Some(decision) = decision {
+            let r = post(
+                "decisions",
+                serde_json::json!({"decision": decision, "note": "seeded outcome"}),
+            )
+            .await
+            .unwrap();
+            assert!(r.status().is_success(), "{}", r.status());
+        }
+    }
 }

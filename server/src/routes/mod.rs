@@ -9,4 +9,5 @@ pub mod declarations;
 pub mod evidence;
 pub mod health;
 pub mod models;
+pub mod outcomes;
 pub mod pages;

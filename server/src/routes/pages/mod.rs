@@ -29,6 +29,7 @@ use crate::store::{AuditVerdict, CaseFilter, CaseSort, User};
 mod case;
 mod fleet;
 mod imports;
+mod outcomes;
 mod session;
 
 use case::case_page;
@@ -412,10 +413,17 @@ async fn dashboard_page(State(state): State<AppState>, headers: HeaderMap) -> Re
             )
         })
         .collect();
+    // How the lanes and the model's findings fared, for those who set the risk rules.
+    let outcomes = if matches!(v.user.role, Role::Supervisor | Role::Admin) {
+        let q = crate::routes::outcomes::OutcomeQuery::default();
+        outcomes::panel(&crate::routes::outcomes::outcome_data(&state, &q).await?)
+    } else {
+        String::new()
+    };
     let body = format!(
         "<h1>Release times</h1><p>WCO Time Release Study intervals over the last 8 weeks, in minutes: median / 90th percentile. \
          <a href=\"/api/v1/release-times?format=csv\" download>Download CSV (one row per case)</a></p>\
-         <table id=\"release\"><thead><tr><th>By</th><th>Bay or lane</th><th>Week</th><th>Cases</th><th>Lodging → scan</th><th>Scan → report</th><th>Report → decision</th><th>Scan → release</th></tr></thead><tbody>{rows}</tbody></table>"
+         <table id=\"release\"><thead><tr><th>By</th><th>Bay or lane</th><th>Week</th><th>Cases</th><th>Lodging → scan</th><th>Scan → report</th><th>Report → decision</th><th>Scan → release</th></tr></thead><tbody>{rows}</tbody></table>{outcomes}"
     );
     Ok(page("Release times", Some(&v), &body).into_response())
 }
