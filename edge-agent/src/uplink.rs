@@ -73,7 +73,9 @@ pub const MIN_BYTES_PER_SEC: u64 = 8 * 1024;
 /// What a declaration sync answer may weigh, for its time budget.
 const SYNC_BUDGET_BYTES: u64 = 2 * 1024 * 1024;
 
-fn classify(status: StatusCode, body: &str, what: &str) -> Attempt {
+/// What a refused or failed exchange means: retry server errors, timeouts and auth failures
+/// (an operator's fix); refuse the rest.
+pub(crate) fn classify(status: StatusCode, body: &str, what: &str) -> Attempt {
     let detail = format!(
         "{what}: HTTP {status}: {}",
         body.chars().take(300).collect::<String>()
@@ -137,6 +139,19 @@ impl Uplink {
             token,
             timeout,
         })
+    }
+
+    /// A request to `path` on the server, authenticated, timed for moving `bytes`.
+    pub(crate) fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        bytes: u64,
+    ) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .timeout(self.budget(bytes))
     }
 
     /// The time allowed for an exchange that moves `bytes`.

@@ -138,18 +138,21 @@ function setupForms() {
   });
 }
 
-// The fleet page reloads its table and summary every few seconds: heartbeats reach any
-// replica through the database, so the server-rendered page is the one source of truth.
+// The fleet page reloads its table and summary every few seconds (heartbeats reach any
+// replica through the database, so the server-rendered page is the one source of truth), and
+// the dataset page its job table while an export runs: whatever carries data-refresh, with the
+// ids to replace in data-refresh-ids.
 function setupFleet() {
-  const table = document.getElementById("fleet");
+  const table = document.querySelector("[data-refresh]");
   if (!table) return;
   const every = 1000 * Number(table.dataset.refresh || 10);
+  const ids = (table.dataset.refreshIds || "fleet fleet-summary").split(" ");
   setInterval(async () => {
     try {
       const res = await fetch(location.pathname, { credentials: "same-origin" });
       if (!res.ok) return;
       const fresh = new DOMParser().parseFromString(await res.text(), "text/html");
-      for (const id of ["fleet", "fleet-summary"]) {
+      for (const id of ids) {
         const next = fresh.getElementById(id), now = document.getElementById(id);
         if (next && now) now.replaceWith(next);
       }

@@ -18,6 +18,7 @@
 
 pub mod auth;
 pub mod bundle;
+pub mod dataset;
 pub mod error;
 pub mod extract;
 pub mod metrics;
@@ -25,6 +26,7 @@ pub mod outcomes;
 pub mod risk;
 pub mod routes;
 pub mod store;
+pub mod track_record;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -103,6 +105,13 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/imports/{id}"),
     ("GET", "/api/v1/imports/{id}/files/{path}"),
     ("GET", "/api/v1/outcomes"),
+    ("GET", "/api/v1/agents/raw-wanted"),
+    ("POST", "/api/v1/agents/raw-missing"),
+    ("PUT", "/api/v1/scans/{scan_id}/raw"),
+    ("GET", "/api/v1/dataset-exports"),
+    ("POST", "/api/v1/dataset-exports"),
+    ("GET", "/api/v1/dataset-exports/{id}"),
+    ("GET", "/api/v1/dataset-exports/{id}/download"),
 ];
 
 /// Settings that differ between a demo on a laptop and production.
@@ -242,6 +251,7 @@ pub fn app(state: AppState) -> Router {
                 .merge(routes::evidence::uploads())
                 .merge(routes::agents::annotations())
                 .merge(routes::bundles::uploads())
+                .merge(routes::datasets::uploads())
                 .merge(routes::models::router()),
             UPLOAD_TIMEOUT,
         ))
@@ -252,6 +262,7 @@ pub fn app(state: AppState) -> Router {
                 .merge(routes::cases::router())
                 .merge(routes::bundles::router())
                 .merge(routes::outcomes::router())
+                .merge(routes::datasets::router())
                 .merge(routes::admin::router())
                 .merge(routes::accounts::router())
                 .merge(routes::pages::router()),

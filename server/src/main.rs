@@ -11,7 +11,9 @@ use baylens_server::{AppState, Settings, run};
 use clap::{Parser, Subcommand};
 
 mod cli_bundles;
+mod cli_dataset;
 use cli_bundles::{BundleCommand, KeysCommand};
+use cli_dataset::DatasetCommand;
 
 #[derive(Debug, Parser)]
 #[command(version, about = "BayLens central server")]
@@ -112,6 +114,12 @@ enum Command {
     Bundle {
         #[command(subcommand)]
         command: BundleCommand,
+    },
+    /// Cleared scans and labelled cases for calibration and site adaptation
+    /// (protocol/DATASET.md).
+    Dataset {
+        #[command(subcommand)]
+        command: DatasetCommand,
     },
 }
 
@@ -310,6 +318,16 @@ async fn main() -> Result<()> {
                     }
                 }
             };
+            // A single server's export jobs cannot outlive it (replicas share PostgreSQL, where
+            // another server may still be running one).
+            if store.backend == baylens_server::store::Backend::Sqlite {
+                let stopped = store.fail_interrupted_exports().await?;
+                if stopped > 0 {
+                    tracing::warn!(
+                        "{stopped} dataset export(s) stopped with the server; start them again"
+                    );
+                }
+            }
             let settings = Settings {
                 secure_cookies: !demo || tls.is_some(),
                 login_attempts_per_address,
@@ -343,6 +361,7 @@ async fn main() -> Result<()> {
             }
         }
         Command::Keys { command } => cli_bundles::keys_store(command, &store).await?,
+        Command::Dataset { command } => cli_dataset::run(command, &store).await?,
         Command::Bundle { .. } => unreachable!("handled before the store is opened"),
         Command::Audit {
             command: AuditCommand::Verify,

@@ -91,7 +91,14 @@ fn allowed(method: &str, path: &str) -> &'static [&'static str] {
         | ("GET", "/api/v1/imports")
         | ("GET", "/api/v1/imports/{id}")
         | ("GET", "/api/v1/imports/{id}/files/{path}")
-        | ("GET", "/api/v1/outcomes") => &["supervisor", "admin"],
+        | ("GET", "/api/v1/outcomes")
+        | (_, "/api/v1/dataset-exports")
+        | ("GET", "/api/v1/dataset-exports/{id}")
+        | ("GET", "/api/v1/dataset-exports/{id}/download") => &["supervisor", "admin"],
+        ("GET", "/api/v1/agents/raw-wanted") => &["agent", "agent-other-bay"],
+        ("POST", "/api/v1/agents/raw-missing") | ("PUT", "/api/v1/scans/{scan_id}/raw") => {
+            &["agent"]
+        }
         other => panic!("route {other:?} has no row in the role matrix"),
     }
 }
@@ -107,6 +114,8 @@ struct Fixture {
     bundle: Vec<u8>,
     /// The id of that bundle once imported (for `/api/v1/imports/{id}`).
     import_id: i64,
+    /// A finished dataset export (for `/api/v1/dataset-exports/{id}`).
+    export_id: i64,
 }
 
 /// The model file the fixture publishes.
@@ -245,6 +254,24 @@ async fn fixture() -> Fixture {
     .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let import_id = r.json["id"].as_i64().unwrap();
+    let r = json(
+        &state,
+        "POST",
+        "/api/v1/dataset-exports",
+        Some(&sup),
+        &serde_json::json!({"from": "2020-01-01", "to": "2099-12-31"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let export_id = r.json["id"].as_i64().unwrap();
+    for _ in 0..500 {
+        let job = state.store.export_job(export_id).await.unwrap().unwrap();
+        if job.state != "running" {
+            assert_eq!(job.state, "done", "{job:?}");
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     Fixture {
         _dir: dir,
         state,
@@ -253,6 +280,7 @@ async fn fixture() -> Fixture {
         token_id,
         bundle,
         import_id,
+        export_id,
     }
 }
 
@@ -264,6 +292,34 @@ fn png() -> Vec<u8> {
     out
 }
 
+/// The raw scan of `bay-1-1`: its sidecar and one 16-bit image, as a tar.
+fn raw_scan() -> Vec<u8> {
+    let mut image = Vec::new();
+    image::ImageBuffer::<image::Luma<u16>, Vec<u16>>::new(4, 2)
+        .write_to(
+            &mut std::io::Cursor::new(&mut image),
+            image::ImageFormat::Png,
+        )
+        .unwrap();
+    let sidecar = serde_json::json!({
+        "contract": "baylens.scan/1", "scan_id": "bay-1-1", "bay": "bay-1",
+        "captured_at": chrono::Utc::now().to_rfc3339(), "pixel_pitch_mm": 5.0,
+        "images": [{"file": "bay-1-1.high.png", "energy": "high", "energy_mev": 6.0, "air": 60000, "dark": 100}],
+    });
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, bytes) in [
+        ("bay-1-1.json", sidecar.to_string().into_bytes()),
+        ("bay-1-1.high.png", image),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, name, bytes.as_slice()).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
 /// A valid request for the route, from `caller` (the n-th allowed call of this route).
 fn request(
     method: &str,
@@ -273,6 +329,8 @@ fn request(
 ) -> (String, Option<&'static str>, Vec<u8>) {
     let id = if path.starts_with("/api/v1/imports/") {
         f.import_id
+    } else if path.starts_with("/api/v1/dataset-exports/") {
+        f.export_id
     } else {
         f.case_id
     };
@@ -331,7 +389,14 @@ fn request(
         ("POST", p) if p.ends_with("/shares") => {
             serde_json::json!({"username": "agency-not-shared"})
         }
+        ("PUT", p) if p.ends_with("/raw") => return (path, Some("application/x-tar"), raw_scan()),
         ("PUT", _) => return (path, Some("image/png"), png()),
+        ("POST", "/api/v1/agents/raw-missing") => {
+            serde_json::json!({"scan_id": "bay-1-1", "reason": "removed from done/"})
+        }
+        ("POST", "/api/v1/dataset-exports") => {
+            serde_json::json!({"from": "2020-01-01", "to": "2099-12-31", "bay": "bay-1"})
+        }
         ("POST", "/api/v1/bundles") => {
             return (
                 path,

@@ -152,6 +152,28 @@ try {
   check((await page.textContent("#fleet-summary")).includes("1 need attention"), "summary counts it");
   await page.screenshot({ path: `${shots}/08-fleet.png`, fullPage: true });
 
+  step = "queue: each finding kind with its record, and the often-wrong filter";
+  await page.goto(`${base}/queue`);
+  const kinds = page.locator("#queue .kind");
+  check((await kinds.count()) > 0, "finding kinds in the queue");
+  check(/concealed object \d+ %/.test(await page.textContent("#queue")), "with how often they were confirmed");
+  check((await page.locator("#track-record").count()) === 1, "the track record table");
+  await page.check('input[name="record"][value="often_wrong"]');
+  await Promise.all([page.waitForURL(/record=often_wrong/), page.click("form.filters button")]);
+  check(await page.isChecked('input[name="record"][value="often_wrong"]'), "the filter stays on");
+  await page.click("#track-record summary");
+  await page.screenshot({ path: `${shots}/08b-queue-record.png`, fullPage: true });
+
+  step = "dataset export in the background";
+  await page.click('a[href="/datasets"]');
+  await page.waitForURL(/\/datasets/);
+  await Promise.all([page.waitForEvent("load"), page.click('#export-form button[type="submit"]')]);
+  await page.waitForSelector('#exports tr[data-state="done"]', { timeout: 30000 });
+  const exported = await page.textContent('#exports tr[data-state="done"]');
+  check(/cleared scans/.test(exported) && /labelled cases/.test(exported), `export summary: ${exported}`);
+  check((await page.locator('#exports tr[data-state="done"] a[download]').count()) === 1, "a download link");
+  await page.screenshot({ path: `${shots}/08c-datasets.png`, fullPage: true });
+
   step = "log out";
   await Promise.all([page.waitForURL(/\/login/), page.click('header form button')]);
 

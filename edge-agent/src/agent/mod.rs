@@ -29,6 +29,7 @@ use crate::{AgentConfig, AgentError};
 mod events;
 mod heartbeat;
 mod model_updates;
+mod raw_scans;
 
 pub use heartbeat::HEARTBEAT_SECS;
 
@@ -187,6 +188,14 @@ pub async fn run(
             }
         })
     };
+
+    // Raw scans the server asks for (dataset exports), checked as often as declarations.
+    let raw_task = raw_scans::spawn(
+        uplink.clone(),
+        config.drop_dir.join("done"),
+        Duration::from_secs(config.declaration_sync_secs),
+        stop_rx.clone(),
+    );
 
     let update_task = match config.model_updates.clone() {
         Some(updates) => {
@@ -355,6 +364,7 @@ pub async fn run(
         let _ = t.await;
     }
     let _ = sync_task.await;
+    let _ = raw_task.await;
     if let Some(task) = update_task {
         let _ = task.await;
     }

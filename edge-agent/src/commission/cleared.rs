@@ -77,11 +77,12 @@ pub fn declarations(dir: &Path) -> Result<HashMap<String, Declaration>, String> 
 }
 
 /// Every `*.json` declaration in `folder`, checked, by reference and by container code. Errors
-/// name the file.
+/// name the file. Each is checked as at its expected arrival: cleared scans are history, and a
+/// declaration older than the lodging window (30 days) is still the one the load was cleared
+/// against.
 pub fn declarations_in(folder: &Path) -> Result<HashMap<String, Declaration>, String> {
     let entries =
         std::fs::read_dir(folder).map_err(|e| format!("cannot read {}: {e}", folder.display()))?;
-    let now = Utc::now();
     let mut out = HashMap::new();
     for entry in entries.flatten() {
         let path = entry.path();
@@ -90,7 +91,12 @@ pub fn declarations_in(folder: &Path) -> Result<HashMap<String, Declaration>, St
         }
         let text = std::fs::read_to_string(&path)
             .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-        let d = Declaration::from_json(&text, now).map_err(|errors| {
+        let at = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["expected_arrival"].as_str().map(str::to_owned))
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+            .map_or_else(Utc::now, |t| t.with_timezone(&Utc));
+        let d = Declaration::from_json(&text, at).map_err(|errors| {
             let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
             format!("{}: {}", path.display(), list.join("; "))
         })?;

@@ -70,6 +70,17 @@ pub fn content_type_is(headers: &HeaderMap, expected: &str) -> Result<()> {
     }
 }
 
+/// Refuses a body whose declared length is over `max` (413) before any of it is read.
+pub fn declared_within(headers: &HeaderMap, max: usize) -> Result<()> {
+    match headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+    {
+        Some(len) if len > max => Err(ApiError::TooLarge(max)),
+        _ => Ok(()),
+    }
+}
+
 /// Parses a JSON body with a precise error (serde's message names the field and position).
 pub fn json_body<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T> {
     content_type_is(headers, "application/json")?;

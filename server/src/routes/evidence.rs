@@ -7,7 +7,7 @@
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::put;
 use baylens_protocol::ScanId;
 use futures_util::StreamExt;
@@ -15,7 +15,7 @@ use object_store::WriteMultipart;
 use object_store::path::Path as ObjectPath;
 use sha2::{Digest, Sha256};
 
-use super::agents::{content_type_is, own_case};
+use super::agents::{content_type_is, declared_within, own_case};
 use crate::auth::Principal;
 use crate::error::{ApiError, Result};
 use crate::extract::P;
@@ -74,13 +74,7 @@ async fn upload(
     let agent = principal.agent()?;
     let scan_id = ScanId::parse(scan_id).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
     content_type_is(headers, "image/png")?;
-    if let Some(len) = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
-        && len > MAX_PREVIEW_BYTES
-    {
-        return Err(ApiError::TooLarge(MAX_PREVIEW_BYTES));
-    }
+    declared_within(headers, MAX_PREVIEW_BYTES)?;
     let case_id = own_case(state, &agent, &scan_id).await?;
     let nonce: u64 = rand::random();
     let key = ObjectPath::from(format!("scans/{scan_id}/{name}-{nonce:016x}.png"));

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod agents;
 pub mod bundles;
 pub mod cases;
+pub mod datasets;
 pub mod declarations;
 pub mod evidence;
 pub mod health;

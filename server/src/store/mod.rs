@@ -14,6 +14,7 @@
 
 pub mod audit;
 pub mod cases;
+pub mod datasets;
 pub mod declarations;
 pub mod evidence;
 pub mod fleet;

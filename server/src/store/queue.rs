@@ -1,6 +1,9 @@
 //! The review queue: cases a user may see, filtered and sorted.
 
+use std::collections::HashMap;
+
 use serde::Deserialize;
+use sqlx::Row;
 
 use super::cases::{CaseSummary, SUMMARY_COLUMNS, summary_from_row};
 use super::{Store, User};
@@ -152,6 +155,44 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.iter().map(summary_from_row).collect())
+    }
+}
+
+impl Store {
+    /// The model release (sha256) and finding kinds (each once, sorted) of the cases among
+    /// `ids` that have findings.
+    pub async fn case_findings(
+        &self,
+        ids: &[i64],
+    ) -> Result<HashMap<i64, (String, Vec<String>)>, sqlx::Error> {
+        let mut out = HashMap::new();
+        for chunk in ids.chunks(500) {
+            let list = chunk
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            let rows = sqlx::query(&format!(
+                "SELECT id, model_sha256, report_json FROM cases
+                 WHERE id IN ({list}) AND findings_count > 0"
+            ))
+            .fetch_all(&self.pool)
+            .await?;
+            for r in rows {
+                let report: serde_json::Value =
+                    serde_json::from_str(r.get::<&str, _>(2)).unwrap_or_default();
+                let mut kinds: Vec<String> = report["findings"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|f| f["kind"].as_str().map(str::to_owned))
+                    .collect();
+                kinds.sort();
+                kinds.dedup();
+                out.insert(r.get(0), (r.get(1), kinds));
+            }
+        }
+        Ok(out)
     }
 }
 

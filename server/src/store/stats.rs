@@ -118,21 +118,7 @@ impl Store {
         .bind(model.unwrap_or(""))
         .fetch_all(&self.pool)
         .await?;
-        let exams = sqlx::query(
-            "SELECT e.case_id, e.value FROM case_events e JOIN cases c ON c.id = e.case_id
-             WHERE e.kind = 'examination' AND c.captured_at >= $1 AND c.captured_at < $2
-             ORDER BY e.id",
-        )
-        .bind(from_ms)
-        .bind(to_ms)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut by_case: std::collections::HashMap<i64, Vec<String>> = Default::default();
-        for e in &exams {
-            if let Some(value) = e.get::<Option<String>, _>(1) {
-                by_case.entry(e.get(0)).or_default().push(value);
-            }
-        }
+        let mut by_case = self.examinations_between(from_ms, to_ms).await?;
         Ok(rows
             .iter()
             .map(|r| {
@@ -163,6 +149,31 @@ impl Store {
                 }
             })
             .collect())
+    }
+
+    /// The examination results of the cases captured in `[from_ms, to_ms)`, by case, oldest
+    /// first.
+    pub async fn examinations_between(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<std::collections::HashMap<i64, Vec<String>>, sqlx::Error> {
+        let exams = sqlx::query(
+            "SELECT e.case_id, e.value FROM case_events e JOIN cases c ON c.id = e.case_id
+             WHERE e.kind = 'examination' AND c.captured_at >= $1 AND c.captured_at < $2
+             ORDER BY e.id",
+        )
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut by_case: std::collections::HashMap<i64, Vec<String>> = Default::default();
+        for e in &exams {
+            if let Some(value) = e.get::<Option<String>, _>(1) {
+                by_case.entry(e.get(0)).or_default().push(value);
+            }
+        }
+        Ok(by_case)
     }
 
     /// Number of cases per lane, for `/metrics`.

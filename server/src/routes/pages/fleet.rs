@@ -4,11 +4,10 @@
 
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 
-use super::{escape, forbidden, page, viewer};
+use super::{escape, page, supervisor_page};
 use crate::AppState;
-use crate::auth::Role;
 use crate::error::Result;
 use crate::store::fleet::{Check, FleetAgent};
 
@@ -19,12 +18,16 @@ pub(super) async fn fleet_page(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let Some(v) = viewer(&state, &headers).await? else {
-        return Ok(Redirect::to("/login").into_response());
+    let v = match supervisor_page(
+        &state,
+        &headers,
+        "Only supervisors and admins see the fleet.",
+    )
+    .await?
+    {
+        Ok(v) => v,
+        Err(answer) => return Ok(answer),
     };
-    if !matches!(v.user.role, Role::Supervisor | Role::Admin) {
-        return Ok(forbidden(&v, "Only supervisors and admins see the fleet."));
-    }
     let fleet = state.store.fleet().await?;
     let online = fleet.iter().filter(|a| a.online).count();
     let attention = fleet.iter().filter(|a| !a.problems.is_empty()).count();

@@ -3,11 +3,10 @@
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 
-use super::{escape, forbidden, lane_badge, page, viewer};
+use super::{escape, lane_badge, page, supervisor_page};
 use crate::AppState;
-use crate::auth::Role;
 use crate::error::Result;
 use crate::extract::P;
 
@@ -15,15 +14,16 @@ pub(super) async fn imports_page(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let Some(v) = viewer(&state, &headers).await? else {
-        return Ok(Redirect::to("/login").into_response());
+    let v = match supervisor_page(
+        &state,
+        &headers,
+        "Only supervisors and admins see imported cases.",
+    )
+    .await?
+    {
+        Ok(v) => v,
+        Err(answer) => return Ok(answer),
     };
-    if !matches!(v.user.role, Role::Supervisor | Role::Admin) {
-        return Ok(forbidden(
-            &v,
-            "Only supervisors and admins see imported cases.",
-        ));
-    }
     let imports = state.store.imported_cases(500).await?;
     let rows: String = imports
         .iter()
@@ -64,15 +64,16 @@ pub(super) async fn import_page(
     headers: HeaderMap,
     P(id): P<i64>,
 ) -> Result<Response> {
-    let Some(v) = viewer(&state, &headers).await? else {
-        return Ok(Redirect::to("/login").into_response());
+    let v = match supervisor_page(
+        &state,
+        &headers,
+        "Only supervisors and admins see imported cases.",
+    )
+    .await?
+    {
+        Ok(v) => v,
+        Err(answer) => return Ok(answer),
     };
-    if !matches!(v.user.role, Role::Supervisor | Role::Admin) {
-        return Ok(forbidden(
-            &v,
-            "Only supervisors and admins see imported cases.",
-        ));
-    }
     let Some(i) = state.store.imported_case(id).await? else {
         return Ok((
             StatusCode::NOT_FOUND,

@@ -24,12 +24,14 @@ use crate::extract::Q;
 use crate::routes::admin::{ReleaseQuery, release_data};
 use crate::routes::cases::{Credentials, check_credentials};
 use crate::store::users::SESSION_HOURS;
-use crate::store::{AuditVerdict, CaseFilter, CaseSort, User};
+use crate::store::{AuditVerdict, User};
 
 mod case;
+mod datasets;
 mod fleet;
 mod imports;
 mod outcomes;
+mod queue;
 mod session;
 
 use case::case_page;
@@ -42,12 +44,13 @@ pub fn router() -> Router<AppState> {
         .route("/cases", get(|| async { Redirect::to("/queue") }))
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
-        .route("/queue", get(queue_page))
+        .route("/queue", get(queue::queue_page))
         .route("/cases/{id}", get(case_page))
         .route("/audit", get(audit_page))
         .route("/dashboard", get(dashboard_page))
         .route("/fleet", get(fleet::fleet_page))
         .route("/imports", get(imports::imports_page))
+        .route("/datasets", get(datasets::datasets_page))
         .route("/imports/{id}", get(imports::import_page))
         .route("/static/app.js", get(app_js))
         .route("/static/app.css", get(app_css))
@@ -111,6 +114,7 @@ fn page(title: &str, v: Option<&Viewer>, body: &str) -> Html<String> {
                 links.push(("/audit", "Audit"));
                 links.push(("/fleet", "Fleet"));
                 links.push(("/imports", "Imported"));
+                links.push(("/datasets", "Datasets"));
             }
             let links: String = links
                 .iter()
@@ -141,6 +145,22 @@ fn page(title: &str, v: Option<&Viewer>, body: &str) -> Html<String> {
          <body>{nav}<main>{body}</main></body></html>",
         escape(title)
     ))
+}
+
+/// The viewer of a page for supervisors and admins; otherwise the answer to send instead: the
+/// login page, or 403 saying `why`.
+async fn supervisor_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    why: &str,
+) -> Result<std::result::Result<Viewer, Response>> {
+    let Some(v) = viewer(state, headers).await? else {
+        return Ok(Err(Redirect::to("/login").into_response()));
+    };
+    if !matches!(v.user.role, Role::Supervisor | Role::Admin) {
+        return Ok(Err(forbidden(&v, why)));
+    }
+    Ok(Ok(v))
 }
 
 fn forbidden(v: &Viewer, message: &str) -> Response {
@@ -174,140 +194,11 @@ fn select(name: &str, current: Option<&str>, options: &[(&str, &str)]) -> String
     format!("<select name=\"{name}\">{opts}</select>")
 }
 
-/// Query of the queue page (all optional; empty strings mean "any").
-#[derive(Debug, Default, Deserialize)]
-struct QueueQuery {
-    bay: Option<String>,
-    lane: Option<String>,
-    status: Option<String>,
-    container: Option<String>,
-    from: Option<String>,
-    to: Option<String>,
-    sort: Option<String>,
-}
-
 fn non_empty(s: &Option<String>) -> Option<String> {
     s.as_deref()
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
-}
-
-fn parse_day(s: &Option<String>, end: bool) -> Option<chrono::DateTime<chrono::Utc>> {
-    let day = chrono::NaiveDate::parse_from_str(non_empty(s)?.as_str(), "%Y-%m-%d").ok()?;
-    let day = if end { day.succ_opt()? } else { day };
-    Some(day.and_hms_opt(0, 0, 0)?.and_utc())
-}
-
-async fn queue_page(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Q(q): Q<QueueQuery>,
-) -> Result<Response> {
-    let Some(v) = viewer(&state, &headers).await? else {
-        return Ok(Redirect::to("/login").into_response());
-    };
-    let filter = CaseFilter {
-        bay: non_empty(&q.bay),
-        lane: non_empty(&q.lane),
-        status: non_empty(&q.status),
-        container: non_empty(&q.container),
-        from: parse_day(&q.from, false),
-        to: parse_day(&q.to, true),
-        sort: match q.sort.as_deref() {
-            Some("newest") => CaseSort::Newest,
-            Some("oldest") => CaseSort::Oldest,
-            _ => CaseSort::Risk,
-        },
-        limit: Some(200),
-        offset: None,
-    };
-    let cases = state.store.list_cases(&v.user, &filter).await?;
-    let mut rows = String::new();
-    for c in &cases {
-        rows.push_str(&format!(
-            "<tr data-href=\"/cases/{id}\" data-risk=\"{risk:.4}\" tabindex=\"-1\"><td><a href=\"/cases/{id}\">#{id}</a></td><td>{bay}</td><td>{time}</td><td>{code}</td>\
-             <td class=\"num\">{risk:.2}</td><td>{lane}</td><td>{status}</td><td class=\"num\">{findings}</td><td>{assigned}</td></tr>",
-            id = c.id,
-            bay = escape(&c.bay),
-            time = escape(&c.captured_at.replace('T', " ").replace('Z', "")),
-            code = escape(c.container_code.as_deref().unwrap_or("—")),
-            risk = c.risk,
-            lane = lane_badge(&c.lane),
-            status = escape(&c.status.replace('_', " ")),
-            findings = c.findings_count,
-            assigned = escape(c.assigned_to.as_deref().unwrap_or("")),
-        ));
-    }
-    let empty = if cases.is_empty() {
-        "<p class=\"empty\">No cases match. New scans appear here within seconds of a bay reporting them.</p>"
-    } else {
-        ""
-    };
-    let val = |s: &Option<String>| escape(s.as_deref().unwrap_or(""));
-    let bay_input = if v.user.role == Role::Officer {
-        String::new()
-    } else {
-        format!(
-            "<label>Bay<input name=\"bay\" value=\"{}\" size=\"10\"></label>",
-            val(&q.bay)
-        )
-    };
-    let body = format!(
-        "<h1>Cases by risk</h1>\
-         <form class=\"filters\" method=\"get\" action=\"/queue\">{bay_input}\
-         <label>Lane{}</label><label>Status{}</label>\
-         <label>Container<input name=\"container\" value=\"{}\" size=\"12\"></label>\
-         <label>From<input type=\"date\" name=\"from\" value=\"{}\"></label><label>To<input type=\"date\" name=\"to\" value=\"{}\"></label>\
-         <label>Sort{}</label><button>Filter</button> <a href=\"/queue\">Clear</a></form>\
-         <p class=\"hint\">Keys: <kbd>j</kbd>/<kbd>k</kbd> move, <kbd>Enter</kbd> opens. New cases appear live.</p>{empty}\
-         <table id=\"queue\" data-live=\"{}\"><thead><tr><th>Case</th><th>Bay</th><th>Scanned (UTC)</th><th>Container</th><th>Risk</th><th>Lane</th><th>Status</th><th>Findings</th><th>Assigned</th></tr></thead>\
-         <tbody>{rows}</tbody></table>",
-        select(
-            "lane",
-            q.lane.as_deref(),
-            &[
-                ("", "any"),
-                ("red", "red"),
-                ("yellow", "yellow"),
-                ("green", "green")
-            ]
-        ),
-        select(
-            "status",
-            q.status.as_deref(),
-            &[
-                ("", "any"),
-                ("open", "open"),
-                ("documentary_check", "documentary check"),
-                ("physical_examination", "physical examination"),
-                ("held", "held"),
-                ("seized", "seized"),
-                ("released", "released"),
-            ]
-        ),
-        val(&q.container),
-        val(&q.from),
-        val(&q.to),
-        select(
-            "sort",
-            q.sort.as_deref(),
-            &[
-                ("risk", "highest risk"),
-                ("newest", "newest"),
-                ("oldest", "oldest")
-            ]
-        ),
-        // Live updates only when the list is unfiltered, so a filtered view stays exact.
-        filter.bay.is_none()
-            && filter.lane.is_none()
-            && filter.status.is_none()
-            && filter.container.is_none()
-            && filter.from.is_none()
-            && filter.to.is_none()
-            && filter.sort == CaseSort::Risk,
-    );
-    Ok(page("Queue", Some(&v), &body).into_response())
 }
 
 /// Query of the audit page.
@@ -321,15 +212,16 @@ async fn audit_page(
     headers: HeaderMap,
     Q(q): Q<AuditPageQuery>,
 ) -> Result<Response> {
-    let Some(v) = viewer(&state, &headers).await? else {
-        return Ok(Redirect::to("/login").into_response());
+    let v = match supervisor_page(
+        &state,
+        &headers,
+        "Only supervisors and admins read the audit log.",
+    )
+    .await?
+    {
+        Ok(v) => v,
+        Err(answer) => return Ok(answer),
     };
-    if !matches!(v.user.role, Role::Supervisor | Role::Admin) {
-        return Ok(forbidden(
-            &v,
-            "Only supervisors and admins read the audit log.",
-        ));
-    }
     let subject = non_empty(&q.subject);
     let entries = state.store.audit_entries(subject.as_deref(), 500).await?;
     // Only what was appended since this process last found the chain intact is hashed here;
