@@ -21,6 +21,7 @@ pub mod bundle;
 pub mod dataset;
 pub mod error;
 pub mod extract;
+pub mod interop;
 pub mod metrics;
 pub mod outcomes;
 pub mod risk;

@@ -12,8 +12,10 @@ use clap::{Parser, Subcommand};
 
 mod cli_bundles;
 mod cli_dataset;
+mod cli_declarations;
 use cli_bundles::{BundleCommand, KeysCommand};
 use cli_dataset::DatasetCommand;
+use cli_declarations::DeclarationsCommand;
 
 #[derive(Debug, Parser)]
 #[command(version, about = "BayLens central server")]
@@ -120,6 +122,11 @@ enum Command {
     Dataset {
         #[command(subcommand)]
         command: DatasetCommand,
+    },
+    /// Advance declarations in bulk (BayLens JSON or WCO DEC-DMS XML).
+    Declarations {
+        #[command(subcommand)]
+        command: DeclarationsCommand,
     },
 }
 
@@ -362,6 +369,7 @@ async fn main() -> Result<()> {
         }
         Command::Keys { command } => cli_bundles::keys_store(command, &store).await?,
         Command::Dataset { command } => cli_dataset::run(command, &store).await?,
+        Command::Declarations { command } => cli_declarations::run(command, &store).await?,
         Command::Bundle { .. } => unreachable!("handled before the store is opened"),
         Command::Audit {
             command: AuditCommand::Verify,

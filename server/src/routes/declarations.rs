@@ -14,6 +14,7 @@ use super::agents::content_type_is;
 use crate::auth::{Principal, Role};
 use crate::error::{ApiError, Result};
 use crate::extract::{P, Q};
+use crate::interop::{Format, read};
 use crate::store::{DeclarationRow, Lodged, now_ms};
 use crate::{AppState, MAX_DECLARATION_BYTES};
 
@@ -72,46 +73,23 @@ async fn import(
     body: Bytes,
 ) -> Result<Json<serde_json::Value>> {
     let user = principal.user_with(&[Role::Supervisor, Role::Admin])?;
-    content_type_is(&headers, "application/json")?;
-    let docs: Vec<serde_json::Value> = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::Unprocessable(format!("body must be a JSON array of declarations: {e}"))
+    let media = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let format = Format::of_media_type(&media).ok_or_else(|| {
+        ApiError::UnsupportedMedia(format!(
+            "expected {}, got {:?}",
+            Format::ACCEPTED,
+            media.chars().take(60).collect::<String>()
+        ))
     })?;
-    if docs.len() > MAX_IMPORT {
-        return Err(ApiError::Unprocessable(format!(
-            "at most {MAX_IMPORT} declarations per import, got {}",
-            docs.len()
-        )));
-    }
-    // All or nothing: validate every document before lodging any.
-    let now = Utc::now();
-    let mut valid = Vec::with_capacity(docs.len());
-    let mut rejected = Vec::new();
-    for (i, doc) in docs.iter().enumerate() {
-        let parsed = serde_json::from_value::<Declaration>(doc.clone())
-            .map_err(|e| {
-                vec![baylens_protocol::ProtocolError::Malformed {
-                    document: "declaration",
-                    reason: e.to_string(),
-                }]
-            })
-            .and_then(|d| d.validated(now));
-        match parsed {
-            Ok(d) => valid.push(d),
-            Err(e) => rejected.extend(problems(e).into_iter().map(|p| format!("[{i}] {p}"))),
-        }
-    }
-    if !rejected.is_empty() {
-        return Err(ApiError::Invalid(rejected));
-    }
-    let mut seen = std::collections::HashSet::new();
-    for d in &valid {
-        if !seen.insert(&d.reference) {
-            return Err(ApiError::Unprocessable(format!(
-                "reference {} appears twice in the import",
-                d.reference
-            )));
-        }
-    }
+    // All or nothing: every document is mapped and checked before any is lodged.
+    let valid = tokio::task::spawn_blocking(move || read(format, &body, Utc::now(), MAX_IMPORT))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(ApiError::Invalid)?;
     let actor = format!("user:{}", user.username);
     let outcomes = state
         .store
