@@ -210,17 +210,16 @@ impl Pseudonyms {
     fn declaration(&self, body: &str) -> Result<Value, String> {
         let mut d: Value =
             serde_json::from_str(body).map_err(|e| format!("stored declaration: {e}"))?;
-        for (path, what) in [
-            (&["reference"][..], "reference"),
-            (&["declarant", "name"][..], "declarant.name"),
-            (&["declarant", "id"][..], "declarant.id"),
-            (&["vehicle", "registration"][..], "vehicle.registration"),
+        // Only what is there is replaced: a pointer never adds a missing field.
+        for (pointer, what) in [
+            ("/reference", "reference"),
+            ("/declarant/name", "declarant.name"),
+            ("/declarant/id", "declarant.id"),
+            ("/vehicle/registration", "vehicle.registration"),
         ] {
-            let mut at = &mut d;
-            for step in path {
-                at = &mut at[*step];
-            }
-            if let Some(value) = at.as_str().map(str::to_owned) {
+            if let Some(at) = d.pointer_mut(pointer)
+                && let Some(value) = at.as_str().map(str::to_owned)
+            {
                 *at = Value::String(self.of(what, &value));
             }
         }
@@ -352,7 +351,14 @@ pub async fn export(
             summary.labelled += 1;
         }
         for folder in folders {
-            let high = write_scan(&mut out, folder, &c.scan_id, &raw, reference.as_deref())?;
+            let high = write_scan(
+                &mut out,
+                folder,
+                &c.scan_id,
+                &raw,
+                reference.as_deref(),
+                params.keep_names,
+            )?;
             if let (Some(d), Some(r)) = (&declaration, &reference)
                 && declarations_written.insert((folder, r.clone()))
             {
@@ -403,14 +409,16 @@ pub async fn export(
 }
 
 /// Writes a scan as `<folder>/<scan_id>.json` and `<folder>/<scan_id>.<energy>.<ext>`, the
-/// sidecar naming its declaration by `reference`; returns the high-energy image's path in the
-/// folder.
+/// sidecar naming its declaration by `reference` (the exported one, a pseudonym unless names
+/// are kept; a reference of the scanner's own to no known declaration is dropped then);
+/// returns the high-energy image's path in the folder.
 fn write_scan(
     out: &mut Writer<'_>,
     folder: &str,
     scan_id: &str,
     raw: &Raw,
     reference: Option<&str>,
+    keep_names: bool,
 ) -> Result<String, String> {
     let mut sidecar = raw.sidecar.clone();
     let mut high = String::new();
@@ -435,8 +443,16 @@ fn write_scan(
             image["file"] = Value::String(name);
         }
     }
-    if let (Some(r), Some(obj)) = (reference, sidecar.as_object_mut()) {
-        obj.insert("declaration_ref".into(), Value::String(r.to_owned()));
+    if let Some(obj) = sidecar.as_object_mut() {
+        match reference {
+            Some(r) => {
+                obj.insert("declaration_ref".into(), Value::String(r.to_owned()));
+            }
+            None if !keep_names => {
+                obj.remove("declaration_ref");
+            }
+            None => {}
+        }
     }
     let text = serde_json::to_string_pretty(&sidecar).map_err(|e| e.to_string())?;
     out.put(&format!("{folder}/{scan_id}.json"), text.as_bytes())?;

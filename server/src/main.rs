@@ -123,7 +123,7 @@ enum Command {
         #[command(subcommand)]
         command: DatasetCommand,
     },
-    /// Advance declarations in bulk (BayLens JSON or WCO DEC-DMS XML).
+    /// Advance declarations in bulk (BayLens JSON, WCO DEC-DMS XML or UN/EDIFACT CUSCAR).
     Declarations {
         #[command(subcommand)]
         command: DeclarationsCommand,

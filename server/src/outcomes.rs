@@ -171,7 +171,7 @@ pub fn iso_week(ms: i64) -> String {
 
 /// A model release as groups name it: its name and the first 12 hex digits of its sha256.
 pub fn model_key(name: &str, sha256: &str) -> String {
-    format!("{name}@{}", &sha256[..sha256.len().min(12)])
+    format!("{name}@{}", sha256.chars().take(12).collect::<String>())
 }
 
 /// Computes every figure from the rows.

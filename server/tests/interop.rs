@@ -254,6 +254,43 @@ async fn a_cuscar_cargo_report_becomes_one_declaration_per_container_as_pydifact
         let r = import(cuscar().replace("CUSCAR:D:95B", "CUSDEC:D:95B")).await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(r.text.contains("UNH: message CUSDEC"), "{}", r.text);
+        // Two messages in one interchange are refused, not mixed.
+        let body = cuscar();
+        let message = &body[body.find("UNH+").unwrap()..body.find("UNZ+").unwrap()];
+        let twice = body.replace(message, &format!("{message}{message}"));
+        let r = import(twice).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(r.text.contains("2 messages (UNH)"), "{}", r.text);
+        // ISO 8859-1 (UNOC), as the UNB declares: a consignee with an accented name.
+        let latin1: Vec<u8> = cuscar()
+            .replace("mbl77001", "mbl77003")
+            .replace(
+                "LAKE VIEW HARDWARE",
+                "LAKE VIEW QUINCAILLERIE ET FR\u{c8}RES",
+            )
+            .chars()
+            .map(|c| u8::try_from(u32::from(c)).unwrap())
+            .collect();
+        let r = call(
+            &state,
+            "POST",
+            "/api/v1/declarations/import",
+            Some(&sup),
+            Some("application/EDIFACT"),
+            latin1,
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{backend}: {}", r.text);
+        let d = state
+            .store
+            .declaration("MBL77003-MSKU9070323")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            d.declaration.declarant.name,
+            "LAKE VIEW QUINCAILLERIE ET FR\u{c8}RES"
+        );
         let r = import("UNB+UNOC:3+A+B+261206:0930+1'UNH+1+CUS".into()).await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(r.text.contains("EDIFACT"), "{}", r.text);

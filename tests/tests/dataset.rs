@@ -70,6 +70,8 @@ async fn decided_cases_become_a_dataset_that_calibration_reads() {
     // Four honest loads and one with goods hidden, each lodged in advance.
     let mut loads: Vec<_> = (0..4).map(|i| sim_scan(Scenario::Honest, 10 + i)).collect();
     loads.push(sim_scan(Scenario::Concealment, 14));
+    // One declaration without a truck (a container that came by rail).
+    loads[1].declaration.vehicle = None;
     for g in &loads {
         server
             .store
@@ -77,7 +79,20 @@ async fn decided_cases_become_a_dataset_that_calibration_reads() {
             .await
             .unwrap();
     }
-    let declarant = loads[0].declaration.declarant.name.clone();
+    // What pseudonyms must hide: every party, plate and reference.
+    let private: Vec<String> = loads
+        .iter()
+        .flat_map(|g| {
+            let d = &g.declaration;
+            [
+                Some(d.reference.clone()),
+                Some(d.declarant.name.clone()),
+                Some(d.declarant.id.clone()),
+                d.vehicle.as_ref().map(|v| v.registration.clone()),
+            ]
+        })
+        .flatten()
+        .collect();
 
     let mut config = agent_config(root.path(), &server.url, &token_file);
     config.declaration_sync_secs = 1;
@@ -277,7 +292,9 @@ async fn decided_cases_become_a_dataset_that_calibration_reads() {
         );
         if f.ends_with(".json") {
             let text = String::from_utf8(bytes).unwrap();
-            assert!(!text.contains(&declarant), "{f} names the declarant");
+            for secret in &private {
+                assert!(!text.contains(secret.as_str()), "{f} holds {secret:?}");
+            }
         }
     }
     assert_eq!(

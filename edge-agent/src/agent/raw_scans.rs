@@ -1,8 +1,8 @@
 //! Raw scans on request: with every declaration sync the agent asks the server which of its
 //! bay's scans it wants in full (a dataset export asks for the cleared and judged ones it
 //! lacks) and uploads each from `done/` as a tar of the sidecar and the images it names, as
-//! the scanner delivered them. A scan no longer here (removed by an operator) is reported
-//! missing, so the server stops asking. Best effort: what fails is asked for again next time.
+//! the scanner delivered them. A scan no longer here (removed by an operator), or one the
+//! server refuses, is reported missing, so the server stops asking. Best effort: what fails is asked for again next time.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,8 +13,8 @@ use tokio::sync::watch;
 
 use crate::uplink::{Attempt, Uplink, classify};
 
-/// Largest raw scan sent (the server's limit).
-const MAX_RAW_BYTES: u64 = 2 * 64 * 1024 * 1024 * 2 + 1024 * 1024;
+/// Largest raw scan sent: the server's limit, less room for the tar's headers and padding.
+const MAX_RAW_BYTES: u64 = 2 * 64 * 1024 * 1024 * 2 + 1024 * 1024 - 64 * 1024;
 
 /// Answers the server's requests every `every` until `stop`.
 pub(super) fn spawn(
@@ -55,7 +55,17 @@ async fn answer(client: &Uplink, done_dir: &Path) {
             .await
             .unwrap_or_else(|e| Err(e.to_string()));
         let outcome = match packed {
-            Ok(tar) => client.upload_raw(&scan_id, tar).await,
+            Ok(tar) => match client.upload_raw(&scan_id, tar).await {
+                // Refused for good (the scan breaks the contract, or is too large): say so,
+                // so the server stops asking rather than this scan blocking the others.
+                Attempt::Refused(why) => {
+                    tracing::warn!(%scan_id, "raw scan refused: {why}");
+                    client
+                        .raw_missing(&scan_id, &format!("refused by the server: {why}"))
+                        .await
+                }
+                other => other,
+            },
             Err(why) => {
                 tracing::warn!(%scan_id, "raw scan asked for but not available: {why}");
                 client.raw_missing(&scan_id, &why).await

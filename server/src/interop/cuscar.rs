@@ -13,7 +13,10 @@
 //! | `gross_mass_kg` | the sum of the container's items |
 //!
 //! Problems name the segment by its position in the interchange and its tag (`segment 14
-//! GID`), or the segment BayLens looked for and did not find.
+//! GID`), or the segment BayLens looked for and did not find. The interchange is decoded from
+//! the character repertoire its `UNB` declares (`UNOC` is ISO 8859-1). One message per
+//! interchange: header data (document, arrival, office) belong to their message, so an
+//! interchange of several is refused rather than mixed.
 
 use std::collections::BTreeMap;
 
@@ -81,12 +84,15 @@ fn text(s: &Segment<'_>, e: usize, c: usize) -> Option<String> {
 /// The declarations of a CUSCAR interchange; every problem, each naming its segment.
 pub fn declarations(body: &[u8]) -> Result<Vec<Declaration>, Vec<String>> {
     let mut p: Vec<String> = Vec::new();
-    let mut segments = Vec::new();
-    for (i, s) in edifact_rs::from_bytes(body).enumerate() {
-        match s {
-            Ok(s) => segments.push(s),
-            Err(e) => return Err(vec![format!("segment {}: not valid EDIFACT: {e}", i + 1)]),
-        }
+    // Decoded from the repertoire the UNB declares (UNOC is ISO 8859-1, not UTF-8).
+    let segments = edifact_rs::from_bytes_decoded(body)
+        .map_err(|e| vec![format!("not valid EDIFACT: {e}")])?;
+    let messages = segments.iter().filter(|s| s.tag == "UNH").count();
+    if messages > 1 {
+        return Err(vec![format!(
+            "{messages} messages (UNH) in one interchange; BayLens reads one CUSCAR message per \
+             interchange (send each message on its own)"
+        )]);
     }
     let mut document: Option<String> = None;
     let mut arrival: Option<(u8, DateTime<Utc>)> = None;

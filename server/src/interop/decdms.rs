@@ -58,6 +58,9 @@ pub fn declarations(text: &str) -> Result<Vec<Declaration>, Vec<String>> {
 /// `Z` or `±hh[mm]`).
 fn wco_time(s: &str) -> Option<DateTime<Utc>> {
     let s = s.trim();
+    if !s.is_ascii() {
+        return None;
+    }
     if s.len() == 8 {
         return NaiveDate::parse_from_str(s, "%Y%m%d")
             .ok()?
@@ -303,5 +306,9 @@ mod tests {
             "2026-12-07T14:30:00+00:00"
         );
         assert!(wco_time("7 Dec").is_none());
+        assert!(
+            wco_time("2026120714300é").is_none(),
+            "no panic on a multi-byte character"
+        );
     }
 }

@@ -34,6 +34,12 @@ use crate::{AppState, MAX_SMALL_BODY_BYTES};
 /// Largest raw scan accepted: two 16-bit images of the contract's largest area, and the
 /// sidecar.
 pub const MAX_RAW_BYTES: usize = 2 * 64 * 1024 * 1024 * 2 + 1024 * 1024;
+/// Raw uploads checked at once: each is held in memory (up to [`MAX_RAW_BYTES`]) while its
+/// tar is checked, so a burst of bays answering one export cannot exhaust the server.
+static RAW_UPLOADS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+/// Export jobs run one at a time: each reads and hashes every raw scan of its period.
+static EXPORT_JOBS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
 /// Most scan ids one `raw-wanted` answer lists.
 const RAW_WANTED_BATCH: i64 = 16;
 
@@ -106,6 +112,10 @@ async fn upload_raw(
     content_type_is(&headers, "application/x-tar")?;
     declared_within(&headers, MAX_RAW_BYTES)?;
     let case_id = own_case(&state, &agent, &scan_id).await?;
+    let _turn = RAW_UPLOADS
+        .acquire()
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     // Read whole (bounded), checked before anything is stored.
     let mut bytes = Vec::new();
     let mut stream = body.into_data_stream();
@@ -264,6 +274,9 @@ async fn start_export(
 
 /// Runs an export into a temporary tar, then keeps the tar in the object store.
 async fn run_job(state: AppState, id: i64, p: Params) {
+    let Ok(_turn) = EXPORT_JOBS.acquire().await else {
+        return;
+    };
     let tmp = std::env::temp_dir().join(format!(
         "baylens-export-{id}-{:016x}.tar",
         rand::random::<u64>()

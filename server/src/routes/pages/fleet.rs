@@ -77,7 +77,10 @@ fn row(a: &FleetAgent) -> String {
                     .model_serial
                     .map(|s| format!(" release {s}"))
                     .unwrap_or_else(|| " (shipped)".into());
-                format!("{name}{serial} · {}", &sha[..sha.len().min(12)])
+                format!(
+                    "{name}{serial} · {}",
+                    sha.chars().take(12).collect::<String>()
+                )
             })
             .collect::<Vec<_>>()
             .join("; "),

@@ -138,7 +138,11 @@ fn chart(o: &Outcomes) -> String {
     for (n, m) in o.model_changes.iter().enumerate() {
         if let Some(i) = weeks.iter().position(|g| g.key == m.week) {
             let at = x(i);
-            let label = format!("{} {}", m.model, &m.sha256[..m.sha256.len().min(8)]);
+            let label = format!(
+                "{} {}",
+                m.model,
+                m.sha256.chars().take(8).collect::<String>()
+            );
             svg.push_str(&format!(
                 "<line class=\"model-change\" x1=\"{at:.1}\" x2=\"{at:.1}\" y1=\"{TOP}\" y2=\"{:.1}\"><title>{} first seen {}</title></line>\
                  <text class=\"model-label\" x=\"{:.1}\" y=\"{:.1}\">{}</text>",

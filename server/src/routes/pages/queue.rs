@@ -36,8 +36,8 @@ const RECORD_WEEKS: i64 = 12;
 async fn track_record(state: &AppState, user: &crate::store::User) -> Result<Option<TrackRecord>> {
     let bay = match user.role {
         Role::Supervisor | Role::Admin => None,
-        Role::Officer => user.bay.clone(),
-        Role::Agency | Role::Metrics => return Ok(None),
+        Role::Officer if user.bay.is_some() => user.bay.clone(),
+        Role::Officer | Role::Agency | Role::Metrics => return Ok(None),
     };
     let to = crate::store::now_ms() + 1;
     let rows = state
@@ -59,7 +59,7 @@ fn record_details(record: &TrackRecord) -> String {
                  <td class=\"num\">{c}</td><td class=\"num\">{rate:.0} %</td></tr>",
                 cls = if wrong { " class=\"often-wrong\"" } else { "" },
                 bay = escape(bay),
-                model = escape(&sha[..sha.len().min(12)]),
+                model = escape(&sha.chars().take(12).collect::<String>()),
                 kind = escape(&k.kind.replace('_', " ")),
                 j = k.judged,
                 c = k.confirmed,
@@ -142,6 +142,7 @@ pub(super) async fn queue_page(
     let mut cases = state.store.list_cases(&v.user, &filter).await?;
     let ids: Vec<i64> = cases.iter().map(|c| c.id).collect();
     let findings = state.store.case_findings(&ids).await?;
+    let scanned = cases.len();
     if often_wrong_only {
         cases.retain(|c| {
             findings.get(&c.id).is_some_and(|(sha, kinds)| {
@@ -199,6 +200,11 @@ pub(super) async fn queue_page(
         String::new()
     };
     let record_table = record.as_ref().map(record_details).unwrap_or_default();
+    let truncated = if often_wrong_only && scanned >= 500 {
+        "<p class=\"hint\">Only the 500 highest-ranked cases of these filters were checked for findings often wrong here: narrow the filters to see the rest.</p>"
+    } else {
+        ""
+    };
     let body = format!(
         "<h1>Cases by risk</h1>\
          <form class=\"filters\" method=\"get\" action=\"/queue\">{bay_input}{record_input}\
@@ -206,7 +212,7 @@ pub(super) async fn queue_page(
          <label>Container<input name=\"container\" value=\"{}\" size=\"12\"></label>\
          <label>From<input type=\"date\" name=\"from\" value=\"{}\"></label><label>To<input type=\"date\" name=\"to\" value=\"{}\"></label>\
          <label>Sort{}</label><button>Filter</button> <a href=\"/queue\">Clear</a></form>\
-         <p class=\"hint\">Keys: <kbd>j</kbd>/<kbd>k</kbd> move, <kbd>Enter</kbd> opens. New cases appear live. Each finding kind shows how often it was confirmed at the bay with this model.</p>{record_table}{empty}\
+         <p class=\"hint\">Keys: <kbd>j</kbd>/<kbd>k</kbd> move, <kbd>Enter</kbd> opens. New cases appear live. Each finding kind shows how often it was confirmed at the bay with this model.</p>{record_table}{truncated}{empty}\
          <table id=\"queue\" data-live=\"{}\"><thead><tr><th>Case</th><th>Bay</th><th>Scanned (UTC)</th><th>Container</th><th>Risk</th><th>Lane</th><th>Status</th><th>Findings</th><th>Assigned</th></tr></thead>\
          <tbody>{rows}</tbody></table>",
         select(
