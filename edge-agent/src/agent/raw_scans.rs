@@ -138,7 +138,7 @@ async fn settle(sent: reqwest::Result<reqwest::Response>, len: u64, what: &str) 
 }
 
 /// The sidecar of `scan_id` in `done`: `<scan_id>.json` if it is that scan's, else the first
-/// sidecar naming it.
+/// sidecar naming it, in `done` or one of its folders (scans whose file names clashed).
 fn find_sidecar(done: &Path, scan_id: &str) -> Result<(PathBuf, Vec<u8>, Value), String> {
     let is_it = |path: &Path| -> Option<(Vec<u8>, Value)> {
         let bytes = std::fs::read(path).ok()?;
@@ -149,13 +149,20 @@ fn find_sidecar(done: &Path, scan_id: &str) -> Result<(PathBuf, Vec<u8>, Value),
     if let Some((bytes, v)) = is_it(&direct) {
         return Ok((direct, bytes, v));
     }
-    let entries = std::fs::read_dir(done).map_err(|e| format!("{}: {e}", done.display()))?;
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.extension().is_some_and(|e| e == "json")
-            && let Some((bytes, v)) = is_it(&path)
-        {
-            return Ok((path, bytes, v));
+    // Then every sidecar in done/, and in the folders of scans whose names clashed.
+    let mut folders = vec![done.to_owned()];
+    while let Some(folder) = folders.pop() {
+        let entries =
+            std::fs::read_dir(&folder).map_err(|e| format!("{}: {e}", folder.display()))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() && folder == done {
+                folders.push(path);
+            } else if path.extension().is_some_and(|e| e == "json")
+                && let Some((bytes, v)) = is_it(&path)
+            {
+                return Ok((path, bytes, v));
+            }
         }
     }
     Err(format!(
@@ -164,9 +171,11 @@ fn find_sidecar(done: &Path, scan_id: &str) -> Result<(PathBuf, Vec<u8>, Value),
     ))
 }
 
-/// The raw scan `scan_id` from `done` as a tar: the sidecar, then each image it names.
+/// The raw scan `scan_id` from `done` as a tar: the sidecar, then each image it names (beside
+/// it).
 pub fn pack(done: &Path, scan_id: &str) -> Result<Vec<u8>, String> {
     let (path, bytes, sidecar) = find_sidecar(done, scan_id)?;
+    let beside = path.parent().unwrap_or(done).to_owned();
     let mut files = vec![(
         path.file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -179,7 +188,7 @@ pub fn pack(done: &Path, scan_id: &str) -> Result<Vec<u8>, String> {
             .as_str()
             .filter(|n| !n.contains('/') && !n.contains('\\') && !n.starts_with('.'))
             .ok_or_else(|| format!("{}: an image has no bare file name", path.display()))?;
-        let image_path = done.join(name);
+        let image_path = beside.join(name);
         let bytes =
             std::fs::read(&image_path).map_err(|e| format!("{}: {e}", image_path.display()))?;
         total += bytes.len() as u64;
@@ -231,5 +240,21 @@ mod tests {
                 .unwrap_err()
                 .contains("no sidecar")
         );
+        // A later scan that reused the names, kept in a folder of its own, keeps its image.
+        let own = dir.path().join("scan7.1");
+        std::fs::create_dir(&own).unwrap();
+        let later = serde_json::json!({"scan_id": "BAY01-9", "images": [{"file": "a.png"}]});
+        std::fs::write(own.join("scan7.json"), later.to_string()).unwrap();
+        std::fs::write(own.join("a.png"), b"\x89PNGlater").unwrap();
+        let tar = pack(dir.path(), "BAY01-9").unwrap();
+        let mut archive = tar::Archive::new(tar.as_slice());
+        let mut image = Vec::new();
+        for e in archive.entries().unwrap() {
+            let mut e = e.unwrap();
+            if e.path().unwrap().to_string_lossy() == "a.png" {
+                std::io::Read::read_to_end(&mut e, &mut image).unwrap();
+            }
+        }
+        assert_eq!(image, b"\x89PNGlater");
     }
 }

@@ -169,10 +169,30 @@ impl DropFolder {
         Ok((ready, strays))
     }
 
-    /// Moves a processed scan's files into `done/`.
+    /// Moves a processed scan's files into `done/`. A scanner that reuses file names would
+    /// overwrite an earlier scan's files there and pair its sidecar with another scan's
+    /// images; such a scan goes into a folder of its own instead, `done/<sidecar stem>.<n>/`.
     pub fn finish(&self, scan: &ReadyScan) -> Result<(), AgentError> {
-        for path in scan.images.iter().chain(std::iter::once(&scan.sidecar)) {
-            move_into(path, &self.done)?;
+        let files = || scan.images.iter().chain(std::iter::once(&scan.sidecar));
+        let clash = files().any(|p| p.file_name().is_some_and(|n| self.done.join(n).exists()));
+        let target = if clash {
+            let stem = scan
+                .sidecar
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let dir = (1..)
+                .map(|n| self.done.join(format!("{stem}.{n}")))
+                .find(|d| !d.exists())
+                .unwrap_or_else(|| self.done.join(stem));
+            fs::create_dir_all(&dir)
+                .map_err(AgentError::io(format!("creating {}", dir.display())))?;
+            dir
+        } else {
+            self.done.clone()
+        };
+        for path in files() {
+            move_into(path, &target)?;
         }
         Ok(())
     }
@@ -305,6 +325,26 @@ mod tests {
         let reason = fs::read_to_string(dir.path().join("rejected/b.reason")).unwrap();
         assert_eq!(reason.trim(), "b.png: 8-bit grayscale");
         assert!(!dir.path().join("a.json").exists() && !dir.path().join("b.json").exists());
+    }
+
+    #[test]
+    fn a_scan_that_reuses_file_names_keeps_its_own_files_in_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut folder = DropFolder::open(dir.path()).unwrap();
+        for image in [b"first".as_slice(), b"second".as_slice()] {
+            fs::write(dir.path().join("a.png"), image).unwrap();
+            fs::write(dir.path().join("a.json"), sidecar_naming(&["a.png"])).unwrap();
+            folder.poll().unwrap();
+            let (ready, _) = folder.poll().unwrap();
+            assert_eq!(ready.len(), 1);
+            folder.finish(&ready[0]).unwrap();
+        }
+        assert_eq!(fs::read(dir.path().join("done/a.png")).unwrap(), b"first");
+        assert_eq!(
+            fs::read(dir.path().join("done/a.1/a.png")).unwrap(),
+            b"second"
+        );
+        assert!(dir.path().join("done/a.1/a.json").exists());
     }
 
     #[test]
