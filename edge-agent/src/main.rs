@@ -125,6 +125,9 @@ struct AnalyzeArgs {
     /// Write the overlay layers (PNG, vector JSON, legend) to DIR/<scan_id>/.
     #[arg(long, value_name = "DIR")]
     overlay: Option<PathBuf>,
+    /// Write each report as a DICOS Threat Detection Report, DIR/<scan_id>.tdr.dcm.
+    #[arg(long, value_name = "DIR")]
+    tdr: Option<PathBuf>,
     /// Risk from which a load goes to the yellow lane (this site's threshold).
     #[arg(long, default_value_t = 0.35)]
     lane_yellow: f32,
@@ -143,6 +146,7 @@ fn analyze(args: &AnalyzeArgs) -> Result<bool> {
         threads,
         json,
         overlay,
+        tdr,
         lane_yellow,
         lane_red,
     } = args;
@@ -212,6 +216,21 @@ fn analyze(args: &AnalyzeArgs) -> Result<bool> {
                 serde_json::json!({"sidecar": sidecar.display().to_string(), "error": e.to_string()})
             }
         };
+        if let (Some(dir), Ok(report)) = (
+            tdr,
+            serde_json::from_value::<baylens_protocol::ScanReport>(value["report"].clone()),
+        ) {
+            let path = dir.join(format!("{}.tdr.dcm", report.scan_id));
+            let written = baylens_dicos::tdr(&report).and_then(|bytes| {
+                std::fs::create_dir_all(dir)
+                    .and_then(|()| std::fs::write(&path, bytes))
+                    .map_err(|e| format!("{}: {e}", path.display()))
+            });
+            if let Err(e) = written {
+                all_ok = false;
+                eprintln!("edge-agent analyze: DICOS TDR: {e}");
+            }
+        }
         if !json {
             print_text(&value);
         }

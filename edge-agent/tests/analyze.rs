@@ -229,3 +229,76 @@ fn a_misread_container_code_is_a_finding_not_a_lost_scan() {
         "{message}"
     );
 }
+
+#[test]
+fn tdr_writes_each_report_as_a_dicos_threat_detection_report_pydicom_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sidecar, _) = scan(dir.path(), Scenario::Concealment, None);
+    let tdr_dir = dir.path().join("tdr");
+    let out = Command::new(env!("CARGO_BIN_EXE_edge-agent"))
+        .arg("analyze")
+        .arg(&sidecar)
+        .arg("--models")
+        .arg(models())
+        .arg("--json")
+        .arg("--tdr")
+        .arg(&tdr_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reports: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = &reports[0]["report"];
+    let scan_id = report["scan_id"].as_str().unwrap();
+    let file = tdr_dir.join(format!("{scan_id}.tdr.dcm"));
+    // The independent reader: pydicom (pinned in scripts/test-requirements.txt).
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let python = root.join(".tools/venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: ./baylens setup installs it",
+        python.display()
+    );
+    let read = Command::new(python)
+        .arg(root.join("server/tests/fixtures/tdr_pydicom.py"))
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        read.status.success(),
+        "{}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    let tdr: serde_json::Value = serde_json::from_slice(&read.stdout).unwrap();
+    let findings = report["findings"].as_array().unwrap();
+    assert!(!findings.is_empty(), "the hidden goods are found: {report}");
+    assert_eq!(tdr["sop_class"], "1.2.840.10008.5.1.4.1.1.501.3");
+    assert_eq!(tdr["total"], findings.len());
+    assert_eq!(tdr["threats"].as_array().unwrap().len(), findings.len());
+    let alarm = if report["lane"] == "green" {
+        "CLEAR"
+    } else {
+        "ALARM"
+    };
+    assert_eq!(tdr["alarm"], alarm);
+    for (t, f) in tdr["threats"].as_array().unwrap().iter().zip(findings) {
+        let kind = f["kind"].as_str().unwrap();
+        assert!(
+            t["description"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("BayLens {kind}: ")),
+            "{t}"
+        );
+        assert!((t["probability"].as_f64().unwrap() - f["score"].as_f64().unwrap()).abs() < 1e-6);
+        if let Some(r) = f.get("region") {
+            let (x, y) = (r["x"].as_f64().unwrap(), r["y"].as_f64().unwrap());
+            assert_eq!(t["polygon"][0], x);
+            assert_eq!(t["polygon"][1], y);
+            assert_eq!(t["polygon"][3], x + r["width"].as_f64().unwrap());
+        }
+    }
+}

@@ -113,6 +113,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/dataset-exports"),
     ("GET", "/api/v1/dataset-exports/{id}"),
     ("GET", "/api/v1/dataset-exports/{id}/download"),
+    ("GET", "/api/v1/cases/{id}/tdr"),
 ];
 
 /// Settings that differ between a demo on a laptop and production.
@@ -264,6 +265,7 @@ pub fn app(state: AppState) -> Router {
                 .merge(routes::bundles::router())
                 .merge(routes::outcomes::router())
                 .merge(routes::datasets::router())
+                .merge(routes::tdr::router())
                 .merge(routes::admin::router())
                 .merge(routes::accounts::router())
                 .merge(routes::pages::router()),

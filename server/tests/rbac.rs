@@ -72,6 +72,7 @@ fn allowed(method: &str, path: &str) -> &'static [&'static str] {
         }
         ("GET", "/api/v1/cases") | ("GET", "/api/v1/events") => USERS,
         ("GET", "/api/v1/cases/{id}")
+        | ("GET", "/api/v1/cases/{id}/tdr")
         | ("GET", "/api/v1/cases/{id}/preview")
         | ("GET", "/api/v1/cases/{id}/layers/{layer}") => CASE_READERS,
         ("POST", "/api/v1/cases/{id}/examinations") | ("POST", "/api/v1/cases/{id}/notes") => {

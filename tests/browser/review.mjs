@@ -84,6 +84,10 @@ try {
   check((await page.textContent(".findings")).includes("score"), "findings explained");
   check((await page.textContent("table.items")).includes("Cotton"), "declaration table beside the scan");
   await page.screenshot({ path: `${shots}/03-case.png`, fullPage: true });
+  const tdrHref = await page.getAttribute("#tdr-link", "href");
+  const tdr = await page.request.get(`${base}${tdrHref}`);
+  check(tdr.status() === 200 && tdr.headers()["content-type"] === "application/dicom", `TDR download: ${tdr.status()}`);
+  check((await tdr.body()).subarray(128, 132).toString() === "DICM", "the TDR is a DICOM file");
 
   step = "toggle layers";
   await page.waitForFunction(() => {

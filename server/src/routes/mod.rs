@@ -12,3 +12,4 @@ pub mod health;
 pub mod models;
 pub mod outcomes;
 pub mod pages;
+pub mod tdr;

@@ -283,6 +283,11 @@ pub(super) async fn case_page(
              (report, declaration, history, examination results, audit entries and images, signed by this administration)</p>"
         ));
     }
+    // The bay's findings as a DICOS Threat Detection Report, for screening systems.
+    audit_link.push_str(&format!(
+        "<p><a id=\"tdr-link\" href=\"/api/v1/cases/{id}/tdr\" download>Download the DICOS threat detection report</a> \
+         (the bay's findings as potential threat objects, NEMA IIC 1)</p>"
+    ));
     let image = if c.has_image {
         format!(
             "<img id=\"layer-scan\" class=\"layer\" src=\"/api/v1/cases/{id}/preview\" alt=\"X-ray scan of case {id}\" width=\"{width}\" height=\"{height}\">"
