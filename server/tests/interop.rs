@@ -159,27 +159,7 @@ fn cuscar() -> String {
 #[tokio::test]
 async fn a_cuscar_cargo_report_becomes_one_declaration_per_container_as_pydifact_reads_it() {
     // The independent reading: pydifact (pinned in scripts/test-requirements.txt).
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("cuscar.edi");
-    std::fs::write(&file, cuscar()).unwrap();
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let python = root.join("../.tools/venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: ./baylens setup installs the test tools",
-        python.display()
-    );
-    let out = std::process::Command::new(python)
-        .arg(root.join("tests/fixtures/cuscar_pydifact.py"))
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let pydifact: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pydifact = common::python_reading("cuscar_pydifact.py", "cuscar.edi", cuscar().as_bytes());
 
     for backend in common::backends() {
         let (_dir, store) = common::open(backend).await;

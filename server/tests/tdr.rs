@@ -9,31 +9,6 @@ use baylens_server::AppState;
 use baylens_server::auth::Role;
 use common::{call, json};
 
-/// pydicom's reading of a TDR file, as JSON.
-fn pydicom(bytes: &[u8]) -> serde_json::Value {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("case.tdr.dcm");
-    std::fs::write(&file, bytes).unwrap();
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let python = root.join("../.tools/venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: ./baylens setup installs the test tools",
-        python.display()
-    );
-    let out = std::process::Command::new(python)
-        .arg(root.join("tests/fixtures/tdr_pydicom.py"))
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 #[tokio::test]
 async fn a_cases_tdr_carries_its_findings_as_pydicom_reads_them() {
     let (_dir, store) = common::open("sqlite").await;
@@ -56,7 +31,7 @@ async fn a_cases_tdr_carries_its_findings_as_pydicom_reads_them() {
     let r = call(&state, "GET", &path, Some(&sup), None, Vec::new()).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.headers["content-type"], "application/dicom");
-    let tdr = pydicom(&r.bytes);
+    let tdr = common::python_reading("tdr_pydicom.py", "case.tdr.dcm", &r.bytes);
 
     assert_eq!(tdr["transfer_syntax"], "1.2.840.10008.1.2.1");
     assert_eq!(tdr["sop_class"], "1.2.840.10008.5.1.4.1.1.501.3");

@@ -180,3 +180,29 @@ pub async fn json(
     )
     .await
 }
+
+/// An independent reader's view of `bytes` (written to a file named `name`): the JSON that
+/// `tests/fixtures/<script>` prints, run by the test tools' Python (`./baylens setup`).
+pub fn python_reading(script: &str, name: &str, bytes: &[u8]) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(name);
+    std::fs::write(&file, bytes).unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = root.join("../.tools/venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: ./baylens setup installs the test tools",
+        python.display()
+    );
+    let out = std::process::Command::new(python)
+        .arg(root.join("tests/fixtures").join(script))
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
