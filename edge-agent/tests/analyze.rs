@@ -235,16 +235,7 @@ fn tdr_writes_each_report_as_a_dicos_threat_detection_report_pydicom_reads() {
     let dir = tempfile::tempdir().unwrap();
     let (sidecar, _) = scan(dir.path(), Scenario::Concealment, None);
     let tdr_dir = dir.path().join("tdr");
-    let out = Command::new(env!("CARGO_BIN_EXE_edge-agent"))
-        .arg("analyze")
-        .arg(&sidecar)
-        .arg("--models")
-        .arg(models())
-        .arg("--json")
-        .arg("--tdr")
-        .arg(&tdr_dir)
-        .output()
-        .unwrap();
+    let out = analyze(&[&sidecar, Path::new("--tdr"), &tdr_dir]);
     assert!(
         out.status.success(),
         "{}",

@@ -55,16 +55,11 @@ pub fn parse_time(s: &str, end: bool) -> Result<i64, String> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
         return Ok(t.timestamp_millis());
     }
-    let day = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .map_err(|_| format!("{s:?} is neither a date (YYYY-MM-DD) nor an RFC 3339 time"))?;
-    let day = if end {
-        day.succ_opt().unwrap_or(day)
-    } else {
-        day
-    };
-    Ok(day
-        .and_hms_opt(0, 0, 0)
-        .map_or(0, |t| t.and_utc().timestamp_millis()))
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|day| crate::store::day_bound(day, end))
+        .map(|t| t.timestamp_millis())
+        .ok_or_else(|| format!("{s:?} is neither a date (YYYY-MM-DD) nor an RFC 3339 time"))
 }
 
 /// The export parameters of a request or command line; errors say what is wrong.
@@ -258,12 +253,12 @@ fn read_raw(tar_bytes: &[u8]) -> Result<Raw, String> {
 
 /// Whether a case counts as cleared: released with no discrepancy found.
 fn cleared(c: &DatasetCase) -> bool {
-    c.status == "released" && !c.examinations.iter().any(|e| e == "discrepancy")
+    c.status == "released" && !confirmed(c)
 }
 
 /// Whether its findings stand confirmed (a discrepancy found, or seized).
 fn confirmed(c: &DatasetCase) -> bool {
-    c.status == "seized" || c.examinations.iter().any(|e| e == "discrepancy")
+    crate::outcomes::discrepancy_found(&c.status, &c.examinations)
 }
 
 /// Exports the period's cases into `sink` (see the module docs), calling `progress(done,

@@ -22,6 +22,12 @@ use serde::Serialize;
 use crate::store::stats::OutcomeRow;
 use crate::store::{from_ms, ms_to_rfc3339};
 
+/// Whether a case's examinations or status found a discrepancy (one recorded, or a seizure):
+/// its findings stand confirmed.
+pub fn discrepancy_found(status: &str, examinations: &[String]) -> bool {
+    status == "seized" || examinations.iter().any(|e| e == "discrepancy")
+}
+
 impl OutcomeRow {
     fn flagged(&self) -> bool {
         self.lane == "red" || self.lane == "yellow"
@@ -30,7 +36,7 @@ impl OutcomeRow {
         self.status == "seized"
     }
     fn discrepancy(&self) -> bool {
-        self.seized() || self.examinations.iter().any(|e| e == "discrepancy")
+        discrepancy_found(&self.status, &self.examinations)
     }
     fn examined(&self) -> bool {
         self.seized() || !self.examinations.is_empty()
@@ -41,6 +47,14 @@ impl OutcomeRow {
     /// Whether the case's findings stand refuted: looked at and nothing found.
     fn clean(&self) -> bool {
         !self.discrepancy() && (self.examined() || self.closed())
+    }
+    /// Whether the case's findings were judged, and if so, confirmed.
+    pub(crate) fn judgement(&self) -> Option<bool> {
+        if self.discrepancy() {
+            Some(true)
+        } else {
+            self.clean().then_some(false)
+        }
     }
 }
 
@@ -136,6 +150,23 @@ pub struct KindFigures {
     pub confirmation_rate: Option<f64>,
 }
 
+impl KindFigures {
+    /// Counts one judged case with findings of `kind` in `kinds`, and its rate.
+    pub(crate) fn tally(kinds: &mut BTreeMap<String, KindFigures>, kind: &str, confirmed: bool) {
+        let k = kinds.entry(kind.to_owned()).or_insert_with(|| KindFigures {
+            kind: kind.to_owned(),
+            ..Default::default()
+        });
+        k.judged += 1;
+        if confirmed {
+            k.confirmed += 1;
+        } else {
+            k.refuted += 1;
+        }
+        k.confirmation_rate = ratio(k.confirmed, k.judged);
+    }
+}
+
 /// A model release first seen in the period.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelChange {
@@ -193,17 +224,9 @@ pub fn compute(rows: &[OutcomeRow]) -> Outcomes {
                 .1
                 .add(r);
         }
-        let judged = r.discrepancy() || r.clean();
-        for kind in r.finding_kinds.iter().filter(|_| judged) {
-            let k = kinds.entry(kind.clone()).or_insert_with(|| KindFigures {
-                kind: kind.clone(),
-                ..Default::default()
-            });
-            k.judged += 1;
-            if r.discrepancy() {
-                k.confirmed += 1;
-            } else {
-                k.refuted += 1;
+        if let Some(confirmed) = r.judgement() {
+            for kind in &r.finding_kinds {
+                KindFigures::tally(&mut kinds, kind, confirmed);
             }
         }
         let seen = first_seen
@@ -231,13 +254,7 @@ pub fn compute(rows: &[OutcomeRow]) -> Outcomes {
                 figures: figures.finish(),
             })
             .collect(),
-        kinds: kinds
-            .into_values()
-            .map(|mut k| {
-                k.confirmation_rate = ratio(k.confirmed, k.confirmed + k.refuted);
-                k
-            })
-            .collect(),
+        kinds: kinds.into_values().collect(),
         model_changes,
     }
 }

@@ -28,28 +28,16 @@ impl TrackRecord {
     /// From the outcome rows of a period (`Store::outcome_rows`).
     pub fn compute(rows: &[OutcomeRow]) -> Self {
         let mut by: HashMap<(String, String), BTreeMap<String, KindFigures>> = HashMap::new();
+        // Judged as the outcome figures judge them (`crate::outcomes`).
         for r in rows {
-            let discrepancy =
-                r.status == "seized" || r.examinations.iter().any(|e| e == "discrepancy");
-            let judged = discrepancy || !r.examinations.is_empty() || r.status == "released";
-            if !judged {
+            let Some(confirmed) = r.judgement() else {
                 continue;
-            }
+            };
             let kinds = by
                 .entry((r.bay.clone(), r.model_sha256.clone()))
                 .or_default();
             for kind in &r.finding_kinds {
-                let k = kinds.entry(kind.clone()).or_insert_with(|| KindFigures {
-                    kind: kind.clone(),
-                    ..Default::default()
-                });
-                k.judged += 1;
-                if discrepancy {
-                    k.confirmed += 1;
-                } else {
-                    k.refuted += 1;
-                }
-                k.confirmation_rate = Some(k.confirmed as f64 / k.judged as f64);
+                KindFigures::tally(kinds, kind, confirmed);
             }
         }
         Self { by }

@@ -108,18 +108,11 @@ async fn decided_cases_become_a_dataset_that_calibration_reads() {
     assert_eq!(wait_for_cases(&server.store, 5).await, 5);
 
     // Supervisors decide: the honest loads are released, the hidden goods found and seized.
-    let cases: Vec<serde_json::Value> = client
-        .get(format!("{}/api/v1/cases", server.url))
-        .bearer_auth(&sup)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let cases = get_json(&client, &format!("{}/api/v1/cases", server.url), &sup).await;
+    let cases = cases.as_array().unwrap();
     let hidden_scan = loads[4].meta.scan_id.to_string();
     let mut with_findings = 0;
-    for c in &cases {
+    for c in cases {
         let id = c["id"].as_i64().unwrap();
         let base = format!("{}/api/v1/cases/{id}", server.url);
         if c["findings_count"].as_i64().unwrap_or(0) > 0 {

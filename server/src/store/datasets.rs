@@ -116,11 +116,7 @@ impl Store {
         let now = now_ms();
         let mut asked = 0;
         for chunk in case_ids.chunks(500) {
-            let list = chunk
-                .iter()
-                .map(i64::to_string)
-                .collect::<Vec<_>>()
-                .join(",");
+            let list = super::id_list(chunk);
             asked += sqlx::query(&format!(
                 "UPDATE cases SET raw_wanted_at = $1
                  WHERE id IN ({list}) AND raw_key IS NULL AND raw_wanted_at IS NULL"

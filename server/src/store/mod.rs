@@ -87,6 +87,18 @@ pub fn from_ms(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
 }
 
+/// The start of `day` (UTC), or of the day after it when `end` (an inclusive last day as an
+/// exclusive bound).
+pub fn day_bound(day: chrono::NaiveDate, end: bool) -> Option<DateTime<Utc>> {
+    let day = if end { day.succ_opt()? } else { day };
+    Some(day.and_hms_opt(0, 0, 0)?.and_utc())
+}
+
+/// `ids` as a list for `IN (…)`: numbers only, so nothing can be injected.
+pub(crate) fn id_list(ids: &[i64]) -> String {
+    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+}
+
 /// A stored time as RFC 3339 with seconds.
 pub fn ms_to_rfc3339(ms: i64) -> String {
     from_ms(ms).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)

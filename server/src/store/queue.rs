@@ -167,11 +167,7 @@ impl Store {
     ) -> Result<HashMap<i64, (String, Vec<String>)>, sqlx::Error> {
         let mut out = HashMap::new();
         for chunk in ids.chunks(500) {
-            let list = chunk
-                .iter()
-                .map(i64::to_string)
-                .collect::<Vec<_>>()
-                .join(",");
+            let list = super::id_list(chunk);
             let rows = sqlx::query(&format!(
                 "SELECT id, model_sha256, report_json FROM cases
                  WHERE id IN ({list}) AND findings_count > 0"

@@ -106,8 +106,7 @@ fn kinds_cell(record: Option<&TrackRecord>, bay: &str, sha: &str, kinds: &[Strin
 
 fn parse_day(s: &Option<String>, end: bool) -> Option<chrono::DateTime<chrono::Utc>> {
     let day = chrono::NaiveDate::parse_from_str(non_empty(s)?.as_str(), "%Y-%m-%d").ok()?;
-    let day = if end { day.succ_opt()? } else { day };
-    Some(day.and_hms_opt(0, 0, 0)?.and_utc())
+    crate::store::day_bound(day, end)
 }
 
 pub(super) async fn queue_page(
