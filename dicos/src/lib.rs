@@ -1,5 +1,6 @@
-//! DICOS (NEMA IIC 1, DICOM for security screening) for BayLens: a **Threat Detection Report**
-//! (SOP class `1.2.840.10008.5.1.4.1.1.501.3`) of one scan's report, for screening systems
+//! DICOS (NEMA IIC 1, DICOM for security screening) for BayLens: DX scans in ([`dx`]), and a
+//! **Threat Detection Report** (SOP class `1.2.840.10008.5.1.4.1.1.501.3`) of one scan's
+//! report out, for screening systems
 //! that speak DICOS rather than BayLens JSON. Encoded with dicom-rs (Explicit VR Little
 //! Endian); the DICOS attributes come from its standard dictionary.
 //!
@@ -17,6 +18,8 @@
 //!
 //! The scan itself is referenced by UIDs derived from its scan id (`2.25.` and 128 bits of
 //! its sha256), so the same scan always gets the same UIDs.
+
+pub mod dx;
 
 use baylens_protocol::{FindingKind, Lane, ScanReport};
 use dicom_core::value::{DataSetSequence, PrimitiveValue};

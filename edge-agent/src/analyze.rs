@@ -15,15 +15,18 @@
 //! ```
 //!
 //! `overlay` is `null` without `--overlay DIR` (see [`crate::overlay`] for the layers).
+//! DICOS DX scans (`.dcs`/`.dcm`, the files of one series make one scan) are converted first
+//! ([`crate::ingest::dicos`]); their object has `"dicos": [files]` and `"notes"` instead of
+//! `"sidecar"`.
 //! `cargo` is `null` when no container was found in the scan. A scan that cannot be read gets
 //! `{"sidecar": ..., "error": "..."}` instead, and the exit status is then 2.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use baylens_models::concealment::NAME as MODEL_NAME;
 use baylens_models::{ConcealmentModel, ConcealmentOutput, HighEnergyScan, OperatingPoint};
 use baylens_protocol::risk::{LaneThresholds, PreArrival};
-use baylens_protocol::{Declaration, ReportId, ScanReport};
+use baylens_protocol::{BayId, Declaration, ReportId, ScanReport};
 use chrono::Utc;
 use serde_json::{Value, json};
 
@@ -31,6 +34,7 @@ use crate::analysis::{build_report, finish_report};
 use crate::calibration::{Calibration, CargoEstimate, attenuation, estimate_cargo};
 use crate::expected::{self, Block, ExpectedLayout};
 use crate::ingest::Rejection;
+use crate::ingest::dicos::{convert_files, is_dicos_name, write_into};
 use crate::ingest::scan::{LoadedScan, load_scan};
 use crate::manifest::{ManifestInput, verify};
 use crate::overlay;
@@ -256,4 +260,104 @@ pub fn analyze_one(
         "overlay": overlay,
         "cargo": analysis.cargo.as_ref().map(cargo_json),
     }))
+}
+
+/// One scan named on the command line: a sidecar, or the DICOS file(s) of one series.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScanInput {
+    /// A `baylens.scan/1` sidecar.
+    Sidecar(PathBuf),
+    /// The DICOS DX file(s) of one scan, in argument order.
+    Dicos(Vec<PathBuf>),
+}
+
+impl ScanInput {
+    /// The paths, for messages and the JSON's `sidecar` / `dicos` field.
+    pub fn label(&self) -> String {
+        match self {
+            Self::Sidecar(p) => p.display().to_string(),
+            Self::Dicos(ps) => ps
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" + "),
+        }
+    }
+}
+
+/// Sorts the arguments into scans: DICOS files (`.dcs`, `.dcm`) of one series make one scan,
+/// anything else is a sidecar. A file with no Series Instance UID is a scan of its own (and
+/// fails with the reason when analysed).
+pub fn scan_inputs(args: &[PathBuf]) -> Vec<ScanInput> {
+    let mut out: Vec<ScanInput> = Vec::new();
+    let mut series_at: std::collections::HashMap<String, usize> = Default::default();
+    for path in args {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        if !name.as_deref().is_some_and(is_dicos_name) {
+            out.push(ScanInput::Sidecar(path.clone()));
+            continue;
+        }
+        let series = std::fs::read(path)
+            .ok()
+            .and_then(|b| baylens_dicos::dx::series_of(&b));
+        match series.as_ref().and_then(|s| series_at.get(s)) {
+            Some(&i) => {
+                if let ScanInput::Dicos(files) = &mut out[i] {
+                    files.push(path.clone());
+                }
+            }
+            None => {
+                if let Some(s) = series {
+                    series_at.insert(s, out.len());
+                }
+                out.push(ScanInput::Dicos(vec![path.clone()]));
+            }
+        }
+    }
+    out
+}
+
+/// [`analyze_one`] on a scan input: DICOS files are converted for bay `bay` into a temporary
+/// folder first (see [`crate::ingest::dicos`]); the JSON then names them under `dicos`.
+pub fn analyze_input(
+    input: &ScanInput,
+    bay: &BayId,
+    model: &mut ConcealmentModel,
+    calibration: &Calibration,
+    declaration: Option<&Declaration>,
+    lanes: LaneThresholds,
+    overlay_dir: Option<&Path>,
+) -> Result<Value, Rejection> {
+    let files = match input {
+        ScanInput::Sidecar(path) => {
+            return analyze_one(path, model, calibration, declaration, lanes, overlay_dir);
+        }
+        ScanInput::Dicos(files) => files,
+    };
+    let refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    let converted = convert_files(&refs, bay, MAX_IMAGE_BYTES)?;
+    let dir = std::env::temp_dir().join(format!("baylens-dicos-{}", uuid::Uuid::new_v4()));
+    let result = std::fs::create_dir_all(&dir)
+        .and_then(|()| write_into(&dir, &converted))
+        .map_err(|e| Rejection(format!("cannot convert into {}: {e}", dir.display())))
+        .and_then(|()| {
+            let sidecar = dir.join(converted.sidecar_name());
+            analyze_one(
+                &sidecar,
+                model,
+                calibration,
+                declaration,
+                lanes,
+                overlay_dir,
+            )
+        });
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut value = result?;
+    if let Some(obj) = value.as_object_mut() {
+        obj.remove("sidecar");
+        let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+        obj.insert("dicos".into(), json!(names));
+        obj.insert("notes".into(), json!(converted.notes));
+    }
+    Ok(value)
 }

@@ -102,9 +102,13 @@ struct CalibrateArgs {
 
 #[derive(Debug, clap::Args)]
 struct AnalyzeArgs {
-    /// Sidecar files (`<scan_id>.json`); the images they name sit next to them.
+    /// Sidecar files (`<scan_id>.json`; the images they name sit next to them), or DICOS DX
+    /// files (`.dcs`/`.dcm`; the high- and low-energy files of one series make one scan).
     #[arg(required = true)]
     sidecars: Vec<PathBuf>,
+    /// The bay a DICOS scan's id starts with (`<bay>-DX-...`).
+    #[arg(long, default_value = "DICOS")]
+    bay: String,
     /// The advance declaration (`baylens.declaration/1`) to verify the load against; without
     /// it, a missing declaration is itself a finding.
     #[arg(long)]
@@ -140,6 +144,7 @@ fn analyze(args: &AnalyzeArgs) -> Result<bool> {
     use edge_agent::calibration::Calibration;
     let AnalyzeArgs {
         sidecars,
+        bay,
         declaration,
         models,
         calibration,
@@ -198,11 +203,20 @@ fn analyze(args: &AnalyzeArgs) -> Result<bool> {
         .unwrap_or_else(baylens_models::share::models_dir);
     let mut model = baylens_models::ConcealmentModel::load(&models, threads)
         .with_context(|| format!("loading the model from {}", models.display()))?;
+    let bay = match baylens_protocol::BayId::parse(bay) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("edge-agent analyze: --bay: {e}");
+            return Ok(false);
+        }
+    };
     let mut all_ok = true;
     let mut out = Vec::new();
-    for sidecar in sidecars {
-        let value = match edge_agent::analyze::analyze_one(
-            sidecar,
+    for input in edge_agent::analyze::scan_inputs(sidecars) {
+        let sidecar = input.label();
+        let value = match edge_agent::analyze::analyze_input(
+            &input,
+            &bay,
             &mut model,
             &calibration,
             declaration.as_ref(),
@@ -212,8 +226,8 @@ fn analyze(args: &AnalyzeArgs) -> Result<bool> {
             Ok(v) => v,
             Err(e) => {
                 all_ok = false;
-                eprintln!("edge-agent analyze: {}: {e}", sidecar.display());
-                serde_json::json!({"sidecar": sidecar.display().to_string(), "error": e.to_string()})
+                eprintln!("edge-agent analyze: {sidecar}: {e}");
+                serde_json::json!({"sidecar": sidecar, "error": e.to_string()})
             }
         };
         if let (Some(dir), Ok(report)) = (

@@ -11,6 +11,9 @@
 //! answer `202 Accepted` with the scan id: from that moment the scan survives a crash, and the
 //! drop-folder pipeline takes it like any other.
 //!
+//! A DICOS DX scan (see [`crate::ingest::dicos`]) is sent as its `.dcs`/`.dcm` file(s) alone,
+//! one part each and no sidecar part; it is converted, then checked and stored the same way.
+//!
 //! | answer | when |
 //! |---|---|
 //! | 202 `{"scan_id": ...}` | stored durably |
@@ -19,7 +22,7 @@
 //! | 409 | a different scan with this id or file name is already waiting |
 //! | 413 | an image over `max_image_bytes`, or a sidecar over 1 MiB |
 //! | 415 | not `multipart/form-data` |
-//! | 422 | the sidecar or an image breaks the scan contract (the message says which rule) |
+//! | 422 | the sidecar or an image breaks the scan contract, or a DICOS file is unusable (the message says which rule or attribute) |
 //! | 507 | the store quota or the disk is full: the scan was not taken, send it later |
 //! | 408 | the upload took longer than `push.upload_timeout_secs` |
 
@@ -38,6 +41,8 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
+use crate::ingest::Rejection;
+use crate::ingest::dicos::{convert_files, is_dicos_name};
 use crate::ingest::scan::load_scan;
 
 /// Largest sidecar accepted, bytes.
@@ -290,9 +295,9 @@ async fn receive(
             .file_name()
             .map(str::to_owned)
             .unwrap_or_else(|| name.clone());
-        if !is_bare_file_name(&file) {
+        if !is_bare_file_name(&file) && !is_bare_dicos_name(&file) {
             return Err(bad(format!(
-                "part {:?}: file name {:?} must be a bare .png/.tif/.tiff name",
+                "part {:?}: file name {:?} must be a bare .png/.tif/.tiff name, or .dcs/.dcm for DICOS",
                 name.chars().take(64).collect::<String>(),
                 file.chars().take(64).collect::<String>()
             )));
@@ -335,7 +340,19 @@ async fn receive(
         })?;
         files.push(file);
     }
-    let sidecar_bytes = sidecar_bytes.ok_or_else(|| bad("no part named \"sidecar\"".into()))?;
+    let dicos: Vec<&String> = files.iter().filter(|f| is_dicos_name(f)).collect();
+    let (sidecar_bytes, files) = if dicos.is_empty() {
+        let sidecar = sidecar_bytes.ok_or_else(|| bad("no part named \"sidecar\"".into()))?;
+        (sidecar, files)
+    } else {
+        if sidecar_bytes.is_some() || dicos.len() != files.len() {
+            return Err(bad(
+                "a DICOS scan is sent as its .dcs/.dcm files alone, without a sidecar or other images"
+                    .into(),
+            ));
+        }
+        from_dicos(state, staging, &files).await?
+    };
     let sidecar = ScanSidecar::from_json(&sidecar_bytes, chrono::Utc::now())
         .map_err(|e| err(StatusCode::UNPROCESSABLE_ENTITY, format!("sidecar: {e}")))?;
     let named: Vec<String> = sidecar.images.iter().map(|i| i.file.clone()).collect();
@@ -386,6 +403,49 @@ async fn receive(
         .map_err(|r| err(StatusCode::UNPROCESSABLE_ENTITY, r.0))?;
     commit(&state.drop_dir, staging, &files, &sidecar_name)?;
     Ok(scan_id)
+}
+
+fn is_bare_dicos_name(name: &str) -> bool {
+    is_dicos_name(name)
+        && name.len() <= 128
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// Converts the staged DICOS files into a `baylens.scan/1` scan in the staging folder; returns
+/// its sidecar and image names. The DICOS files stay behind in staging (removed with it).
+async fn from_dicos(
+    state: &PushState,
+    staging: &Path,
+    files: &[String],
+) -> Result<(Vec<u8>, Vec<String>), PushError> {
+    let paths: Vec<PathBuf> = files.iter().map(|f| staging.join(f)).collect();
+    let (bay, max, dir) = (state.bay.clone(), state.max_image_bytes, staging.to_owned());
+    let converted = tokio::task::spawn_blocking(move || {
+        let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+        let converted = convert_files(&refs, &bay, max)?;
+        let (images, _) = converted.files.split_at(converted.files.len() - 1);
+        for (name, bytes) in images {
+            std::fs::write(dir.join(name), bytes)
+                .map_err(|e| Rejection(format!("cannot stage {name}: {e}")))?;
+        }
+        Ok::<_, Rejection>(converted)
+    })
+    .await
+    .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    .map_err(|r| err(StatusCode::UNPROCESSABLE_ENTITY, r.0))?;
+    for note in &converted.notes {
+        tracing::warn!(scan_id = converted.scan_id, "DICOS: {note}");
+    }
+    let mut names: Vec<String> = converted.files.iter().map(|f| f.0.clone()).collect();
+    names.pop();
+    let sidecar = converted
+        .files
+        .last()
+        .map(|f| f.1.clone())
+        .unwrap_or_default();
+    Ok((sidecar, names))
 }
 
 /// Moves a validated scan into the drop folder: images first, sidecar last (the drop folder

@@ -20,6 +20,7 @@ use crate::bay::{BayState, LatestScan};
 use crate::calibration::Calibration;
 use crate::declarations::{DeclarationCache, Matched};
 use crate::ingest::Rejection;
+use crate::ingest::dicos_drop::DicosIntake;
 use crate::ingest::drop_folder::{DropFolder, ReadyScan};
 use crate::ingest::scan::load_scan;
 use crate::outbox::{Accepted, Outbox, PREVIEW_FILE, StoredFile, THUMB_FILE};
@@ -43,6 +44,7 @@ pub async fn run(
     let uplink = Uplink::for_server(&config.server, config.token()?)?;
     let outbox = Outbox::open(&config.data_dir).await?;
     let mut folder = DropFolder::open(&config.drop_dir)?;
+    let mut dicos = DicosIntake::new(&config.drop_dir);
     let models_dir = config.models_dir.clone();
     let threads = config.model_threads;
     // A signed release installed earlier wins over the model shipped with the agent.
@@ -279,6 +281,7 @@ pub async fn run(
             () = &mut shutdown => break Ok(()),
             _ = tick.tick() => {}
         }
+        tokio::task::block_in_place(|| dicos.take(&config.bay, config.max_image_bytes))?;
         let (ready, strays) = match folder.poll() {
             Ok(found) => found,
             Err(e) => break Err(e),

@@ -4,6 +4,8 @@
 //! moved-aside files, so the scanner's operator can read exactly what was wrong.
 
 pub mod decode;
+pub mod dicos;
+pub mod dicos_drop;
 pub mod drop_folder;
 pub mod scan;
 
