@@ -231,7 +231,7 @@ fn a_misread_container_code_is_a_finding_not_a_lost_scan() {
 }
 
 #[test]
-fn tdr_writes_each_report_as_a_dicos_threat_detection_report_pydicom_reads() {
+fn tdr_writes_each_report_as_a_dicos_threat_detection_report_pydicom_and_pydicos_read() {
     let dir = tempfile::tempdir().unwrap();
     let (sidecar, _) = scan(dir.path(), Scenario::Concealment, None);
     let tdr_dir = dir.path().join("tdr");
@@ -291,5 +291,31 @@ fn tdr_writes_each_report_as_a_dicos_threat_detection_report_pydicom_reads() {
             assert_eq!(t["polygon"][1], y);
             assert_eq!(t["polygon"][3], x + r["width"].as_f64().unwrap());
         }
+    }
+
+    // The second reader: pyDICOS, the DICOS toolkit's binding, which checks every attribute
+    // DICOS requires and refuses the file otherwise.
+    let read = Command::new(root.join(".tools/venv/bin/python"))
+        .arg(root.join("server/tests/fixtures/tdr_pydicos.py"))
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        read.status.success(),
+        "{}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    let toolkit: serde_json::Value = serde_json::from_slice(&read.stdout).unwrap();
+    assert_eq!(toolkit["alarm"], alarm);
+    assert_eq!(toolkit["tdr_type"], "MACHINE");
+    assert_eq!(toolkit["ooi_id"], report["container_code"]);
+    let threats = toolkit["threats"].as_array().unwrap();
+    assert_eq!(threats.len(), findings.len());
+    for (t, f) in threats.iter().zip(findings) {
+        assert!((t["probability"].as_f64().unwrap() - f["score"].as_f64().unwrap()).abs() < 1e-6);
+        let kind = f["kind"].as_str().unwrap();
+        let description = t["description"].as_str().unwrap();
+        assert!(description.starts_with(&format!("BayLens {kind}: ")), "{t}");
+        assert!(["CONTRABAND", "ANOMALY"].contains(&t["category"].as_str().unwrap()));
     }
 }

@@ -37,7 +37,20 @@ async fn a_cases_tdr_carries_its_findings_as_pydicom_reads_them() {
     assert_eq!(tdr["sop_class"], "1.2.840.10008.5.1.4.1.1.501.3");
     assert_eq!(tdr["media_sop_class"], tdr["sop_class"]);
     assert!(tdr["sop_instance"].as_str().unwrap().starts_with("2.25."));
-    assert_eq!(tdr["dicos_version"], "V02A");
+    assert_eq!(tdr["dicos_version"], "V03");
+    assert_eq!(tdr["meta_dicos_version"], "V03", "DICOS's (0002,0004)");
+    assert_eq!(tdr["modality"], "TDR");
+    assert_eq!(
+        (&tdr["ooi_id"], &tdr["ooi_type"]),
+        (
+            &serde_json::json!("CSQU3054383"),
+            &serde_json::json!("CARGO")
+        )
+    );
+    assert_eq!(
+        tdr["referenced_scans"][0],
+        baylens_dicos::uid("scan", "bay-1-1")
+    );
     assert_eq!(tdr["tdr_type"], "MACHINE");
     assert_eq!(tdr["alarm"], "ALARM", "a red-lane report is an alarm");
     assert_eq!(tdr["algorithm"][0], "BayLens concealment-v1");
@@ -71,6 +84,19 @@ async fn a_cases_tdr_carries_its_findings_as_pydicom_reads_them() {
     );
     assert_eq!(mass["category"], "ANOMALY");
     assert!(mass["polygon"].is_null(), "a mass finding has no place");
+    assert_eq!(box_["roi_base"], serde_json::json!([10.0, 10.0, 0.0]));
+    assert_eq!(box_["roi_extents"], serde_json::json!([20.0, 20.0, 1.0]));
+    assert_eq!(
+        mass["roi_base"],
+        serde_json::json!([0.0, 0.0, 0.0]),
+        "the whole scan"
+    );
+
+    // The DICOS toolkit (pyDICOS) reads it too, with every attribute DICOS requires.
+    let toolkit = common::python_reading("tdr_pydicos.py", "case.tdr.dcm", &r.bytes);
+    assert_eq!(toolkit["alarm"], "ALARM");
+    assert_eq!(toolkit["threats"].as_array().unwrap().len(), 2);
+    assert_eq!(toolkit["threats"][1]["category"], "ANOMALY");
     assert!(
         mass["description"]
             .as_str()
