@@ -48,7 +48,7 @@ pub struct LiveFrame {
     pub process_ms: f64,
 }
 
-/// The camera's container-code reading.
+/// The camera's container-code reading: the truck pass so far, frames voted into one.
 #[derive(Debug, Clone, Serialize)]
 pub struct CodeStatus {
     /// The reading (code, check-digit status, confidence, best guess, size/type).
@@ -57,6 +57,8 @@ pub struct CodeStatus {
     pub read_at: DateTime<Utc>,
     /// Frames read since the container arrived.
     pub frames_tried: u32,
+    /// Frames whose own reading is the pass's code.
+    pub frames_agreeing: u32,
     /// Whether the accepted code is the one the scanner's sidecar gave (`None`: nothing to
     /// compare).
     pub matches_scan: Option<bool>,

@@ -111,14 +111,9 @@ impl CameraConfig {
     /// Where the OCR models are: `ocr_models_dir`, else beside the binaries
     /// (`baylens_models::share`).
     pub fn ocr_dir(&self) -> PathBuf {
-        use baylens_models::share::{Tree, locate};
-        self.ocr_models_dir.clone().unwrap_or_else(|| {
-            if self.ocr_models == "small" {
-                locate(Tree::Share, "ocr-small", ".ocr")
-            } else {
-                locate(Tree::Share, "models/ocr", "models/onnx/ocr")
-            }
-        })
+        self.ocr_models_dir
+            .clone()
+            .unwrap_or_else(|| ocr_models_dir(&self.ocr_models))
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -378,6 +373,17 @@ impl AgentConfig {
 }
 
 pub use crate::redact::{redact_address, scrub_password};
+
+/// Where the OCR model set `set` (`tiny` or `small`) is found when the config does not say:
+/// beside the binary or under /usr/share/baylens, else in this checkout.
+pub fn ocr_models_dir(set: &str) -> PathBuf {
+    use baylens_models::share::{Tree, locate};
+    if set == "small" {
+        locate(Tree::Share, "ocr-small", ".ocr")
+    } else {
+        locate(Tree::Share, "models/ocr", "models/onnx/ocr")
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -54,6 +54,7 @@ pub mod outbox;
 pub mod overlay;
 pub mod preview;
 pub mod push;
+pub mod read_code;
 pub mod redact;
 pub mod status;
 pub mod tablet;

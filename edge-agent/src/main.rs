@@ -1,5 +1,6 @@
 //! `edge-agent run --config FILE`: the bay agent. `edge-agent analyze SIDECAR...`: the bay
-//! pipeline on scans from disk, no server.
+//! pipeline on scans from disk, no server. `edge-agent read-code INPUT...`: the container-code
+//! reader on photos, videos or a camera.
 
 use std::path::PathBuf;
 
@@ -53,6 +54,29 @@ enum Command {
     /// site's tolerances and model threshold from cleared scans (`--cleared`). README,
     /// "Commissioning a scanner".
     Calibrate(CalibrateArgs),
+    /// Read a container code from photos, a video file or a camera (`rtsp://`, `http://`,
+    /// `v4l2:N`), all inputs as one truck pass, and print it as JSON. Exits 0 with a code, 1
+    /// when none could be accepted, 2 when an input cannot be read.
+    ReadCode(ReadCodeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ReadCodeArgs {
+    /// Photos (PNG, JPEG, TIFF, BMP), video files or camera addresses.
+    #[arg(required = true)]
+    inputs: Vec<String>,
+    /// Frames to take from each video or camera.
+    #[arg(long, default_value_t = 10)]
+    frames: usize,
+    /// Take every N-th frame of a video or camera.
+    #[arg(long, default_value_t = 1)]
+    every: usize,
+    /// OCR model set: tiny (the agent's default) or small.
+    #[arg(long, default_value = "tiny")]
+    models: String,
+    /// Folder with the OCR models (default: where the agent finds them).
+    #[arg(long)]
+    models_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -425,7 +449,10 @@ fn print_text(v: &serde_json::Value) {
 async fn main() -> Result<()> {
     let cli = Cli::parse();
     // `analyze` prints its results on stdout, so its logs go to stderr.
-    let to_stderr = matches!(cli.command, Command::Analyze(_) | Command::Calibrate(_));
+    let to_stderr = matches!(
+        cli.command,
+        Command::Analyze(_) | Command::Calibrate(_) | Command::ReadCode(_)
+    );
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -452,6 +479,31 @@ async fn main() -> Result<()> {
             let ok = tokio::task::block_in_place(|| calibrate(&args))?;
             if !ok {
                 std::process::exit(2);
+            }
+        }
+        Command::ReadCode(args) => {
+            let options = edge_agent::read_code::ReadCodeOptions {
+                frames: args.frames.max(1),
+                every: args.every.max(1),
+                models_dir: args
+                    .models_dir
+                    .unwrap_or_else(|| edge_agent::config::ocr_models_dir(&args.models)),
+                set: args.models,
+            };
+            let result = tokio::task::block_in_place(|| {
+                edge_agent::read_code::read_code(&args.inputs, &options)
+            });
+            match result {
+                Ok((value, accepted)) => {
+                    println!("{}", serde_json::to_string_pretty(&value)?);
+                    if !accepted {
+                        std::process::exit(1);
+                    }
+                }
+                Err(e) => {
+                    eprintln!("edge-agent read-code: {e}");
+                    std::process::exit(2);
+                }
             }
         }
         Command::ScannerToken => {

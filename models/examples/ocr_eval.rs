@@ -2,8 +2,13 @@
 //!
 //! ```text
 //! cargo run --release -p baylens-models --example ocr_eval -- [--count 200] [--seed 6346]
-//!     [--models small|tiny] [--failures DIR]
+//!     [--models small|tiny] [--failures DIR] [--view side] [--pass FRAMES]
 //! ```
+//!
+//! With `--pass FRAMES`, each of the `count` containers is a truck pass: its side and its door
+//! are painted once (a quarter with the code stacked on the door post) and seen in FRAMES
+//! frames, side and door in turn, each from its own pose, light, blur and noise; the frames are
+//! voted into one reading (`baylens_protocol::code_pass`), as the agent does.
 //!
 //! Each image is a door view from `scanner_sim::camera` (random perspective, light, blur, dirt,
 //! occlusion; a quarter with the code stacked on the door post) of a container with a random
@@ -77,6 +82,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if let Some(dir) = &failures {
         std::fs::create_dir_all(dir)?;
+    }
+    if let Some(frames) = arg("--pass") {
+        return passes(&mut model, count, seed, frames.parse()?);
     }
     let (mut exact, mut wrong, mut unreadable) = (0u32, 0u32, 0u32);
     let (mut vertical, mut vertical_exact) = (0u32, 0u32);
@@ -181,6 +189,97 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "time per image (detect + read, 1 thread): median {:.0} ms, p90 {:.0} ms",
         1e3 * seconds[seconds.len() / 2],
         1e3 * seconds[seconds.len() * 9 / 10]
+    );
+    Ok(())
+}
+
+/// Truck passes of `frames` frames each, side and door views in turn, voted into one reading.
+fn passes(
+    model: &mut OcrModel,
+    count: u64,
+    seed: u64,
+    frames: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use baylens_protocol::code_pass::PassVote;
+    let side_opts = CameraOptions {
+        difficulty: 0.5,
+        vertical_share: 0.0,
+        ..CameraOptions::default()
+    };
+    let door_opts = CameraOptions::default();
+    let (mut exact, mut wrong, mut unreadable) = (0u32, 0u32, 0u32);
+    let (mut vertical, mut vertical_exact) = (0u32, 0u32);
+    let mut frame_exact = 0u32;
+    let t = Instant::now();
+    for i in 0..count {
+        let mut rng = scanner_sim::scan_rng(seed, i);
+        let owner =
+            ["MSK", "CSQ", "TGH", "MSC", "CMA", "HLX", "OOL", "ZIM"][rng.random_range(0..8)];
+        let code = ContainerCode::from_parts(owner, 'U', rng.random_range(0..1_000_000))?;
+        let container = [
+            ContainerType::Twenty,
+            ContainerType::Forty,
+            ContainerType::FortyHighCube,
+        ][rng.random_range(0..3)];
+        let side = camera::paint(View::Side, container, &code, &side_opts, &mut rng);
+        let door = camera::paint(View::Door, container, &code, &door_opts, &mut rng);
+        let mut pass = PassVote::default();
+        for k in 0..frames {
+            let (face, opts) = if k % 2 == 0 {
+                (&side, &side_opts)
+            } else {
+                (&door, &door_opts)
+            };
+            let frame = face.frame(opts, &mut rng);
+            let img = Rgb {
+                data: frame.image.as_raw(),
+                width: frame.image.width() as usize,
+                height: frame.image.height() as usize,
+            };
+            let (reading, _) = model.read_code(img)?;
+            if reading.code.as_ref() == Some(&code) {
+                frame_exact += 1;
+            }
+            pass.add(&reading);
+        }
+        let result = pass.result();
+        if door.vertical() {
+            vertical += 1;
+        }
+        match &result.reading.code {
+            Some(c) if *c == code => {
+                exact += 1;
+                if door.vertical() {
+                    vertical_exact += 1;
+                }
+            }
+            Some(c) => {
+                wrong += 1;
+                eprintln!("WRONG pass {i}: painted {code}, accepted {c}: {result:?}");
+            }
+            None => {
+                unreadable += 1;
+                eprintln!(
+                    "unreadable pass {i}: painted {code}, guess {:?} ({:?}), {} of {} frames voted",
+                    result.reading.best_guess, result.reading.check, result.voting, result.frames
+                );
+            }
+        }
+    }
+    let n = count as f64;
+    println!(
+        "passes {count} of {frames} frames (side and door in turn): exact {exact} ({:.1} %), wrong accepted {wrong}, unreadable {unreadable}",
+        100.0 * f64::from(exact) / n
+    );
+    println!(
+        "single frames of those passes read exactly: {frame_exact} of {} ({:.1} %)",
+        count * frames as u64,
+        100.0 * f64::from(frame_exact) / (n * frames as f64)
+    );
+    println!("passes with the code stacked on the door post: {vertical_exact} of {vertical} exact");
+    println!(
+        "time per pass: {:.2} s",
+        t.elapsed().as_secs_f64() / n.max(1.0)
     );
     Ok(())
 }

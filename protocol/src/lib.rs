@@ -20,6 +20,7 @@
 //! - [`risk`]: scan and case risk, its breakdown per finding, and the lanes (site thresholds).
 //! - [`error`]: the crate's error type; every variant says exactly what was wrong.
 
+pub mod code_pass;
 pub mod code_read;
 pub mod container_code;
 pub mod declaration;

@@ -423,6 +423,29 @@ pub fn render(
     opts: &CameraOptions,
     rng: &mut impl Rng,
 ) -> CameraFrame {
+    paint(view, container, code, opts, rng).frame(opts, rng)
+}
+
+/// One face of one container, painted once (marking, corrugation, dirt): the frames of a truck
+/// pass are [`Painted::frame`]s of it, each from its own pose, light, blur and noise.
+#[derive(Debug, Clone)]
+pub struct Painted {
+    view: View,
+    face_m: [f64; 2],
+    face: RgbImage,
+    code: ContainerCode,
+    size_type: &'static str,
+    vertical: bool,
+}
+
+/// Paints the `view` face of a container with `code`.
+pub fn paint(
+    view: View,
+    container: ContainerType,
+    code: &ContainerCode,
+    opts: &CameraOptions,
+    rng: &mut impl Rng,
+) -> Painted {
     let [length, width, height] = container.exterior().map(|v| v / 1000.0);
     let face_m = match view {
         View::Door => [width, height],
@@ -430,96 +453,117 @@ pub fn render(
     };
     let vertical = view == View::Door && rng.random_bool(opts.vertical_share);
     let st = size_type(container);
-    let d = opts.difficulty;
-    let face = paint_face(view, face_m, code, st, vertical, rng, d);
-    let corners = pose(face_m, opts, view, rng);
-    let face_corners = [
-        [0.0, 0.0],
-        [face_m[0], 0.0],
-        [face_m[0], face_m[1]],
-        [0.0, face_m[1]],
-    ];
-    let homography = homography_from_points(&face_corners, &corners).expect("a convex pose");
-    let inverse = invert(&homography).expect("an invertible pose");
-    let ppm = f64::from(face.width()) / face_m[0];
-    let mut img = background(opts, rng);
-    // Lighting: a gain, a linear gradient across the frame and a gamma.
-    let gain = 1.0 + rng.random_range(-0.45..0.25) * d;
-    let (gx, gy) = (
-        rng.random_range(-0.5..0.5) * d,
-        rng.random_range(-0.3..0.3) * d,
-    );
-    let gamma = 1.0 + rng.random_range(-0.3..0.3) * d;
-    let (fw, fh) = (f64::from(opts.width), f64::from(opts.height));
-    for y in 0..opts.height {
-        for x in 0..opts.width {
-            let [u, v] = apply(&inverse, [f64::from(x) + 0.5, f64::from(y) + 0.5]);
-            let (tx, ty) = (u * ppm - 0.5, v * ppm - 0.5);
-            if tx >= 0.0
-                && ty >= 0.0
-                && tx < f64::from(face.width() - 1)
-                && ty < f64::from(face.height() - 1)
-            {
-                let (x0, y0) = (tx as u32, ty as u32);
-                let (ax, ay) = (tx - f64::from(x0), ty - f64::from(y0));
-                let mut out = [0u8; 3];
-                for (k, o) in out.iter_mut().enumerate() {
-                    let p = |xx: u32, yy: u32| f64::from(face.get_pixel(xx, yy)[k]);
-                    let top = p(x0, y0) * (1.0 - ax) + p(x0 + 1, y0) * ax;
-                    let bot = p(x0, y0 + 1) * (1.0 - ax) + p(x0 + 1, y0 + 1) * ax;
-                    *o = (top * (1.0 - ay) + bot * ay) as u8;
-                }
-                img.put_pixel(x, y, Rgb(out));
-            }
-            let light = (gain
-                * (1.0 + gx * (f64::from(x) / fw - 0.5) + gy * (f64::from(y) / fh - 0.5)))
-                .max(0.05);
-            let p = img.get_pixel_mut(x, y);
-            for k in 0..3 {
-                let v = (f64::from(p[k]) / 255.0 * light)
-                    .clamp(0.0, 1.0)
-                    .powf(gamma);
-                p[k] = (v * 255.0) as u8;
-            }
-        }
-    }
-    // An occluder: a post or a person in front of part of the face, never over the whole code.
-    let occluded = rng.random_bool(0.3 * d);
-    if occluded {
-        let side = if rng.random_bool(0.5) { 0 } else { 3 };
-        let x =
-            corners[side][0] + rng.random_range(-0.05..0.2) * (corners[1][0] - corners[0][0]).abs();
-        let bw = rng.random_range(0.03..0.08) * fw;
-        let c = [
-            rng.random_range(20..90u8),
-            rng.random_range(20..90),
-            rng.random_range(20..90),
-        ];
-        let top = rng.random_range(0.2..0.6) * fh;
-        fill_rect(&mut img, x, top, x + bw, fh, c);
-    }
-    // Blur (a few box passes approximate a Gaussian) and sensor noise.
-    let sigma = rng.random_range(0.0..2.0) * d;
-    if sigma > 0.4 {
-        img = image::imageops::blur(&img, sigma as f32);
-    }
-    let noise =
-        Normal::new(0.0, 1.0 + 6.0 * d * rng.random_range(0.0..1.0)).expect("positive sigma");
-    for p in img.pixels_mut() {
-        let n: f64 = noise.sample(rng);
-        for k in 0..3 {
-            p[k] = (f64::from(p[k]) + n).clamp(0.0, 255.0) as u8;
-        }
-    }
-    CameraFrame {
-        image: img,
+    let face = paint_face(view, face_m, code, st, vertical, rng, opts.difficulty);
+    Painted {
+        view,
+        face_m,
+        face,
         code: code.clone(),
         size_type: st,
         vertical,
-        face_m,
-        corners,
-        homography,
-        occluded,
+    }
+}
+
+impl Painted {
+    /// Whether the code is stacked vertically on the door post.
+    pub fn vertical(&self) -> bool {
+        self.vertical
+    }
+
+    /// One camera frame of the face, from a random pose.
+    pub fn frame(&self, opts: &CameraOptions, rng: &mut impl Rng) -> CameraFrame {
+        let (view, face_m, face) = (self.view, self.face_m, &self.face);
+        let (code, st, vertical) = (&self.code, self.size_type, self.vertical);
+        let d = opts.difficulty;
+        let corners = pose(face_m, opts, view, rng);
+        let face_corners = [
+            [0.0, 0.0],
+            [face_m[0], 0.0],
+            [face_m[0], face_m[1]],
+            [0.0, face_m[1]],
+        ];
+        let homography = homography_from_points(&face_corners, &corners).expect("a convex pose");
+        let inverse = invert(&homography).expect("an invertible pose");
+        let ppm = f64::from(face.width()) / face_m[0];
+        let mut img = background(opts, rng);
+        // Lighting: a gain, a linear gradient across the frame and a gamma.
+        let gain = 1.0 + rng.random_range(-0.45..0.25) * d;
+        let (gx, gy) = (
+            rng.random_range(-0.5..0.5) * d,
+            rng.random_range(-0.3..0.3) * d,
+        );
+        let gamma = 1.0 + rng.random_range(-0.3..0.3) * d;
+        let (fw, fh) = (f64::from(opts.width), f64::from(opts.height));
+        for y in 0..opts.height {
+            for x in 0..opts.width {
+                let [u, v] = apply(&inverse, [f64::from(x) + 0.5, f64::from(y) + 0.5]);
+                let (tx, ty) = (u * ppm - 0.5, v * ppm - 0.5);
+                if tx >= 0.0
+                    && ty >= 0.0
+                    && tx < f64::from(face.width() - 1)
+                    && ty < f64::from(face.height() - 1)
+                {
+                    let (x0, y0) = (tx as u32, ty as u32);
+                    let (ax, ay) = (tx - f64::from(x0), ty - f64::from(y0));
+                    let mut out = [0u8; 3];
+                    for (k, o) in out.iter_mut().enumerate() {
+                        let p = |xx: u32, yy: u32| f64::from(face.get_pixel(xx, yy)[k]);
+                        let top = p(x0, y0) * (1.0 - ax) + p(x0 + 1, y0) * ax;
+                        let bot = p(x0, y0 + 1) * (1.0 - ax) + p(x0 + 1, y0 + 1) * ax;
+                        *o = (top * (1.0 - ay) + bot * ay) as u8;
+                    }
+                    img.put_pixel(x, y, Rgb(out));
+                }
+                let light = (gain
+                    * (1.0 + gx * (f64::from(x) / fw - 0.5) + gy * (f64::from(y) / fh - 0.5)))
+                    .max(0.05);
+                let p = img.get_pixel_mut(x, y);
+                for k in 0..3 {
+                    let v = (f64::from(p[k]) / 255.0 * light)
+                        .clamp(0.0, 1.0)
+                        .powf(gamma);
+                    p[k] = (v * 255.0) as u8;
+                }
+            }
+        }
+        // An occluder: a post or a person in front of part of the face, never over the whole code.
+        let occluded = rng.random_bool(0.3 * d);
+        if occluded {
+            let side = if rng.random_bool(0.5) { 0 } else { 3 };
+            let x = corners[side][0]
+                + rng.random_range(-0.05..0.2) * (corners[1][0] - corners[0][0]).abs();
+            let bw = rng.random_range(0.03..0.08) * fw;
+            let c = [
+                rng.random_range(20..90u8),
+                rng.random_range(20..90),
+                rng.random_range(20..90),
+            ];
+            let top = rng.random_range(0.2..0.6) * fh;
+            fill_rect(&mut img, x, top, x + bw, fh, c);
+        }
+        // Blur (a few box passes approximate a Gaussian) and sensor noise.
+        let sigma = rng.random_range(0.0..2.0) * d;
+        if sigma > 0.4 {
+            img = image::imageops::blur(&img, sigma as f32);
+        }
+        let noise =
+            Normal::new(0.0, 1.0 + 6.0 * d * rng.random_range(0.0..1.0)).expect("positive sigma");
+        for p in img.pixels_mut() {
+            let n: f64 = noise.sample(rng);
+            for k in 0..3 {
+                p[k] = (f64::from(p[k]) + n).clamp(0.0, 255.0) as u8;
+            }
+        }
+        CameraFrame {
+            image: img,
+            code: code.clone(),
+            size_type: st,
+            vertical,
+            face_m,
+            corners,
+            homography,
+            occluded,
+        }
     }
 }
 

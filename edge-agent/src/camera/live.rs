@@ -13,6 +13,7 @@ use std::sync::mpsc::{SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
 use baylens_models::ocr::{OcrModel, OcrOptions, Rgb};
+use baylens_protocol::code_pass::PassVote;
 use opencv::core::{Mat, Point, Scalar, Vector};
 use opencv::prelude::*;
 use opencv::{imgcodecs, imgproc};
@@ -412,8 +413,14 @@ fn run(config: &CameraConfig, bay: &BayState, stop: &AtomicBool, ocr: Option<Syn
     });
 }
 
-/// The OCR thread: reads the code on frames the camera thread hands it until one is accepted
-/// for the current container. Off (with a warning) when the models are missing.
+/// Nothing code-shaped for this long ends a truck pass.
+const PASS_GAP: Duration = Duration::from_secs(30);
+/// Frames agreeing on an accepted code after which a pass stops reading.
+const SETTLED_FRAMES: usize = 5;
+
+/// The OCR thread: reads the code on frames the camera thread hands it and votes them into one
+/// reading per truck pass (`baylens_protocol::code_pass`), until enough frames agree. Off
+/// (with a warning) when the models are missing.
 fn spawn_ocr(
     config: &CameraConfig,
     bay: Arc<BayState>,
@@ -444,13 +451,24 @@ fn spawn_ocr(
     let mut scans = bay.scan_changes();
     std::thread::Builder::new().name("ocr".into()).spawn(move || {
         let mut tried = 0u32;
+        let mut pass = PassVote::default();
+        let mut last_seen = Instant::now();
         while !stop.load(Ordering::Relaxed) {
             let Ok(frame) = rx.recv_timeout(Duration::from_millis(500)) else {
                 continue;
             };
-            if scans.has_changed().unwrap_or(false) {
+            // A new pass: the next container's scan came in, or nothing code-shaped was seen
+            // for a while (the truck has gone).
+            let new_scan = scans.has_changed().unwrap_or(false);
+            if new_scan || (pass.frames() > 0 && last_seen.elapsed() >= PASS_GAP) {
                 scans.mark_unchanged();
                 tried = 0;
+                pass = PassVote::default();
+            }
+            // Settled: enough frames agree on an accepted code; spare the CPU until the next.
+            let settled = pass.result();
+            if settled.reading.check.accepted() && settled.agreeing >= SETTLED_FRAMES {
+                continue;
             }
             tried += 1;
             let img = Rgb {
@@ -465,25 +483,26 @@ fn spawn_ocr(
                     continue;
                 }
             };
+            if reading.best_guess.len() == 11 {
+                last_seen = Instant::now();
+            }
+            let was_accepted = settled.reading.check.accepted();
+            pass.add(&reading);
+            let result = pass.result();
             let latest = bay.latest();
             let sidecar_code = latest.as_ref().and_then(|s| s.report.container_code.clone());
-            let matches_scan = match (&reading.code, &sidecar_code) {
+            let matches_scan = match (&result.reading.code, &sidecar_code) {
                 (Some(read), Some(expected)) => Some(read == expected),
                 _ => None,
             };
-            let previous = bay.code();
-            // An accepted reading stays until the next container; until then the latest try is
-            // shown with its best guess.
-            if previous.as_ref().is_some_and(|p| p.reading.check.accepted()) {
-                continue;
-            }
-            if reading.check.accepted() {
-                tracing::info!(code = ?reading.code.as_ref().map(|c| c.to_string()), confidence = reading.confidence, matches_scan, "container code read by the camera");
+            if result.reading.check.accepted() && !was_accepted {
+                tracing::info!(code = ?result.reading.code.as_ref().map(|c| c.to_string()), confidence = result.reading.confidence, frames = result.frames, agreeing = result.agreeing, matches_scan, "container code read by the camera");
             }
             bay.set_code(CodeStatus {
-                reading,
+                reading: result.reading,
                 read_at: chrono::Utc::now(),
                 frames_tried: tried,
+                frames_agreeing: u32::try_from(result.agreeing).unwrap_or(u32::MAX),
                 matches_scan,
                 scan_id: latest.map(|s| s.report.scan_id.to_string()),
             });
