@@ -77,7 +77,7 @@ fi
 
 # --- Container-code OCR models from the PyPI wheel rapidocr (PP-OCRv6, Apache-2.0) -------------
 # The wheel is pinned by sha256; only the detector and recogniser are unpacked, into .ocr/ (ignored
-# by git). models/src/ocr.rs checks each file's sha256 again before loading it.
+# by git). models/src/ocr/mod.rs checks each file's sha256 again before loading it.
 ocr_version=3.10.0
 ocr_wheel="rapidocr-${ocr_version}-py3-none-any.whl"
 ocr_sha256=2fc34e26cd0f48514804a94f8832283039c7334076bff60768b1fed9ad068050
