@@ -97,14 +97,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             continue;
         }
         let mut rng = scanner_sim::scan_rng(seed, i);
-        let owner =
-            ["MSK", "CSQ", "TGH", "MSC", "CMA", "HLX", "OOL", "ZIM"][rng.random_range(0..8)];
-        let code = ContainerCode::from_parts(owner, 'U', rng.random_range(0..1_000_000))?;
-        let container = [
-            ContainerType::Twenty,
-            ContainerType::Forty,
-            ContainerType::FortyHighCube,
-        ][rng.random_range(0..3)];
+        let (code, container) = random_container(&mut rng)?;
         let frame = camera::render(view, container, &code, &cam_options, &mut rng);
         let img = Rgb {
             data: frame.image.as_raw(),
@@ -213,14 +206,7 @@ fn passes(
     let t = Instant::now();
     for i in 0..count {
         let mut rng = scanner_sim::scan_rng(seed, i);
-        let owner =
-            ["MSK", "CSQ", "TGH", "MSC", "CMA", "HLX", "OOL", "ZIM"][rng.random_range(0..8)];
-        let code = ContainerCode::from_parts(owner, 'U', rng.random_range(0..1_000_000))?;
-        let container = [
-            ContainerType::Twenty,
-            ContainerType::Forty,
-            ContainerType::FortyHighCube,
-        ][rng.random_range(0..3)];
+        let (code, container) = random_container(&mut rng)?;
         let side = camera::paint(View::Side, container, &code, &side_opts, &mut rng);
         let door = camera::paint(View::Door, container, &code, &door_opts, &mut rng);
         let mut pass = PassVote::default();
@@ -282,4 +268,18 @@ fn passes(
         t.elapsed().as_secs_f64() / n.max(1.0)
     );
     Ok(())
+}
+
+/// A container with a random valid code, as the views of seed `seed` draw them.
+fn random_container(
+    rng: &mut impl Rng,
+) -> Result<(ContainerCode, ContainerType), Box<dyn std::error::Error>> {
+    let owner = ["MSK", "CSQ", "TGH", "MSC", "CMA", "HLX", "OOL", "ZIM"][rng.random_range(0..8)];
+    let code = ContainerCode::from_parts(owner, 'U', rng.random_range(0..1_000_000))?;
+    let container = [
+        ContainerType::Twenty,
+        ContainerType::Forty,
+        ContainerType::FortyHighCube,
+    ][rng.random_range(0..3)];
+    Ok((code, container))
 }

@@ -413,7 +413,7 @@ fn run(config: &CameraConfig, bay: &BayState, stop: &AtomicBool, ocr: Option<Syn
     });
 }
 
-/// Nothing code-shaped for this long ends a truck pass.
+/// Nothing code-shaped for this long ends a truck pass that has no accepted code yet.
 const PASS_GAP: Duration = Duration::from_secs(30);
 /// Frames agreeing on an accepted code after which a pass stops reading.
 const SETTLED_FRAMES: usize = 5;
@@ -457,10 +457,12 @@ fn spawn_ocr(
             let Ok(frame) = rx.recv_timeout(Duration::from_millis(500)) else {
                 continue;
             };
-            // A new pass: the next container's scan came in, or nothing code-shaped was seen
-            // for a while (the truck has gone).
+            // A new pass: the next container's scan came in, or, before any code was
+            // accepted, nothing code-shaped was seen for a while (the truck has gone). An
+            // accepted code stays until the next scan, however long the container is examined.
             let new_scan = scans.has_changed().unwrap_or(false);
-            if new_scan || (pass.frames() > 0 && last_seen.elapsed() >= PASS_GAP) {
+            let accepted = pass.result().reading.check.accepted();
+            if new_scan || (!accepted && pass.frames() > 0 && last_seen.elapsed() >= PASS_GAP) {
                 scans.mark_unchanged();
                 tried = 0;
                 pass = PassVote::default();
