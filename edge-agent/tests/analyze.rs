@@ -246,24 +246,7 @@ fn tdr_writes_each_report_as_a_dicos_threat_detection_report_pydicom_and_pydicos
     let scan_id = report["scan_id"].as_str().unwrap();
     let file = tdr_dir.join(format!("{scan_id}.tdr.dcm"));
     // The independent reader: pydicom (pinned in scripts/test-requirements.txt).
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let python = root.join(".tools/venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: ./baylens setup installs it",
-        python.display()
-    );
-    let read = Command::new(python)
-        .arg(root.join("server/tests/fixtures/tdr_pydicom.py"))
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        read.status.success(),
-        "{}",
-        String::from_utf8_lossy(&read.stderr)
-    );
-    let tdr: serde_json::Value = serde_json::from_slice(&read.stdout).unwrap();
+    let tdr = python_reading("tdr_pydicom.py", &file);
     let findings = report["findings"].as_array().unwrap();
     assert!(!findings.is_empty(), "the hidden goods are found: {report}");
     assert_eq!(tdr["sop_class"], "1.2.840.10008.5.1.4.1.1.501.3");
@@ -295,17 +278,7 @@ fn tdr_writes_each_report_as_a_dicos_threat_detection_report_pydicom_and_pydicos
 
     // The second reader: pyDICOS, the DICOS toolkit's binding, which checks every attribute
     // DICOS requires and refuses the file otherwise.
-    let read = Command::new(root.join(".tools/venv/bin/python"))
-        .arg(root.join("server/tests/fixtures/tdr_pydicos.py"))
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        read.status.success(),
-        "{}",
-        String::from_utf8_lossy(&read.stderr)
-    );
-    let toolkit: serde_json::Value = serde_json::from_slice(&read.stdout).unwrap();
+    let toolkit = python_reading("tdr_pydicos.py", &file);
     assert_eq!(toolkit["alarm"], alarm);
     assert_eq!(toolkit["tdr_type"], "MACHINE");
     assert_eq!(toolkit["ooi_id"], report["container_code"]);
@@ -318,4 +291,27 @@ fn tdr_writes_each_report_as_a_dicos_threat_detection_report_pydicom_and_pydicos
         assert!(description.starts_with(&format!("BayLens {kind}: ")), "{t}");
         assert!(["CONTRABAND", "ANOMALY"].contains(&t["category"].as_str().unwrap()));
     }
+}
+
+/// What the reader `script` (in server/tests/fixtures, run by the pinned test venv) prints
+/// about `file`, as JSON; the test fails with the reader's message if it refuses the file.
+fn python_reading(script: &str, file: &Path) -> serde_json::Value {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let python = root.join(".tools/venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: ./baylens setup installs it",
+        python.display()
+    );
+    let read = Command::new(python)
+        .arg(root.join("server/tests/fixtures").join(script))
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        read.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    serde_json::from_slice(&read.stdout).unwrap()
 }
