@@ -12,7 +12,8 @@
 //! drop-folder pipeline takes it like any other.
 //!
 //! A DICOS DX scan (see [`crate::ingest::dicos`]) is sent as its `.dcs`/`.dcm` file(s) alone,
-//! one part each and no sidecar part; it is converted, then checked and stored the same way.
+//! one part each and no sidecar part; it is converted, then checked and stored the same way,
+//! and the DICOS files are kept in the drop folder's `done/`.
 //!
 //! | answer | when |
 //! |---|---|
@@ -340,7 +341,7 @@ async fn receive(
         })?;
         files.push(file);
     }
-    let dicos: Vec<&String> = files.iter().filter(|f| is_dicos_name(f)).collect();
+    let dicos: Vec<String> = files.iter().filter(|f| is_dicos_name(f)).cloned().collect();
     let (sidecar_bytes, files) = if dicos.is_empty() {
         let sidecar = sidecar_bytes.ok_or_else(|| bad("no part named \"sidecar\"".into()))?;
         (sidecar, files)
@@ -402,6 +403,16 @@ async fn receive(
         .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
         .map_err(|r| err(StatusCode::UNPROCESSABLE_ENTITY, r.0))?;
     commit(&state.drop_dir, staging, &files, &sidecar_name)?;
+    // The DICOS originals are kept beside the taken scans, as the drop folder keeps dropped
+    // ones. The scan is stored already: a failure here is logged, not answered.
+    let done = state.drop_dir.join("done");
+    for name in &dicos {
+        let kept = std::fs::create_dir_all(&done)
+            .and_then(|()| crate::ingest::dicos_drop::keep_in(&staging.join(name), &done));
+        if let Err(e) = kept {
+            tracing::warn!(scan_id, "DICOS original {name} not kept: {e}");
+        }
+    }
     Ok(scan_id)
 }
 

@@ -272,6 +272,8 @@ async fn the_push_api_takes_a_dicos_pair_and_refuses_a_bad_one_with_422() {
     ] {
         assert!(drop.join(&f).exists(), "{f} waits in the drop folder");
     }
+    let kept = std::fs::read_dir(drop.join("done")).unwrap().count();
+    assert_eq!(kept, 2, "the two DICOS originals are kept in done/");
 
     let (status, body) = push(to_dicos(&sidecar, &out, &["--omit", "Rows"])).await;
     assert_eq!(status, 422, "{body}");

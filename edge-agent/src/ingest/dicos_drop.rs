@@ -66,7 +66,8 @@ fn stat(path: &Path) -> Stat {
     Some((m.len(), m.modified().ok()?))
 }
 
-fn move_to(path: &Path, folder: &Path) -> Result<(), AgentError> {
+/// Moves `path` into `folder`, as `<name>.<n>` when a file of its name is there already.
+pub fn keep_in(path: &Path, folder: &Path) -> std::io::Result<()> {
     let Some(name) = path.file_name() else {
         return Ok(());
     };
@@ -76,10 +77,14 @@ fn move_to(path: &Path, folder: &Path) -> Result<(), AgentError> {
         dest = folder.join(format!("{}.{n}", name.to_string_lossy()));
         n += 1;
     }
-    fs::rename(path, &dest).map_err(AgentError::io(format!(
+    fs::rename(path, &dest)
+}
+
+fn move_to(path: &Path, folder: &Path) -> Result<(), AgentError> {
+    keep_in(path, folder).map_err(AgentError::io(format!(
         "moving {} to {}",
         path.display(),
-        dest.display()
+        folder.display()
     )))
 }
 
