@@ -2,12 +2,13 @@
 //!
 //! ```text
 //! cargo run --release -p baylens-models --example ocr_eval -- [--count 200] [--seed 6346]
-//!     [--models small|tiny] [--failures DIR] [--view side] [--pass FRAMES]
+//!     [--models small|tiny] [--failures DIR] [--view side] [--pass FRAMES [--pass-views door]]
 //! ```
 //!
 //! With `--pass FRAMES`, each of the `count` containers is a truck pass: its side and its door
 //! are painted once (a quarter with the code stacked on the door post) and seen in FRAMES
-//! frames, side and door in turn, each from its own pose, light, blur and noise; the frames are
+//! frames, side and door in turn (`--pass-views door`: the door alone), each from its own pose,
+//! light, blur and noise; the frames are
 //! voted into one reading (`baylens_protocol::code_pass`), as the agent does.
 //!
 //! Each image is a door view from `scanner_sim::camera` (random perspective, light, blur, dirt,
@@ -84,7 +85,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::fs::create_dir_all(dir)?;
     }
     if let Some(frames) = arg("--pass") {
-        return passes(&mut model, count, seed, frames.parse()?);
+        let door_only = arg("--pass-views").as_deref() == Some("door");
+        return passes(&mut model, count, seed, frames.parse()?, door_only);
     }
     let (mut exact, mut wrong, mut unreadable) = (0u32, 0u32, 0u32);
     let (mut vertical, mut vertical_exact) = (0u32, 0u32);
@@ -192,6 +194,7 @@ fn passes(
     count: u64,
     seed: u64,
     frames: usize,
+    door_only: bool,
 ) -> Result<(), Box<dyn std::error::Error>> {
     use baylens_protocol::code_pass::PassVote;
     let side_opts = CameraOptions {
@@ -211,7 +214,7 @@ fn passes(
         let door = camera::paint(View::Door, container, &code, &door_opts, &mut rng);
         let mut pass = PassVote::default();
         for k in 0..frames {
-            let (face, opts) = if k % 2 == 0 {
+            let (face, opts) = if k % 2 == 0 && !door_only {
                 (&side, &side_opts)
             } else {
                 (&door, &door_opts)
@@ -254,7 +257,12 @@ fn passes(
     }
     let n = count as f64;
     println!(
-        "passes {count} of {frames} frames (side and door in turn): exact {exact} ({:.1} %), wrong accepted {wrong}, unreadable {unreadable}",
+        "passes {count} of {frames} frames ({}): exact {exact} ({:.1} %), wrong accepted {wrong}, unreadable {unreadable}",
+        if door_only {
+            "door only"
+        } else {
+            "side and door in turn"
+        },
         100.0 * f64::from(exact) / n
     );
     println!(
