@@ -8,8 +8,8 @@
 //! With `--pass FRAMES`, each of the `count` containers is a truck pass: its side and its door
 //! are painted once (a quarter with the code stacked on the door post) and seen in FRAMES
 //! frames, side and door in turn (`--pass-views door`: the door alone), each from its own pose,
-//! light, blur and noise; the frames are
-//! voted into one reading (`baylens_protocol::code_pass`), as the agent does.
+//! light, blur and noise; the frames are voted into one reading (`baylens_protocol::code_pass`),
+//! as the agent does.
 //!
 //! Each image is a door view from `scanner_sim::camera` (random perspective, light, blur, dirt,
 //! occlusion; a quarter with the code stacked on the door post) of a container with a random
