@@ -28,7 +28,6 @@ use crate::auth::{Principal, Role};
 use crate::dataset::{Params, TarSink, export, params};
 use crate::error::{ApiError, Result};
 use crate::extract::P;
-use crate::store::evidence::EvidenceWrite;
 use crate::{AppState, MAX_SMALL_BODY_BYTES};
 
 /// Largest raw scan accepted: two 16-bit images of the contract's largest area, and the
@@ -147,13 +146,7 @@ async fn upload_raw(
         .store
         .record_raw(&actor, case_id, key.as_ref(), &sha256)
         .await;
-    if !matches!(written, Ok(EvidenceWrite::Stored)) {
-        let _ = state.store.images.delete(&key).await;
-    }
-    match written? {
-        EvidenceWrite::Stored | EvidenceWrite::Same => Ok(StatusCode::NO_CONTENT),
-        EvidenceWrite::Refused(why) => Err(ApiError::Conflict(why)),
-    }
+    super::evidence::settle(&state, &key, written).await
 }
 
 /// Checks a raw scan tar: regular files with bare names, one sidecar of scan `scan_id` that

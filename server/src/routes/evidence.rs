@@ -95,9 +95,20 @@ async fn upload(
             supersedes.as_deref(),
         )
         .await;
+    settle(state, &key, written).await
+}
+
+/// The answer to an evidence upload whose object was put under `key` before `written` was
+/// recorded: the object stays only if it was stored as evidence; a retry of what is there is
+/// 204 too, a refusal 409.
+pub(crate) async fn settle(
+    state: &AppState,
+    key: &ObjectPath,
+    written: std::result::Result<EvidenceWrite, sqlx::Error>,
+) -> Result<StatusCode> {
     if !matches!(written, Ok(EvidenceWrite::Stored)) {
         // Refused, a retry of what is there, or not recorded: the new object is not evidence.
-        let _ = state.store.images.delete(&key).await;
+        let _ = state.store.images.delete(key).await;
     }
     match written? {
         EvidenceWrite::Stored | EvidenceWrite::Same => Ok(StatusCode::NO_CONTENT),
