@@ -158,10 +158,7 @@ fn reading_json(r: &CodeReading) -> Value {
 
 /// Reads `inputs` as one pass. `Ok((json, accepted))`, or the input that could not be read.
 pub fn read_code(inputs: &[String], options: &ReadCodeOptions) -> Result<(Value, bool), BadInput> {
-    let dir = &options.models_dir;
-    let set = &options.set;
-    let det = dir.join(format!("PP-OCRv6_det_{set}.onnx"));
-    let rec = dir.join(format!("PP-OCRv6_rec_{set}.onnx"));
+    let (det, rec) = baylens_models::ocr::model_paths(&options.models_dir, &options.set);
     let mut model = OcrModel::load(
         &det,
         &rec,

@@ -6,7 +6,6 @@
 //! doubling to `max_backoff_secs`). Scans are processed all the while: this thread shares
 //! nothing with the scan loop but [`BayState`].
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{SyncSender, sync_channel};
@@ -429,10 +428,7 @@ fn spawn_ocr(
     if !config.ocr {
         return Ok(None);
     }
-    let dir: PathBuf = config.ocr_dir();
-    let set = config.ocr_models.clone();
-    let det = dir.join(format!("PP-OCRv6_det_{set}.onnx"));
-    let rec = dir.join(format!("PP-OCRv6_rec_{set}.onnx"));
+    let (det, rec) = baylens_models::ocr::model_paths(&config.ocr_dir(), &config.ocr_models);
     let mut model = match OcrModel::load(
         &det,
         &rec,
@@ -461,14 +457,15 @@ fn spawn_ocr(
             // accepted, nothing code-shaped was seen for a while (the truck has gone). An
             // accepted code stays until the next scan, however long the container is examined.
             let new_scan = scans.has_changed().unwrap_or(false);
-            let accepted = pass.result().reading.check.accepted();
+            let mut settled = pass.result();
+            let accepted = settled.reading.check.accepted();
             if new_scan || (!accepted && pass.frames() > 0 && last_seen.elapsed() >= PASS_GAP) {
                 scans.mark_unchanged();
                 tried = 0;
                 pass = PassVote::default();
+                settled = pass.result();
             }
             // Settled: enough frames agree on an accepted code; spare the CPU until the next.
-            let settled = pass.result();
             if settled.reading.check.accepted() && settled.agreeing >= SETTLED_FRAMES {
                 continue;
             }

@@ -74,10 +74,15 @@ pub fn checkout_model_paths(which: &str) -> Result<(PathBuf, PathBuf), ModelErro
             )));
         }
     };
-    Ok((
-        dir.join(format!("PP-OCRv6_det_{which}.onnx")),
-        dir.join(format!("PP-OCRv6_rec_{which}.onnx")),
-    ))
+    Ok(model_paths(&dir, which))
+}
+
+/// The detector and recogniser of model set `set` in `dir`.
+pub fn model_paths(dir: &Path, set: &str) -> (PathBuf, PathBuf) {
+    (
+        dir.join(format!("PP-OCRv6_det_{set}.onnx")),
+        dir.join(format!("PP-OCRv6_rec_{set}.onnx")),
+    )
 }
 
 /// A borrowed 8-bit RGB image, row-major.
