@@ -199,19 +199,27 @@ pub fn convert_files(paths: &[&Path], bay: &BayId, max_bytes: u64) -> Result<Con
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let len = std::fs::metadata(path)
-            .map_err(|e| Rejection(format!("{name}: cannot read: {e}")))?
-            .len();
-        if len > max_bytes {
-            return Err(Rejection(format!(
-                "{name}: {len} bytes exceeds the limit of {max_bytes} bytes"
-            )));
-        }
-        let bytes =
-            std::fs::read(path).map_err(|e| Rejection(format!("{name}: cannot read: {e}")))?;
-        inputs.push((name, bytes));
+        inputs.push((name, read_capped(path, max_bytes)?));
     }
     convert(&inputs, bay)
+}
+
+/// The bytes of the file at `path`, refused without reading when over `max_bytes`; messages
+/// name the file.
+pub fn read_capped(path: &Path, max_bytes: u64) -> Result<Vec<u8>, Rejection> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let len = std::fs::metadata(path)
+        .map_err(|e| Rejection(format!("{name}: cannot read: {e}")))?
+        .len();
+    if len > max_bytes {
+        return Err(Rejection(format!(
+            "{name}: {len} bytes exceeds the limit of {max_bytes} bytes"
+        )));
+    }
+    std::fs::read(path).map_err(|e| Rejection(format!("{name}: cannot read: {e}")))
 }
 
 /// Writes a converted scan into `dir`: each file under a hidden temporary name, fsynced and

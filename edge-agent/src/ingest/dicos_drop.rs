@@ -19,7 +19,7 @@ use std::time::{Instant, SystemTime};
 use baylens_dicos::dx;
 use baylens_protocol::BayId;
 
-use super::dicos::{Converted, convert_files, is_dicos_name, write_into};
+use super::dicos::{Converted, convert_files, is_dicos_name, read_capped, write_into};
 use super::drop_folder::MISSING_IMAGE_GRACE;
 use crate::AgentError;
 
@@ -246,19 +246,11 @@ impl DicosIntake {
 }
 
 fn read_header(path: &Path, max_bytes: u64) -> Result<(String, u32), String> {
+    let bytes = read_capped(path, max_bytes).map_err(|r| r.0)?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let len = fs::metadata(path)
-        .map_err(|e| format!("{name}: cannot read: {e}"))?
-        .len();
-    if len > max_bytes {
-        return Err(format!(
-            "{name}: {len} bytes exceeds the limit of {max_bytes} bytes"
-        ));
-    }
-    let bytes = fs::read(path).map_err(|e| format!("{name}: cannot read: {e}"))?;
     let h = dx::read_header(&bytes).map_err(|e| format!("{name}: {e}"))?;
     Ok((h.series_uid, h.images_in_scan))
 }
