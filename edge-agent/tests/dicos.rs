@@ -275,6 +275,16 @@ async fn the_push_api_takes_a_dicos_pair_and_refuses_a_bad_one_with_422() {
     let kept = std::fs::read_dir(drop.join("done")).unwrap().count();
     assert_eq!(kept, 2, "the two DICOS originals are kept in done/");
 
+    let names = |dir: &Path| -> Vec<String> {
+        let mut n: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        n.sort();
+        n
+    };
+    let before = (names(&drop), names(&drop.join("done")));
     let (status, body) = push(to_dicos(&sidecar, &out, &["--omit", "Rows"])).await;
     assert_eq!(status, 422, "{body}");
     assert!(
@@ -284,12 +294,8 @@ async fn the_push_api_takes_a_dicos_pair_and_refuses_a_bad_one_with_422() {
             .contains("Rows (0028,0010) is missing"),
         "{body}"
     );
-    let left: Vec<_> = std::fs::read_dir(&drop)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().contains("Rows"))
-        .collect();
-    assert!(left.is_empty());
+    // Refused: nothing of it is left, in the drop folder (staging included) or in done/.
+    assert_eq!((names(&drop), names(&drop.join("done"))), before);
 }
 
 #[test]
