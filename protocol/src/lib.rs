@@ -7,6 +7,8 @@
 //! # Layout
 //! - [`ids`]: identifiers that end up in file names and URLs (`ScanId`, `BayId`, `ReportId`),
 //!   restricted to a safe alphabet so that no id can traverse a path.
+//! - [`camera_code`]: the code a bay's camera read over a truck pass, as sent to the server's
+//!   case, and how it may disagree with the scanner's and the declaration's.
 //! - [`code_read`]: a container code from OCR output, with confusion correction, or "unreadable".
 //! - [`homography`]: plane-to-plane homographies (camera views of a container face).
 //! - [`container_code`]: ISO 6346 container codes with check-digit validation.
@@ -20,6 +22,7 @@
 //! - [`risk`]: scan and case risk, its breakdown per finding, and the lanes (site thresholds).
 //! - [`error`]: the crate's error type; every variant says exactly what was wrong.
 
+pub mod camera_code;
 pub mod code_pass;
 pub mod code_read;
 pub mod container_code;

@@ -66,6 +66,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/api/v1/scans/{scan_id}/preview"),
     ("PUT", "/api/v1/scans/{scan_id}/layers/{layer}"),
     ("POST", "/api/v1/scans/{scan_id}/annotations"),
+    ("POST", "/api/v1/scans/{scan_id}/camera-code"),
     ("POST", "/api/v1/agents/heartbeat"),
     ("GET", "/api/v1/agents"),
     ("POST", "/api/v1/agents"),
@@ -247,11 +248,13 @@ pub fn with_timeout(router: Router<AppState>, limit: Duration) -> Router<AppStat
 pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(routes::health::router())
-        // Large bodies over weak bay links: images, annotations with photos, model files.
+        // Large bodies over weak bay links: images, annotations with photos, camera frames,
+        // model files.
         .merge(with_timeout(
             Router::new()
                 .merge(routes::evidence::uploads())
                 .merge(routes::agents::annotations())
+                .merge(routes::camera_codes::router())
                 .merge(routes::bundles::uploads())
                 .merge(routes::datasets::uploads())
                 .merge(routes::models::router()),

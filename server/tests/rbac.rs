@@ -59,7 +59,8 @@ fn allowed(method: &str, path: &str) -> &'static [&'static str] {
         ("POST", "/api/v1/reports")
         | ("PUT", "/api/v1/scans/{scan_id}/preview")
         | ("PUT", "/api/v1/scans/{scan_id}/layers/{layer}")
-        | ("POST", "/api/v1/scans/{scan_id}/annotations") => &["agent"],
+        | ("POST", "/api/v1/scans/{scan_id}/annotations")
+        | ("POST", "/api/v1/scans/{scan_id}/camera-code") => &["agent"],
         ("POST", "/api/v1/agents/heartbeat")
         | ("GET", "/api/v1/declarations/sync")
         | ("GET", "/api/v1/models/{model}/release")
@@ -385,6 +386,11 @@ fn request(
             "annotation_id": format!("00000000-0000-4000-8000-{n:012}"), "scan_id": "bay-1-1",
             "officer": "officer", "recorded_at": chrono::Utc::now().to_rfc3339(),
             "seal": "intact", "examination": null, "note": null, "photo_base64": null
+        }),
+        ("POST", p) if p.ends_with("/camera-code") => serde_json::json!({
+            "reading_id": format!("00000000-0000-4000-9000-{n:012}"), "scan_id": "bay-1-1",
+            "read_at": chrono::Utc::now().to_rfc3339(), "code": "CSQU3054383",
+            "confidence": 0.95, "frames": 4, "agreeing": 3
         }),
         ("POST", p) if p.ends_with("/assignment") => serde_json::json!({"username": "officer"}),
         ("POST", p) if p.ends_with("/shares") => {

@@ -9,12 +9,10 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use baylens_protocol::{BayId, ScanId, ScanReport};
 use serde::Deserialize;
-use sha2::Digest;
 
 use crate::auth::{Principal, Role};
 use crate::error::{ApiError, Result};
 use crate::extract::{P, Q};
-use crate::store::evidence::EvidenceWrite;
 use crate::store::{AgentInfo, DeclarationRow, Heartbeat, Ingested, now_ms};
 use crate::{AppState, MAX_REPORT_BYTES, MAX_SMALL_BODY_BYTES};
 
@@ -264,11 +262,7 @@ async fn annotate(
             if bytes.len() > MAX_PHOTO_BYTES {
                 return Err(ApiError::TooLarge(MAX_PHOTO_BYTES));
             }
-            let ext = if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-                "jpg"
-            } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-                "png"
-            } else {
+            let Some(ext) = super::evidence::photo_ext(&bytes) else {
                 return bad("the photo must be a JPEG or PNG".into());
             };
             Some((bytes, ext))
@@ -296,28 +290,9 @@ async fn annotate(
     // photo (204-like `Same`), never an annotation whose photo is missing.
     let mut photo_layer = None;
     if let Some((bytes, ext)) = photo {
-        let sha256 = hex::encode(sha2::Sha256::digest(&bytes));
         let name = format!("photo-{}", a.annotation_id.to_ascii_lowercase());
-        let nonce: u64 = rand::random();
-        let key =
-            object_store::path::Path::from(format!("scans/{scan_id}/{name}-{nonce:016x}.{ext}"));
-        state
-            .store
-            .images
-            .put(&key, bytes.into())
-            .await
-            .map_err(|e| ApiError::Internal(format!("image store: {e}")))?;
-        let actor = format!("agent:{}", agent.name);
-        let written = state
-            .store
-            .store_evidence(&actor, case_id, &name, key.as_ref(), &sha256, None)
-            .await;
-        if !matches!(written, Ok(EvidenceWrite::Stored)) {
-            let _ = state.store.images.delete(&key).await;
-        }
-        if let EvidenceWrite::Refused(why) = written? {
-            return Err(ApiError::Conflict(why));
-        }
+        super::evidence::store_bay_image(&state, &agent, case_id, &scan_id, &name, bytes, ext)
+            .await?;
         photo_layer = Some(name);
     }
     let mut events: Vec<(&str, Option<&str>, Option<&str>)> = Vec::new();

@@ -116,6 +116,46 @@ pub(crate) async fn settle(
     }
 }
 
+/// `jpg` or `png` by an image's first bytes; `None` for anything else.
+pub(crate) fn photo_ext(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some("jpg")
+    } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("png")
+    } else {
+        None
+    }
+}
+
+/// Stores an image the bay took (an officer's photo, a frame of the camera) as the evidence
+/// slot `name` of case `case_id`, under a key of its own, recorded and audited. The same image
+/// again changes nothing; a different one in the same slot is 409.
+pub(crate) async fn store_bay_image(
+    state: &AppState,
+    agent: &crate::store::Agent,
+    case_id: i64,
+    scan_id: &ScanId,
+    name: &str,
+    bytes: Vec<u8>,
+    ext: &str,
+) -> Result<()> {
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    let nonce: u64 = rand::random();
+    let key = ObjectPath::from(format!("scans/{scan_id}/{name}-{nonce:016x}.{ext}"));
+    state
+        .store
+        .images
+        .put(&key, bytes.into())
+        .await
+        .map_err(|e| ApiError::Internal(format!("image store: {e}")))?;
+    let actor = format!("agent:{}", agent.name);
+    let written = state
+        .store
+        .store_evidence(&actor, case_id, name, key.as_ref(), &sha256, None)
+        .await;
+    settle(state, &key, written).await.map(|_| ())
+}
+
 /// The sha256 of the case's stored preview if it is a thumbnail of an image of `size` (smaller
 /// in both directions): the full resolution a bay sends after a green scan's thumbnail.
 async fn thumbnail_under(state: &AppState, case_id: i64, size: [u32; 2]) -> Option<String> {

@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod admin;
 pub mod agents;
 pub mod bundles;
+pub mod camera_codes;
 pub mod cases;
 pub mod datasets;
 pub mod declarations;

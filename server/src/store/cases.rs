@@ -84,6 +84,11 @@ impl Decision {
 /// Score of the finding raised when a scan names a declaration for another container or bay.
 pub const DECLARATION_CONFLICT_SCORE: f32 = 0.8;
 
+/// A scan risk raised by one more finding of `score` (independent alarms: their misses multiply).
+pub fn with_finding(scan_risk: f64, score: f32) -> f64 {
+    1.0 - (1.0 - scan_risk) * (1.0 - f64::from(score))
+}
+
 /// Case statuses that end the case.
 pub const FINAL_STATUSES: [&str; 2] = ["released", "seized"];
 
@@ -151,8 +156,11 @@ pub struct CaseDetail {
     pub events: Vec<CaseEvent>,
     /// Agencies it is shared with.
     pub shared_with: Vec<String>,
-    /// Image layers the bay sent besides the preview (see [`LAYERS`]).
+    /// Image layers the bay sent besides the preview (see [`LAYERS`]), officers' photos and
+    /// the camera's frames.
     pub layers: Vec<String>,
+    /// The container code the bay's camera read, if the bay sent one.
+    pub camera_code: Option<super::camera_codes::CameraReading>,
 }
 
 /// Image layers a bay may send, bottom to top as the viewer stacks them.
@@ -228,7 +236,7 @@ impl Store {
             amended.findings.push(finding);
             report_json = serde_json::to_string(&amended).unwrap_or(report_json);
             findings_count += 1;
-            scan_risk = 1.0 - (1.0 - scan_risk) * (1.0 - f64::from(DECLARATION_CONFLICT_SCORE));
+            scan_risk = with_finding(scan_risk, DECLARATION_CONFLICT_SCORE);
         }
         // The bay's own risk includes its (possibly stale) copy of the declaration's score:
         // combine the scan part with the server's.
@@ -358,6 +366,7 @@ impl Store {
                 .map(|r| r.get(0))
                 .collect();
         layers.sort_by_key(|l| LAYERS.iter().position(|x| x == l));
+        let camera_code = self.camera_code(id).await?;
         Ok(Some(CaseDetail {
             summary,
             report,
@@ -365,6 +374,7 @@ impl Store {
             events,
             shared_with,
             layers,
+            camera_code,
         }))
     }
 

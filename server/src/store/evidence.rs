@@ -81,7 +81,11 @@ impl Store {
         }
         // Scan evidence closes with a decision; officers' photos (a physical examination is a
         // decision) do not.
-        if let Some(decision) = decision.filter(|_| !name.starts_with(PHOTO_PREFIX)) {
+        // Officers' photos and the camera's frames are what the bay saw, not the scan's
+        // analysis: they may still come after a decision.
+        let from_the_bay =
+            name.starts_with(PHOTO_PREFIX) || name.starts_with(super::camera_codes::CAMERA_PREFIX);
+        if let Some(decision) = decision.filter(|_| !from_the_bay) {
             return Ok(EvidenceWrite::Refused(format!(
                 "case {case_id} was decided ({decision}); its evidence is closed"
             )));

@@ -13,6 +13,7 @@
 //! make are written in audited transactions ([`Store::begin_audited`]).
 
 pub mod audit;
+pub mod camera_codes;
 pub mod cases;
 pub mod datasets;
 pub mod declarations;

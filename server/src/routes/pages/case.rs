@@ -8,6 +8,8 @@ use axum::response::{IntoResponse, Response};
 use super::*;
 use crate::error::Result;
 use crate::extract::P;
+use crate::store::camera_codes::CameraReading;
+use crate::store::cases::LAYERS;
 
 pub(super) async fn case_page(
     State(state): State<AppState>,
@@ -300,7 +302,7 @@ pub(super) async fn case_page(
     // Layers the bay sent (heat map, material map, ...), stacked over the scan.
     let mut layer_imgs = String::new();
     let mut layer_toggles = String::new();
-    for name in &d.layers {
+    for name in d.layers.iter().filter(|l| LAYERS.contains(&l.as_str())) {
         let label = match name.as_str() {
             "heat" => "Concealment heat map",
             "material" => "Material map",
@@ -316,6 +318,7 @@ pub(super) async fn case_page(
             "<label><input type=\"checkbox\" data-layer=\"layer-img-{n}\" checked> {label}</label>"
         ));
     }
+    let camera = camera_section(id, d.camera_code.as_ref());
     let body = format!(
         "<p><a href=\"/queue\">← Queue</a></p>\
          <h1>Case #{id} {lane} <span class=\"status\">{status}</span></h1>\
@@ -339,6 +342,7 @@ pub(super) async fn case_page(
          <aside class=\"panel\">\
            <h2>Findings</h2><ol class=\"findings\">{findings}</ol>{breakdown}\
            <h2>Declaration</h2>{declaration_html}\
+           {camera}\
            {actions}\
            <h2>History</h2><ul class=\"history\" id=\"history\">{history}</ul>{audit_link}\
          </aside></div>",
@@ -357,4 +361,43 @@ pub(super) async fn case_page(
             .unwrap_or_default(),
     );
     Ok(page(&format!("Case {id}"), Some(&v), &body).into_response())
+}
+
+/// What the bay camera read over the truck pass, against the scanner's code and the
+/// declaration's, with the frames that read it.
+fn camera_section(id: i64, reading: Option<&CameraReading>) -> String {
+    let Some(r) = reading else {
+        return String::new();
+    };
+    let verdict = match &r.mismatch {
+        Some(m) => format!("<p class=\"warn\" id=\"camera-mismatch\">{}</p>", escape(m)),
+        None => "<p id=\"camera-match\">Agrees with the scanner's code and the declaration's.</p>"
+            .to_owned(),
+    };
+    let frames: String = r
+        .frames_evidence
+        .iter()
+        .map(|name| {
+            let src = format!("/api/v1/cases/{id}/layers/{}", escape(name));
+            format!(
+                "<a href=\"{src}\"><img class=\"bay-photo\" src=\"{src}\" alt=\"Camera frame that read {}\" width=\"320\" loading=\"lazy\"></a>",
+                escape(&r.code)
+            )
+        })
+        .collect();
+    format!(
+        "<h2>Container code at the bay camera</h2><section id=\"camera-code\">\
+         <p><strong>{code}</strong>{size} · {agreeing} of {frames} frames agree · confidence {conf:.2} · read {at}</p>{verdict}{shots}</section>",
+        code = escape(&r.code),
+        size = r
+            .size_type
+            .as_deref()
+            .map(|s| format!(" ({})", escape(s)))
+            .unwrap_or_default(),
+        agreeing = r.agreeing,
+        frames = r.frames,
+        conf = r.confidence,
+        at = escape(&r.read_at.replace('T', " ").replace('Z', "")),
+        shots = frames,
+    )
 }
