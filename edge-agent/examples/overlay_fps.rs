@@ -70,6 +70,7 @@ fn main() -> anyhow::Result<()> {
         overlay: overlay_json,
         layers,
         declaration: Some(g.declaration.clone()),
+        arrived: std::time::Instant::now(),
     };
     let overlay = overlay_for(&scan, false).ok_or_else(|| anyhow::anyhow!("no overlay"))?;
     // Camera frames of that container from fixed bay cameras: five bays (poses), each frame a

@@ -2,11 +2,16 @@
 //! photo): validated, stored durably in the agent's database, then delivered to the server as
 //! part of the case (`POST /api/v1/scans/{scan_id}/annotations`), with retries and backoff like
 //! reports. The server attributes them to the officer's own account.
+//!
+//! The container code the camera read over a truck pass (`camera::live`) waits in the same
+//! queue and goes to `POST /api/v1/scans/{scan_id}/camera-code`, where the server compares it
+//! with the scanner's code and the declaration's.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
+use baylens_protocol::camera_code::CameraCode;
 use serde::{Deserialize, Serialize};
 use sqlx::{Row, SqlitePool};
 use tokio::sync::Notify;
@@ -47,7 +52,7 @@ pub struct Annotation {
     pub examination: Option<String>,
     /// Free text.
     pub note: Option<String>,
-    /// The photo's bytes (not serialised here; see [`Annotation::server_body`]).
+    /// The photo's bytes (stored beside the JSON; sent as `photo_base64`).
     #[serde(skip)]
     pub photo: Option<Vec<u8>>,
 }
@@ -126,15 +131,6 @@ impl Annotation {
             photo,
         })
     }
-
-    /// The JSON body for the server, photo included as base64.
-    pub fn server_body(&self) -> serde_json::Value {
-        let mut v = serde_json::to_value(self).unwrap_or_default();
-        if let Some(p) = &self.photo {
-            v["photo_base64"] = base64::engine::general_purpose::STANDARD.encode(p).into();
-        }
-        v
-    }
 }
 
 fn cut(s: &str) -> String {
@@ -145,7 +141,16 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// The annotations table in the agent's database.
+/// An annotation or camera reading due for delivery.
+struct Due {
+    id: String,
+    scan_id: String,
+    route: &'static str,
+    body: serde_json::Value,
+    attempts: i64,
+}
+
+/// The annotations table in the agent's database (annotations and camera readings).
 #[derive(Debug, Clone)]
 pub struct AnnotationStore {
     pool: SqlitePool,
@@ -177,6 +182,23 @@ impl AnnotationStore {
         Ok(())
     }
 
+    /// Stores a camera reading of a scan's container for the server (durably, like an
+    /// annotation).
+    pub async fn add_camera_code(&self, c: &CameraCode) -> Result<(), AgentError> {
+        sqlx::query(
+            "INSERT INTO annotations (annotation_id, scan_id, body_json, photo, created_ms, state, next_attempt_ms, kind)
+             VALUES (?, ?, ?, NULL, ?, 'pending', 0, 'camera_code')",
+        )
+        .bind(&c.reading_id)
+        .bind(c.scan_id.as_str())
+        .bind(serde_json::to_string(c).unwrap_or_default())
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        self.wake();
+        Ok(())
+    }
+
     /// Whether the agent took this scan.
     pub async fn scan_known(&self, scan_id: &str) -> Result<bool, AgentError> {
         Ok(sqlx::query("SELECT 1 FROM scans WHERE scan_id = ?")
@@ -186,14 +208,14 @@ impl AnnotationStore {
             .is_some())
     }
 
-    /// Annotations not yet delivered.
+    /// Annotations not yet delivered (camera readings not counted).
     pub async fn pending(&self) -> Result<i64, AgentError> {
-        Ok(
-            sqlx::query("SELECT COUNT(*) FROM annotations WHERE state = 'pending'")
-                .fetch_one(&self.pool)
-                .await?
-                .get(0),
+        Ok(sqlx::query(
+            "SELECT COUNT(*) FROM annotations WHERE state = 'pending' AND kind = 'annotation'",
         )
+        .fetch_one(&self.pool)
+        .await?
+        .get(0))
     }
 
     /// Wakes the delivery loop.
@@ -201,20 +223,34 @@ impl AnnotationStore {
         self.wake.notify_one();
     }
 
-    async fn next_due(&self) -> Result<Option<(Annotation, i64)>, AgentError> {
+    /// The next addition due: its id, scan, route on the server, body and attempts so far.
+    async fn next_due(&self) -> Result<Option<Due>, AgentError> {
         let row = sqlx::query(
-            "SELECT body_json, photo, attempts FROM annotations
+            "SELECT annotation_id, scan_id, kind, body_json, photo, attempts FROM annotations
              WHERE state = 'pending' AND next_attempt_ms <= ? ORDER BY created_ms LIMIT 1",
         )
         .bind(now_ms())
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
-        let body: String = row.get(0);
-        let mut a: Annotation = serde_json::from_str(&body)
+        let mut body: serde_json::Value = serde_json::from_str(row.get::<&str, _>(3))
             .map_err(|e| AgentError::Config(format!("stored annotation unreadable: {e}")))?;
-        a.photo = row.get(1);
-        Ok(Some((a, row.get(2))))
+        if let Some(photo) = row.get::<Option<Vec<u8>>, _>(4) {
+            body["photo_base64"] = base64::engine::general_purpose::STANDARD
+                .encode(photo)
+                .into();
+        }
+        Ok(Some(Due {
+            id: row.get(0),
+            scan_id: row.get(1),
+            route: if row.get::<&str, _>(2) == "camera_code" {
+                "camera-code"
+            } else {
+                "annotations"
+            },
+            body,
+            attempts: row.get(5),
+        }))
     }
 
     async fn mark(
@@ -253,7 +289,7 @@ impl AnnotationStore {
                     None
                 }
             };
-            let Some((a, attempts)) = next else {
+            let Some(a) = next else {
                 tokio::select! {
                     _ = stop.wait_for(|s| *s) => return,
                     () = self.wake.notified() => {}
@@ -261,28 +297,26 @@ impl AnnotationStore {
                 }
                 continue;
             };
-            let body = a.server_body();
             let outcome = tokio::select! {
                 _ = stop.wait_for(|s| *s) => return,
-                o = client.annotation(&a.scan_id, &body) => o,
+                o = client.to_case(&a.scan_id, a.route, &a.body) => o,
             };
             let backoff = || {
-                let ms = 1000i64.saturating_mul(1 << attempts.clamp(0, 16));
+                let ms = 1000i64.saturating_mul(1 << a.attempts.clamp(0, 16));
                 ms.min(max_backoff.as_millis() as i64)
             };
             let marked = match outcome {
                 crate::uplink::Attempt::Delivered(_) => {
-                    tracing::info!(annotation_id = %a.annotation_id, scan_id = %a.scan_id, "annotation delivered");
-                    self.mark(&a.annotation_id, "delivered", 0, None).await
+                    tracing::info!(id = %a.id, scan_id = %a.scan_id, "delivered to the case: {}", a.route);
+                    self.mark(&a.id, "delivered", 0, None).await
                 }
                 crate::uplink::Attempt::Retry(e) => {
-                    tracing::debug!(annotation_id = %a.annotation_id, "annotation not delivered yet: {e}");
-                    self.mark(&a.annotation_id, "pending", backoff(), Some(&e))
-                        .await
+                    tracing::debug!(id = %a.id, "{} not delivered yet: {e}", a.route);
+                    self.mark(&a.id, "pending", backoff(), Some(&e)).await
                 }
                 crate::uplink::Attempt::Refused(e) => {
-                    tracing::error!(annotation_id = %a.annotation_id, "the server refused an annotation (kept at the bay): {e}");
-                    self.mark(&a.annotation_id, "refused", 0, Some(&e)).await
+                    tracing::error!(id = %a.id, "the server refused {} (kept at the bay): {e}", a.route);
+                    self.mark(&a.id, "refused", 0, Some(&e)).await
                 }
             };
             if let Err(e) = marked {
@@ -325,6 +359,5 @@ mod tests {
         )
         .unwrap();
         assert!(with_photo.photo.is_some());
-        assert!(with_photo.server_body()["photo_base64"].is_string());
     }
 }

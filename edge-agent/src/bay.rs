@@ -23,6 +23,8 @@ pub struct LatestScan {
     pub layers: HashMap<String, Vec<u8>>,
     /// The declaration it was matched to.
     pub declaration: Option<Declaration>,
+    /// When the agent took it.
+    pub arrived: std::time::Instant,
 }
 
 /// One processed camera frame.

@@ -178,27 +178,28 @@ impl Uplink {
         }
     }
 
-    /// Delivers an officer's annotation. A case the server does not have yet (404) is retried:
-    /// the scan's report is still on its way.
-    pub async fn annotation(&self, scan_id: &str, body: &serde_json::Value) -> Attempt {
+    /// Delivers what the bay adds to a scan's case: an officer's annotation (`route`
+    /// `annotations`) or the camera's code reading (`camera-code`). A case the server does not
+    /// have yet (404) is retried: the scan's report is still on its way.
+    pub async fn to_case(&self, scan_id: &str, route: &str, body: &serde_json::Value) -> Attempt {
         let sent = self
             .client
-            .post(format!("{}/api/v1/scans/{scan_id}/annotations", self.base))
+            .post(format!("{}/api/v1/scans/{scan_id}/{route}", self.base))
             .bearer_auth(&self.token)
             .timeout(self.budget(body.to_string().len() as u64))
             .json(body)
             .send()
             .await;
         match sent {
-            Err(e) => Attempt::Retry(format!("annotation: {e}")),
+            Err(e) => Attempt::Retry(format!("{route}: {e}")),
             Ok(r) if r.status().is_success() => Attempt::Delivered(0),
             Ok(r) if r.status() == StatusCode::NOT_FOUND => {
-                Attempt::Retry("annotation: the server has no case for this scan yet".into())
+                Attempt::Retry(format!("{route}: the server has no case for this scan yet"))
             }
             Ok(r) => {
                 let status = r.status();
                 let text = r.text().await.unwrap_or_default();
-                classify(status, &text, "annotation")
+                classify(status, &text, route)
             }
         }
     }

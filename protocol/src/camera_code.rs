@@ -27,7 +27,8 @@ pub struct CameraCode {
     pub confidence: f32,
     /// Frames read in the pass.
     pub frames: u32,
-    /// Frames whose own reading is the code.
+    /// Frames whose own reading is the code (a vote can pass with none: each frame misread a
+    /// different character).
     pub agreeing: u32,
     /// The size/type code read beside it (e.g. `22G1`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -56,10 +57,10 @@ impl CameraCode {
                 self.confidence
             ));
         }
-        if self.agreeing == 0 || self.agreeing > self.frames {
+        if self.frames == 0 || self.agreeing > self.frames {
             return Some(format!(
-                "agreeing ({}) must be at least 1 and at most frames ({})",
-                self.agreeing, self.frames
+                "frames ({}) must be at least 1, and agreeing ({}) at most frames",
+                self.frames, self.agreeing
             ));
         }
         if self.frames_jpeg_base64.len() > MAX_EVIDENCE_FRAMES {

@@ -1,8 +1,9 @@
 //! The bay camera end to end: scanner-sim's simulated IP camera (MJPEG over HTTP) → the agent's
 //! OpenCV source → AR registration, overlay and container-code OCR → the tablet API, the overlay
-//! stream (WebSocket) and an officer's annotation delivered to the server's case. The camera is
-//! then pulled out from under the running agent, which goes on taking scans and picks the camera
-//! up again when it comes back.
+//! stream (WebSocket), an officer's annotation and the camera's code reading delivered to the
+//! server's case. The camera is then pulled out from under the running agent, which goes on
+//! taking scans and picks the camera up again when it comes back; still showing the first
+//! container, it makes the second truck's case a code-mismatch finding.
 
 mod support;
 
@@ -290,7 +291,7 @@ async fn the_live_view_reads_the_code_anchors_the_scan_and_survives_the_camera_g
             .json()
             .await
             .unwrap();
-        if case.to_string().contains("\"seal\"") {
+        if case.to_string().contains("\"seal\"") && case["camera_code"]["code"].is_string() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -302,6 +303,9 @@ async fn the_live_view_reads_the_code_anchors_the_scan_and_survives_the_camera_g
     );
     assert!(text.contains("off1"), "{case:#}");
     assert!(text.contains("photo-"), "{case:#}");
+    // The camera's reading went to the case too, and agrees with the scanner's.
+    assert_eq!(case["camera_code"]["code"], code.as_str(), "{case:#}");
+    assert!(case["camera_code"]["mismatch"].is_null(), "{case:#}");
 
     // The camera goes away: the tablet says so, scans are still taken, and the camera is
     // picked up again when it is back.
@@ -326,6 +330,69 @@ async fn the_live_view_reads_the_code_anchors_the_scan_and_survives_the_camera_g
     .await;
     assert_eq!(b["camera"]["state"], "live", "{b:#}");
     assert!(b["camera"]["reconnects"].as_u64() >= Some(1), "{b:#}");
+
+    // The camera still sees the first container while the second truck's scan is the bay's
+    // latest: the tablet says the codes differ, and the second case gets a finding naming both
+    // codes, with the frames that read it.
+    let second_code = second.meta.container_code.clone().unwrap();
+    assert_ne!(second_code, code);
+    let b = wait_bay(&client, &tablet, &officer_code, 120, |b| {
+        b["code"]["scan_id"] == second_id.as_str() && b["code"]["matches_scan"] == false
+    })
+    .await;
+    assert_eq!(b["code"]["reading"]["code"], code.as_str(), "{b:#}");
+    assert_eq!(b["code"]["matches_scan"], false, "{b:#}");
+    assert_eq!(wait_for_cases(&server.store, 2).await, 2);
+    let (second_case, _) = server
+        .store
+        .case_of_scan(&second_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut case = serde_json::Value::Null;
+    for _ in 0..150 {
+        case = client
+            .get(format!("{}/api/v1/cases/{second_case}", server.url))
+            .bearer_auth(&officer)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if case["camera_code"]["code"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let message = case["camera_code"]["mismatch"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(code.as_str()) && message.contains(second_code.as_str()),
+        "{case:#}"
+    );
+    assert!(
+        case["report"]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["kind"] == "container_code_mismatch" && f["message"] == message),
+        "{case:#}"
+    );
+    let frames = case["camera_code"]["frames_evidence"].as_array().unwrap();
+    assert!(!frames.is_empty(), "{case:#}");
+    let frame = client
+        .get(format!(
+            "{}/api/v1/cases/{second_case}/layers/{}",
+            server.url,
+            frames[0].as_str().unwrap()
+        ))
+        .bearer_auth(&officer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(frame.status(), 200);
+    let frame = image::load_from_memory(&frame.bytes().await.unwrap()).unwrap();
+    assert_eq!((frame.width(), frame.height()), (1280, 720));
 
     let _ = stop_agent.send(());
     agent.await.unwrap().unwrap();

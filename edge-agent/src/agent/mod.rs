@@ -271,7 +271,7 @@ pub async fn run(
     // The camera runs on its own threads, started after everything that can fail at start; a
     // missing camera never stops the scan loop.
     let camera_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let camera_thread = start_camera(&config, &bay, &camera_stop);
+    let camera_thread = start_camera(&config, &bay, &camera_stop, &annotations);
     tokio::pin!(shutdown);
     let mut tick = tokio::time::interval(Duration::from_millis(config.poll_interval_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -541,6 +541,7 @@ fn latest_scan(
         overlay,
         layers,
         declaration,
+        arrived: std::time::Instant::now(),
     }
 }
 
@@ -550,9 +551,16 @@ fn start_camera(
     config: &AgentConfig,
     bay: &Arc<BayState>,
     stop: &Arc<std::sync::atomic::AtomicBool>,
+    annotations: &AnnotationStore,
 ) -> Option<std::thread::JoinHandle<()>> {
     let camera = config.camera.clone()?;
-    match crate::camera::live::spawn(camera, bay.clone(), stop.clone()) {
+    // Accepted container codes go to the scan's case on the server, through the same durable
+    // queue as officers' annotations.
+    let reports = crate::camera::code_loop::CodeReports {
+        runtime: tokio::runtime::Handle::current(),
+        store: annotations.clone(),
+    };
+    match crate::camera::live::spawn(camera, bay.clone(), stop.clone(), Some(reports)) {
         Ok(t) => Some(t),
         Err(e) => {
             tracing::error!("could not start the camera thread: {e}; going on without the camera");
@@ -566,6 +574,7 @@ fn start_camera(
     config: &AgentConfig,
     _bay: &Arc<BayState>,
     _stop: &Arc<std::sync::atomic::AtomicBool>,
+    _annotations: &AnnotationStore,
 ) -> Option<std::thread::JoinHandle<()>> {
     if config.camera.is_some() {
         tracing::warn!(

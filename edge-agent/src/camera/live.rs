@@ -1,5 +1,6 @@
 //! The live loop, on its own thread: read a frame, find the container, warp the latest scan's
-//! layers onto it, encode it, publish it; hand a frame now and then to the OCR thread.
+//! layers onto it, encode it, publish it; hand a frame now and then to the OCR thread
+//! ([`super::code_loop`]).
 //!
 //! A camera that cannot be opened, or stops giving frames, is logged, shown on the tablet as
 //! unavailable with the time to the next attempt, and reopened with exponential backoff (1 s
@@ -8,18 +9,17 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{SyncSender, sync_channel};
+use std::sync::mpsc::SyncSender;
 use std::time::{Duration, Instant};
 
-use baylens_models::ocr::{OcrModel, OcrOptions, Rgb};
-use baylens_protocol::code_pass::PassVote;
 use opencv::core::{Mat, Point, Scalar, Vector};
 use opencv::prelude::*;
 use opencv::{imgcodecs, imgproc};
 
+use super::code_loop::{CodeReports, spawn_ocr};
 use super::register::{self, Registration};
 use super::{Frame, FrameSource, to_bgr_mat};
-use crate::bay::{BayState, CameraStatus, CodeStatus, LatestScan, LiveFrame};
+use crate::bay::{BayState, CameraStatus, LatestScan, LiveFrame};
 use crate::config::CameraConfig;
 
 /// The face assumed before any scan has been seen: a 40' container (metres).
@@ -274,13 +274,15 @@ pub fn process(
     Ok((jpeg.to_vec(), reg, scan_to_frame))
 }
 
-/// Starts the camera thread (and its OCR thread). It runs until `stop` is set.
+/// Starts the camera thread (and its OCR thread, whose accepted readings go to `reports`). It
+/// runs until `stop` is set.
 pub fn spawn(
     config: CameraConfig,
     bay: Arc<BayState>,
     stop: Arc<AtomicBool>,
+    reports: Option<CodeReports>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
-    let ocr = spawn_ocr(&config, bay.clone(), stop.clone())?;
+    let ocr = spawn_ocr(&config, bay.clone(), stop.clone(), reports)?;
     std::thread::Builder::new()
         .name("camera".into())
         .spawn(move || run(&config, &bay, &stop, ocr))
@@ -410,104 +412,6 @@ fn run(config: &CameraConfig, bay: &BayState, stop: &AtomicBool, ocr: Option<Syn
         reconnects,
         ..CameraStatus::default()
     });
-}
-
-/// Nothing code-shaped for this long ends a truck pass that has no accepted code yet.
-const PASS_GAP: Duration = Duration::from_secs(30);
-/// Frames agreeing on an accepted code after which a pass stops reading.
-const SETTLED_FRAMES: usize = 5;
-
-/// The OCR thread: reads the code on frames the camera thread hands it and votes them into one
-/// reading per truck pass (`baylens_protocol::code_pass`), until enough frames agree. Off
-/// (with a warning) when the models are missing.
-fn spawn_ocr(
-    config: &CameraConfig,
-    bay: Arc<BayState>,
-    stop: Arc<AtomicBool>,
-) -> std::io::Result<Option<SyncSender<Frame>>> {
-    if !config.ocr {
-        return Ok(None);
-    }
-    let (det, rec) = baylens_models::ocr::model_paths(&config.ocr_dir(), &config.ocr_models);
-    let mut model = match OcrModel::load(
-        &det,
-        &rec,
-        OcrOptions {
-            det_limit: 1280,
-            ..OcrOptions::default()
-        },
-    ) {
-        Ok(m) => m,
-        Err(e) => {
-            tracing::warn!("container-code OCR is off: {e} (run ./baylens setup for the models)");
-            return Ok(None);
-        }
-    };
-    let (tx, rx) = sync_channel::<Frame>(1);
-    let mut scans = bay.scan_changes();
-    std::thread::Builder::new().name("ocr".into()).spawn(move || {
-        let mut tried = 0u32;
-        let mut pass = PassVote::default();
-        let mut last_seen = Instant::now();
-        while !stop.load(Ordering::Relaxed) {
-            let Ok(frame) = rx.recv_timeout(Duration::from_millis(500)) else {
-                continue;
-            };
-            // A new pass: the next container's scan came in, or, before any code was
-            // accepted, nothing code-shaped was seen for a while (the truck has gone). An
-            // accepted code stays until the next scan, however long the container is examined.
-            let new_scan = scans.has_changed().unwrap_or(false);
-            let mut settled = pass.result();
-            let accepted = settled.reading.check.accepted();
-            if new_scan || (!accepted && pass.frames() > 0 && last_seen.elapsed() >= PASS_GAP) {
-                scans.mark_unchanged();
-                tried = 0;
-                pass = PassVote::default();
-                settled = pass.result();
-            }
-            // Settled: enough frames agree on an accepted code; spare the CPU until the next.
-            if settled.reading.check.accepted() && settled.agreeing >= SETTLED_FRAMES {
-                continue;
-            }
-            tried += 1;
-            let img = Rgb {
-                data: &frame.rgb,
-                width: frame.width as usize,
-                height: frame.height as usize,
-            };
-            let reading = match model.read_code(img) {
-                Ok((r, _)) => r,
-                Err(e) => {
-                    tracing::warn!("OCR failed on a frame: {e}");
-                    continue;
-                }
-            };
-            if reading.best_guess.len() == 11 {
-                last_seen = Instant::now();
-            }
-            let was_accepted = settled.reading.check.accepted();
-            pass.add(&reading);
-            let result = pass.result();
-            let latest = bay.latest();
-            let sidecar_code = latest.as_ref().and_then(|s| s.report.container_code.clone());
-            let matches_scan = match (&result.reading.code, &sidecar_code) {
-                (Some(read), Some(expected)) => Some(read == expected),
-                _ => None,
-            };
-            if result.reading.check.accepted() && !was_accepted {
-                tracing::info!(code = ?result.reading.code.as_ref().map(|c| c.to_string()), confidence = result.reading.confidence, frames = result.frames, agreeing = result.agreeing, matches_scan, "container code read by the camera");
-            }
-            bay.set_code(CodeStatus {
-                reading: result.reading,
-                read_at: chrono::Utc::now(),
-                frames_tried: tried,
-                frames_agreeing: u32::try_from(result.agreeing).unwrap_or(u32::MAX),
-                matches_scan,
-                scan_id: latest.map(|s| s.report.scan_id.to_string()),
-            });
-        }
-    })?;
-    Ok(Some(tx))
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 //!   warps the scan's layers onto them, reads the container code, and publishes the result for
 //!   the tablet page and the overlay stream.
 
+pub mod code_loop;
 pub mod live;
 pub mod register;
 
