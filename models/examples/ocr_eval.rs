@@ -3,7 +3,12 @@
 //! ```text
 //! cargo run --release -p baylens-models --example ocr_eval -- [--count 200] [--seed 6346]
 //!     [--models small|tiny] [--failures DIR] [--view side] [--pass FRAMES [--pass-views door]]
+//!     [--fonts train|heldout [--font-split FILE]]
 //! ```
+//!
+//! With `--fonts`, the markings are painted in the typefaces of that set of the font split
+//! (`models/train/ocr-fonts.txt`; container `i` in face `i mod faces`), and the figures are
+//! given per face too; without it, in the simulator's bundled DejaVu Sans Condensed Bold.
 //!
 //! With `--pass FRAMES`, each of the `count` containers is a truck pass: its side and its door
 //! are painted once (a quarter with the code stacked on the door post) and seen in FRAMES
@@ -24,6 +29,53 @@ use baylens_protocol::ContainerCode;
 use rand::Rng;
 use scanner_sim::ContainerType;
 use scanner_sim::camera::{self, CameraOptions, View};
+use scanner_sim::lettering::{FontSplit, Typeface};
+
+/// Exact reads per typeface: (face, seen, exact).
+#[derive(Default)]
+struct PerFace(Vec<(String, u32, u32)>);
+
+impl PerFace {
+    fn add(&mut self, face: &Typeface, exact: bool) {
+        let i = match self.0.iter().position(|f| f.0 == face.name()) {
+            Some(i) => i,
+            None => {
+                self.0.push((face.name().to_owned(), 0, 0));
+                self.0.len() - 1
+            }
+        };
+        self.0[i].1 += 1;
+        self.0[i].2 += u32::from(exact);
+    }
+
+    fn print(&self, what: &str) {
+        if self.0.len() < 2 {
+            return;
+        }
+        for (name, n, exact) in &self.0 {
+            println!(
+                "  {name}: {exact} of {n} {what} exact ({:.1} %)",
+                100.0 * f64::from(*exact) / f64::from((*n).max(1))
+            );
+        }
+    }
+}
+
+/// The typefaces to paint in: a set of the font split, or the bundled face.
+fn typefaces(set: Option<String>, split: Option<String>) -> Result<Vec<Typeface>, String> {
+    let Some(set) = set else {
+        return Ok(vec![Typeface::bundled()]);
+    };
+    let path = split
+        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/train/ocr-fonts.txt").to_owned());
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+    let faces = FontSplit::parse(&text)
+        .map_err(|e| format!("{path}: {e}"))?
+        .load(&set)?;
+    let names: Vec<&str> = faces.iter().map(Typeface::name).collect();
+    println!("fonts ({set}): {}", names.join(", "));
+    Ok(faces)
+}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
@@ -60,6 +112,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         options.det_limit = v.parse()?;
     }
     let mut model = OcrModel::load(&det, &rec, options)?;
+    let faces = typefaces(arg("--fonts"), arg("--font-split"))?;
     if let Some(path) = arg("--image") {
         // One image from disk (a camera snapshot): its lines and the reading.
         let img = image::open(&path)?.into_rgb8();
@@ -86,7 +139,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if let Some(frames) = arg("--pass") {
         let door_only = arg("--pass-views").as_deref() == Some("door");
-        return passes(&mut model, count, seed, frames.parse()?, door_only);
+        return passes(&mut model, &faces, count, seed, frames.parse()?, door_only);
     }
     let (mut exact, mut wrong, mut unreadable) = (0u32, 0u32, 0u32);
     let (mut vertical, mut vertical_exact) = (0u32, 0u32);
@@ -94,13 +147,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut seconds = Vec::new();
     let mut exact_conf: Vec<f32> = Vec::new();
     let only: Option<u64> = arg("--only").map(|v| v.parse()).transpose()?;
+    let mut per_face = PerFace::default();
     for i in 0..count {
         if only.is_some_and(|o| o != i) {
             continue;
         }
         let mut rng = scanner_sim::scan_rng(seed, i);
         let (code, container) = random_container(&mut rng)?;
-        let frame = camera::render(view, container, &code, &cam_options, &mut rng);
+        let face = &faces[i as usize % faces.len()];
+        let frame = camera::paint_in(view, container, &code, face, &cam_options, &mut rng)
+            .frame(&cam_options, &mut rng);
         let img = Rgb {
             data: frame.image.as_raw(),
             width: frame.image.width() as usize,
@@ -121,6 +177,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if frame.vertical {
             vertical += 1;
         }
+        per_face.add(face, reading.code.as_ref() == Some(&code));
         match &reading.code {
             Some(c) if *c == code => {
                 exact += 1;
@@ -179,6 +236,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "images {count}: exact {exact} ({:.1} %), wrong accepted {wrong}, unreadable {unreadable}, corrected by the check digit {corrected}",
         100.0 * f64::from(exact) / n
     );
+    per_face.print("images");
     println!("vertical codes: {vertical_exact} of {vertical} exact");
     println!(
         "time per image (detect + read, 1 thread): median {:.0} ms, p90 {:.0} ms",
@@ -191,6 +249,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// Truck passes of `frames` frames each, side and door views in turn, voted into one reading.
 fn passes(
     model: &mut OcrModel,
+    faces: &[Typeface],
     count: u64,
     seed: u64,
     frames: usize,
@@ -206,12 +265,14 @@ fn passes(
     let (mut exact, mut wrong, mut unreadable) = (0u32, 0u32, 0u32);
     let (mut vertical, mut vertical_exact) = (0u32, 0u32);
     let mut frame_exact = 0u32;
+    let mut per_face = PerFace::default();
     let t = Instant::now();
     for i in 0..count {
         let mut rng = scanner_sim::scan_rng(seed, i);
         let (code, container) = random_container(&mut rng)?;
-        let side = camera::paint(View::Side, container, &code, &side_opts, &mut rng);
-        let door = camera::paint(View::Door, container, &code, &door_opts, &mut rng);
+        let typeface = &faces[i as usize % faces.len()];
+        let side = camera::paint_in(View::Side, container, &code, typeface, &side_opts, &mut rng);
+        let door = camera::paint_in(View::Door, container, &code, typeface, &door_opts, &mut rng);
         let mut pass = PassVote::default();
         for k in 0..frames {
             let (face, opts) = if k % 2 == 0 && !door_only {
@@ -235,6 +296,7 @@ fn passes(
         if door.vertical() {
             vertical += 1;
         }
+        per_face.add(typeface, result.reading.code.as_ref() == Some(&code));
         match &result.reading.code {
             Some(c) if *c == code => {
                 exact += 1;
@@ -265,6 +327,7 @@ fn passes(
         },
         100.0 * f64::from(exact) / n
     );
+    per_face.print("passes");
     println!(
         "single frames of those passes read exactly: {frame_exact} of {} ({:.1} %)",
         count * frames as u64,

@@ -13,13 +13,13 @@
 //! and sometimes an occluding post or person. Every frame comes with its ground truth: the code,
 //! the face's corners in the frame and the homography from face metres to frame pixels.
 
-use ab_glyph::{Font, FontRef, PxScale, ScaleFont, point};
 use baylens_protocol::ContainerCode;
 use image::{Rgb, RgbImage};
 use rand::Rng;
 use rand_distr::{Distribution, Normal};
 
 use crate::ContainerType;
+use crate::lettering::Typeface;
 
 /// Which face of the container the camera looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,52 +100,6 @@ const PAINTS: [([u8; 3], [u8; 3]); 7] = [
     ([190, 160, 60], [25, 25, 25]),     // yellow
 ];
 
-fn font() -> FontRef<'static> {
-    FontRef::try_from_slice(dejavu::sans_condensed::bold()).expect("the bundled font parses")
-}
-
-/// Draws `text` with its top-left at (x, y) and cap height `size` px; returns its width.
-fn draw_text(img: &mut RgbImage, text: &str, x: f64, y: f64, size: f64, colour: [u8; 3]) -> f64 {
-    let font = font();
-    // DejaVu's cap height is about 0.73 em.
-    let scale = PxScale::from((size / 0.73) as f32);
-    let scaled = font.as_scaled(scale);
-    let mut caret = x as f32;
-    let baseline = y as f32 + size as f32;
-    let mut prev = None;
-    for c in text.chars() {
-        let id = scaled.glyph_id(c);
-        if let Some(p) = prev {
-            caret += scaled.kern(p, id);
-        }
-        let glyph = id.with_scale_and_position(scale, point(caret, baseline));
-        if let Some(outlined) = font.outline_glyph(glyph) {
-            let b = outlined.px_bounds();
-            outlined.draw(|gx, gy, cov| {
-                let px = b.min.x as i64 + i64::from(gx);
-                let py = b.min.y as i64 + i64::from(gy);
-                if px >= 0 && py >= 0 && (px as u32) < img.width() && (py as u32) < img.height() {
-                    let p = img.get_pixel_mut(px as u32, py as u32);
-                    for k in 0..3 {
-                        p[k] = (f32::from(p[k]) * (1.0 - cov) + f32::from(colour[k]) * cov) as u8;
-                    }
-                }
-            });
-        }
-        caret += scaled.h_advance(id);
-        prev = Some(id);
-    }
-    f64::from(caret) - x
-}
-
-fn text_width(text: &str, size: f64) -> f64 {
-    let font = font();
-    let scaled = font.as_scaled(PxScale::from((size / 0.73) as f32));
-    text.chars()
-        .map(|c| f64::from(scaled.h_advance(scaled.glyph_id(c))))
-        .sum()
-}
-
 fn fill_rect(img: &mut RgbImage, x0: f64, y0: f64, x1: f64, y1: f64, colour: [u8; 3]) {
     let (w, h) = (img.width() as f64, img.height() as f64);
     for y in y0.max(0.0) as u32..y1.min(h).max(0.0) as u32 {
@@ -164,8 +118,10 @@ fn outline_rect(img: &mut RgbImage, r: [f64; 4], t: f64, colour: [u8; 3]) {
 }
 
 /// The painted face: corrugation, frame, door bars, marking and dirt.
+#[allow(clippy::too_many_arguments)]
 fn paint_face(
     view: View,
+    typeface: &Typeface,
     face_m: [f64; 2],
     code: &ContainerCode,
     size_type: &str,
@@ -252,8 +208,8 @@ fn paint_face(
         let x = w as f64 - t - 0.2 * ppm;
         let mut y = t + 0.25 * ppm;
         for (i, c) in s.chars().enumerate() {
-            let cw = text_width(&c.to_string(), size);
-            draw_text(&mut img, &c.to_string(), x - cw / 2.0, y, size, ink);
+            let cw = typeface.width(&c.to_string(), size);
+            typeface.draw(&mut img, &c.to_string(), x - cw / 2.0, y, size, ink);
             if i == 10 {
                 outline_rect(
                     &mut img,
@@ -270,7 +226,7 @@ fn paint_face(
             y += size * 1.45;
         }
         // The size/type code stays horizontal, on the door.
-        draw_text(
+        typeface.draw(
             &mut img,
             size_type,
             text_area[0] + 0.1 * ppm,
@@ -281,9 +237,14 @@ fn paint_face(
     } else {
         // Door: the ISO 6346 marking (100 mm characters). Side: the large code many owners paint
         // along the top rail (280 mm), which a camera that sees the whole side can read.
-        let size = if view == View::Door { 0.1 } else { 0.28 } * ppm;
+        let mut size = if view == View::Door { 0.1 } else { 0.28 } * ppm;
         let line = format!("{owner} {serial}");
-        let lw = text_width(&line, size) + size * 1.3;
+        // A typeface too wide for the space is painted smaller, as an owner would.
+        let wide = (typeface.width(&line, size) + size * 1.3) / (text_area[2] - text_area[0]);
+        if wide > 1.0 {
+            size /= wide;
+        }
+        let lw = typeface.width(&line, size) + size * 1.3;
         let x = (text_area[2] - lw - 0.1 * ppm).max(text_area[0]);
         let y = text_area[1]
             + if view == View::Door {
@@ -291,10 +252,10 @@ fn paint_face(
             } else {
                 0.3 * size
             };
-        let used = draw_text(&mut img, &line, x, y, size, ink);
+        let used = typeface.draw(&mut img, &line, x, y, size, ink);
         let cx = x + used + size * 0.45;
-        draw_text(&mut img, check, cx, y, size, ink);
-        let cw = text_width(check, size);
+        typeface.draw(&mut img, check, cx, y, size, ink);
+        let cw = typeface.width(check, size);
         outline_rect(
             &mut img,
             [
@@ -306,13 +267,13 @@ fn paint_face(
             0.09 * size,
             ink,
         );
-        draw_text(&mut img, size_type, x, y + size * 1.7, size, ink);
+        typeface.draw(&mut img, size_type, x, y + size * 1.7, size, ink);
         if view == View::Door {
             // Payload marking: smaller text that is not the code.
             let small = 0.045 * ppm;
             let mut yy = y + size * 3.6;
             for l in ["MAX.GROSS 30480 KG", "TARE 3750 KG", "PAYLOAD 26730 KG"] {
-                draw_text(&mut img, l, x, yy, small, ink);
+                typeface.draw(&mut img, l, x, yy, small, ink);
                 yy += small * 1.6;
             }
         }
@@ -438,11 +399,23 @@ pub struct Painted {
     vertical: bool,
 }
 
-/// Paints the `view` face of a container with `code`.
+/// Paints the `view` face of a container with `code`, in the bundled typeface.
 pub fn paint(
     view: View,
     container: ContainerType,
     code: &ContainerCode,
+    opts: &CameraOptions,
+    rng: &mut impl Rng,
+) -> Painted {
+    paint_in(view, container, code, &Typeface::bundled(), opts, rng)
+}
+
+/// Paints the `view` face of a container with `code`, marked in `typeface`.
+pub fn paint_in(
+    view: View,
+    container: ContainerType,
+    code: &ContainerCode,
+    typeface: &Typeface,
     opts: &CameraOptions,
     rng: &mut impl Rng,
 ) -> Painted {
@@ -453,7 +426,16 @@ pub fn paint(
     };
     let vertical = view == View::Door && rng.random_bool(opts.vertical_share);
     let st = size_type(container);
-    let face = paint_face(view, face_m, code, st, vertical, rng, opts.difficulty);
+    let face = paint_face(
+        view,
+        typeface,
+        face_m,
+        code,
+        st,
+        vertical,
+        rng,
+        opts.difficulty,
+    );
     Painted {
         view,
         face_m,

@@ -31,6 +31,7 @@ pub mod declare;
 pub mod geometry;
 pub mod hs;
 pub mod ipcam;
+pub mod lettering;
 pub mod materials;
 pub mod phantom;
 pub mod profile;
