@@ -50,6 +50,33 @@ async fn wait_bay(
     last
 }
 
+/// Polls a case on the server as `token` until `ok` holds (up to 30 s); returns the last answer.
+async fn wait_case(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    case_id: i64,
+    ok: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let mut case = serde_json::Value::Null;
+    for _ in 0..150 {
+        case = client
+            .get(format!("{url}/api/v1/cases/{case_id}"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if ok(&case) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    case
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_live_view_reads_the_code_anchors_the_scan_and_survives_the_camera_going_away() {
     let root = tempfile::tempdir().unwrap();
@@ -280,22 +307,10 @@ async fn the_live_view_reads_the_code_anchors_the_scan_and_survives_the_camera_g
     let officer = session_token(&client, &server.url, "off1").await;
     assert_eq!(wait_for_cases(&server.store, 1).await, 1);
     let (case_id, _) = server.store.case_of_scan(&scan_id).await.unwrap().unwrap();
-    let mut case = serde_json::Value::Null;
-    for _ in 0..150 {
-        case = client
-            .get(format!("{}/api/v1/cases/{case_id}", server.url))
-            .bearer_auth(&officer)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if case.to_string().contains("\"seal\"") && case["camera_code"]["code"].is_string() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let case = wait_case(&client, &server.url, &officer, case_id, |c| {
+        c.to_string().contains("\"seal\"") && c["camera_code"]["code"].is_string()
+    })
+    .await;
     let text = case.to_string();
     assert!(
         text.contains("\"seal\"") && text.contains("broken"),
@@ -349,22 +364,10 @@ async fn the_live_view_reads_the_code_anchors_the_scan_and_survives_the_camera_g
         .await
         .unwrap()
         .unwrap();
-    let mut case = serde_json::Value::Null;
-    for _ in 0..150 {
-        case = client
-            .get(format!("{}/api/v1/cases/{second_case}", server.url))
-            .bearer_auth(&officer)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if case["camera_code"]["code"].is_string() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let case = wait_case(&client, &server.url, &officer, second_case, |c| {
+        c["camera_code"]["code"].is_string()
+    })
+    .await;
     let message = case["camera_code"]["mismatch"].as_str().unwrap_or_default();
     assert!(
         message.contains(code.as_str()) && message.contains(second_code.as_str()),
