@@ -60,15 +60,7 @@ async fn wait_case(
 ) -> serde_json::Value {
     let mut case = serde_json::Value::Null;
     for _ in 0..150 {
-        case = client
-            .get(format!("{url}/api/v1/cases/{case_id}"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        case = get_json(client, &format!("{url}/api/v1/cases/{case_id}"), token).await;
         if ok(&case) {
             break;
         }
