@@ -119,6 +119,10 @@ struct CalibrateArgs {
     /// a checkout's models/onnx).
     #[arg(long, env = "BAYLENS_MODELS_DIR")]
     models: Option<PathBuf>,
+    /// A concealment model other than the shipped one (a site's adapted model, with its
+    /// `.sha256` beside it), instead of --models.
+    #[arg(long, conflicts_with = "models")]
+    model: Option<PathBuf>,
     /// ONNX Runtime threads.
     #[arg(long, default_value_t = 2)]
     threads: usize,
@@ -141,6 +145,10 @@ struct AnalyzeArgs {
     /// a checkout's models/onnx).
     #[arg(long, env = "BAYLENS_MODELS_DIR")]
     models: Option<PathBuf>,
+    /// A concealment model other than the shipped one (a site's adapted model, with its
+    /// `.sha256` beside it), instead of --models.
+    #[arg(long, conflicts_with = "models")]
+    model: Option<PathBuf>,
     /// Per-scanner calibration (default: the simulator's, assets/calibration/scanner-sim.toml).
     #[arg(long)]
     calibration: Option<PathBuf>,
@@ -164,6 +172,24 @@ struct AnalyzeArgs {
     lane_red: f32,
 }
 
+/// The concealment model: `model` (an adapted one, checked against its `.sha256`), else the
+/// shipped one from `models` or where the agent finds it.
+fn load_model(
+    models: &Option<PathBuf>,
+    model: &Option<PathBuf>,
+    threads: usize,
+) -> Result<baylens_models::ConcealmentModel> {
+    if let Some(file) = model {
+        return baylens_models::ConcealmentModel::load_beside_sha256(file, threads)
+            .with_context(|| format!("loading the model {}", file.display()));
+    }
+    let dir = models
+        .clone()
+        .unwrap_or_else(baylens_models::share::models_dir);
+    baylens_models::ConcealmentModel::load(&dir, threads)
+        .with_context(|| format!("loading the model from {}", dir.display()))
+}
+
 fn analyze(args: &AnalyzeArgs) -> Result<bool> {
     use edge_agent::calibration::Calibration;
     let AnalyzeArgs {
@@ -171,6 +197,7 @@ fn analyze(args: &AnalyzeArgs) -> Result<bool> {
         bay,
         declaration,
         models,
+        model,
         calibration,
         threads,
         json,
@@ -222,11 +249,7 @@ fn analyze(args: &AnalyzeArgs) -> Result<bool> {
         },
         None => Calibration::scanner_sim(),
     };
-    let models = models
-        .clone()
-        .unwrap_or_else(baylens_models::share::models_dir);
-    let mut model = baylens_models::ConcealmentModel::load(&models, threads)
-        .with_context(|| format!("loading the model from {}", models.display()))?;
+    let mut model = load_model(models, model, threads)?;
     let bay = match baylens_protocol::BayId::parse(bay) {
         Ok(b) => b,
         Err(e) => {
@@ -333,12 +356,7 @@ fn calibrate(args: &CalibrateArgs) -> Result<bool> {
             edge_agent::calibration::SCANNER_SIM.to_owned(),
         ),
     };
-    let models = args
-        .models
-        .clone()
-        .unwrap_or_else(baylens_models::share::models_dir);
-    let mut model = baylens_models::ConcealmentModel::load(&models, args.threads)
-        .with_context(|| format!("loading the model from {}", models.display()))?;
+    let mut model = load_model(&args.models, &args.model, args.threads)?;
     let load_all = |dir: &std::path::Path, model: &mut baylens_models::ConcealmentModel| {
         let decls = commission::cleared::declarations(dir)?;
         commission::cleared::sidecars(dir)?

@@ -23,6 +23,7 @@
 //! - [`error`]: the crate's error type; every variant says exactly what was wrong.
 
 pub mod camera_code;
+pub mod cargo_space;
 pub mod code_pass;
 pub mod code_read;
 pub mod container_code;

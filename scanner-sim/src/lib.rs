@@ -29,6 +29,7 @@
 pub mod camera;
 pub mod declare;
 pub mod geometry;
+pub mod grid;
 pub mod hs;
 pub mod ipcam;
 pub mod lettering;
@@ -37,6 +38,7 @@ pub mod phantom;
 pub mod profile;
 pub mod render;
 pub mod scene;
+pub mod tip;
 pub mod write;
 
 pub use geometry::ContainerType;

@@ -182,6 +182,33 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Threat image projection: insert threats from the simulator's library (drug bricks,
+    /// cigarette cases, weapons, ammunition, false walls, floors and ceilings) into a folder
+    /// of cleared scans, for the scanner PROFILE; writes the projected scans with their masks,
+    /// truth.json and before/after pictures (OUT/examples) into OUT.
+    Tip {
+        /// Folder of cleared scans (sidecars and both images).
+        #[arg(long)]
+        cleared: PathBuf,
+        /// The scanner the cleared scans come from (scanner-sim/src/profile.rs).
+        #[arg(long, default_value = "scanner-sim")]
+        profile: String,
+        /// Threat kinds, comma-separated, projected in turn (default: all).
+        #[arg(long, value_delimiter = ',')]
+        kinds: Vec<String>,
+        /// Projected scans to write.
+        #[arg(long, default_value_t = 100)]
+        count: usize,
+        /// Random seed; the same seed and folder give the same scans.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Before/after pictures to write.
+        #[arg(long, default_value_t = 4)]
+        examples: usize,
+    },
     /// Serve a simulated IP camera (MJPEG over HTTP) showing one container:
     /// http://LISTEN/stream.mjpg and /snapshot.jpg.
     Camera {
@@ -319,6 +346,61 @@ fn write_phantom(sim: &Sim, out: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `scanner-sim tip`: checks the arguments, runs, and says what it wrote.
+fn tip(
+    cleared: PathBuf,
+    profile: &str,
+    kinds: &[String],
+    count: usize,
+    seed: u64,
+    out: PathBuf,
+    examples: usize,
+) -> Result<()> {
+    use scanner_sim::tip::library::ThreatKind;
+    let profile = ScannerProfile::by_name(profile).with_context(|| {
+        format!(
+            "unknown scanner profile {profile:?}; use one of {}",
+            ScannerProfile::names()
+        )
+    })?;
+    let kinds = if kinds.is_empty() {
+        ThreatKind::ALL.to_vec()
+    } else {
+        kinds
+            .iter()
+            .map(|k| {
+                ThreatKind::parse(k).with_context(|| {
+                    let all: Vec<&str> = ThreatKind::ALL.iter().map(|k| k.name()).collect();
+                    format!("unknown threat kind {k:?}; use {}", all.join(", "))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?
+    };
+    let opts = scanner_sim::tip::run::TipOptions {
+        cleared,
+        profile,
+        kinds,
+        count,
+        seed,
+        out,
+        examples,
+    };
+    let summary = scanner_sim::tip::run::run(&opts).map_err(anyhow::Error::msg)?;
+    let written: Vec<String> = summary
+        .written
+        .iter()
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect();
+    println!(
+        "projected into {} cleared scans: {}; {} found no room; wrote {}",
+        summary.cleared,
+        written.join(", "),
+        summary.no_room,
+        opts.out.display()
+    );
+    Ok(())
+}
+
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Generate {
@@ -404,6 +486,16 @@ fn main() -> Result<()> {
             }
         }
         Command::Phantom { sim, out } => write_phantom(&sim, &out)?,
+        Command::Tip {
+            cleared,
+            profile,
+            kinds,
+            count,
+            seed,
+            out,
+            examples,
+        } => tip(cleared, &profile, &kinds, count, seed, out, examples)?,
+
         Command::Camera {
             listen,
             code,

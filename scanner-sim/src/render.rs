@@ -7,7 +7,7 @@ use rand::Rng;
 use rand_distr::{Distribution, Normal, Poisson, StandardNormal};
 use serde::Serialize;
 
-use crate::geometry::BEAM;
+pub use crate::grid::{Grid, RaySums};
 use crate::profile::{SCANNER_SIM, ScannerProfile};
 use crate::scene::Scene;
 
@@ -155,7 +155,7 @@ pub fn render(scene: &Scene, options: RenderOptions, rng: &mut impl Rng) -> Simu
         (start, start + len, rng.random_range(1.3..=2.0))
     });
     let (xs, col_width) = columns(layout.length_mm, pitch, stretch);
-    let (w, h) = (xs.len(), (layout.height_mm / pitch_v).round() as usize);
+    let h = (layout.height_mm / pitch_v).round() as usize;
     if let Some((a, b, f)) = stretch {
         let col = |x: f64| xs.partition_point(|&c| c < x) as u32;
         defects.stretch = Some((col(a), col(b), f));
@@ -166,69 +166,15 @@ pub fn render(scene: &Scene, options: RenderOptions, rng: &mut impl Rng) -> Simu
         }
     }
 
-    // Per row: the height where its ray crosses the centre plane, the slope and sec of the ray.
-    let z_mid: Vec<f64> = (0..h)
-        .map(|r| (h - r) as f64 * pitch_v - pitch_v / 2.0)
-        .collect();
-    let slope: Vec<f64> = z_mid.iter().map(|&z| BEAM.slope(z)).collect();
-    let sec: Vec<f64> = slope.iter().map(|k| (1.0 + k * k).sqrt()).collect();
-    let row_of = |z: f64| ((h as f64 * pitch_v - z) / pitch_v).floor();
-
-    let mut att_high = vec![0.0f32; w * h];
-    let mut att_low = vec![0.0f32; w * h];
-    let mut mask = vec![0u8; w * h];
-    let mut boxes: Vec<Option<[u32; 4]>> = vec![None; scene.truth.items.len()];
-    for solid in &scene.solids {
-        let [xa, xb] = solid.shape.x_range();
-        let c0 = xs.partition_point(|&x| x < xa - pitch);
-        let c1 = xs.partition_point(|&x| x < xb + pitch);
-        let [y0, y1, z0, z1] = solid.shape.bounds_yz();
-        let corners = [
-            BEAM.project(y0, z0),
-            BEAM.project(y0, z1),
-            BEAM.project(y1, z0),
-            BEAM.project(y1, z1),
-        ];
-        let top = corners.iter().copied().fold(f64::MIN, f64::max);
-        let bottom = corners.iter().copied().fold(f64::MAX, f64::min);
-        let r0 = row_of(top).clamp(0.0, h as f64 - 1.0) as usize;
-        let r1 = (row_of(bottom) + 1.0).clamp(0.0, h as f64 - 1.0) as usize;
-        let mut bbox: Option<[u32; 4]> = None;
-        for c in c0..c1 {
-            let Some((section, cover)) = solid.shape.section(xs[c], col_width[c]) else {
-                continue;
-            };
-            let scale = cover * solid.corrugation(xs[c]);
-            let mu = profile.effective_mu(solid.mu);
-            let (mh, ml) = (mu.0 * scale, mu.1 * scale);
-            for r in r0..=r1 {
-                let len = BEAM.path_mm(slope[r], sec[r], section);
-                if len <= 0.0 {
-                    continue;
-                }
-                let i = r * w + c;
-                att_high[i] += (mh * len) as f32;
-                att_low[i] += (ml * len) as f32;
-                if solid.concealed {
-                    mask[i] = 1;
-                }
-                if solid.item.is_some() && solid.density > 0.0 {
-                    let (c, r) = (c as u32, r as u32);
-                    bbox = Some(match bbox {
-                        None => [c, r, c, r],
-                        Some([a, b, d, e]) => [a.min(c), b.min(r), d.max(c), e.max(r)],
-                    });
-                }
-            }
-        }
-        if let (Some(item), Some([a, b, d, e])) = (solid.item, bbox) {
-            let merged = match boxes[item] {
-                None => [a, b, d, e],
-                Some([pa, pb, pd, pe]) => [pa.min(a), pb.min(b), pd.max(d), pe.max(e)],
-            };
-            boxes[item] = Some(merged);
-        }
-    }
+    let grid = Grid::new(xs, col_width, h, pitch_v);
+    let sums = grid.ray_sums(&scene.solids, scene.truth.items.len(), &profile);
+    let (w, mut att_high, mut att_low, mask, boxes) = (
+        grid.width(),
+        sums.high,
+        sums.low,
+        sums.mask,
+        sums.item_boxes,
+    );
     // Numerical dust from adding and removing material (hollow drums, displaced cargo).
     for a in att_high.iter_mut().chain(att_low.iter_mut()) {
         *a = a.max(0.0);
@@ -315,7 +261,7 @@ fn detect(
 }
 
 /// The kernel `[(1 - c) / 2, c, (1 - c) / 2]` along rows, then down columns.
-fn blur_3tap(values: &[f32], w: usize, h: usize, centre: f32) -> Vec<f32> {
+pub(crate) fn blur_3tap(values: &[f32], w: usize, h: usize, centre: f32) -> Vec<f32> {
     let side = (1.0 - centre) / 2.0;
     let mut horizontal = vec![0.0; values.len()];
     for (src, dst) in values.chunks_exact(w).zip(horizontal.chunks_exact_mut(w)) {

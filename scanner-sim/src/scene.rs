@@ -628,7 +628,7 @@ fn plate_span(l: &mut Loader<'_>, [x0, x1]: [f64; 2], share: RangeInclusive<f64>
 }
 
 /// Contraband that gets hidden: what it is, what it attenuates like, its packed density.
-fn contraband(rng: &mut (impl Rng + ?Sized)) -> (&'static str, Material, f64) {
+pub(crate) fn contraband(rng: &mut (impl Rng + ?Sized)) -> (&'static str, Material, f64) {
     match rng.random_range(0..4) {
         0 => (
             "cigarette cartons",

@@ -124,7 +124,8 @@ pub fn encode_png16(width: u32, height: u32, samples: &[u16]) -> std::io::Result
     encode_png(&img)
 }
 
-fn encode_png<P>(img: &ImageBuffer<P, Vec<P::Subpixel>>) -> std::io::Result<Vec<u8>>
+/// Encodes an image buffer as PNG (fast compression).
+pub fn encode_png<P>(img: &ImageBuffer<P, Vec<P::Subpixel>>) -> std::io::Result<Vec<u8>>
 where
     P: image::Pixel + image::PixelWithColorType,
     [P::Subpixel]: image::EncodableLayout,

@@ -164,6 +164,18 @@ impl ConcealmentModel<OrtEngine> {
         Self::load_file(&models_dir.join(FILE), SHA256, threads)
     }
 
+    /// Loads a model file that is not the shipped one (a site's adapted model, before it is
+    /// published): its sha256 must be in the file beside it, `<name>.sha256`, as
+    /// `models/train/adapt_site.py` writes it.
+    pub fn load_beside_sha256(path: &Path, threads: usize) -> Result<Self, ModelError> {
+        let sha_file = path.with_extension("sha256");
+        let sha256 = std::fs::read_to_string(&sha_file).map_err(|e| ModelError::Read {
+            path: sha_file.clone(),
+            source: e,
+        })?;
+        Self::load_file(path, sha256.trim(), threads)
+    }
+
     /// Loads a model file whose sha256 must be `sha256` (a signed release's, see
     /// `baylens_protocol::release`), and warms it up.
     pub fn load_file(path: &Path, sha256: &str, threads: usize) -> Result<Self, ModelError> {
