@@ -19,7 +19,7 @@ pub enum ThreatKind {
     DrugBricks,
     /// Cigarette master cases inside a load.
     CigaretteCases,
-    /// Rifles and their parts in random orientation inside a load.
+    /// A bundle of rifles and their parts in random orientation inside a load.
     Weapons,
     /// Ammunition cans (brass in steel) inside a load.
     Ammunition,
@@ -162,7 +162,9 @@ pub fn inside(kind: ThreatKind, b: Bounds, rng: &mut impl Rng) -> Threat {
             "cigarette master cases"
         }
         ThreatKind::Weapons => {
-            let n = rng.random_range(1..=3);
+            // A bundle: one rifle alone is smaller than the least region any operating point
+            // reports (0.03 m²), and weapons are smuggled by the crate.
+            let n = rng.random_range(3..=8);
             for _ in 0..n {
                 solids.extend(rifle(b, rng));
             }
