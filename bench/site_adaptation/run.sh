@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Site adaptation, measured: for each scanner profile the concealment model never saw in
-# training, 100 cleared loads (80 honest, seed 931; 20 empty, seed 932) and a phantom (seed 1)
+# training, 100 cleared loads (80 honest, seed 971; 20 empty, seed 972) and a phantom (seed 1)
 # to commission and adapt on, and 300 loads to measure on that nothing was fitted or adapted
-# on (60 honest, 40 empty, 100 concealment, 100 compartment; seeds 941-944). Three states:
+# on (60 honest, 40 empty, 100 concealment, 100 compartment; seeds 981-984). Three states:
 #   base        the shipped model and calibration;
 #   calibrated  "Any scanner": phantom calibration, then edge-agent calibrate --cleared;
-#   adapted     models/train/adapt_site.py on the same 100 cleared loads (its model and
-#               the calibration it writes).
+#   adapted     models/train/adapt_site.py on the same 100 cleared loads, projecting with the
+#               physics fitted from the phantom (its model and the calibration it writes).
 # Counted per load: a concealed_object finding (false alarm on honest and empty loads; on
 # the others, detection when it overlaps what was hidden).
 # Usage: bench/site_adaptation/run.sh  (BAYLENS_PROFILES, default "portal-b gantry-c";
@@ -23,18 +23,18 @@ for profile in ${BAYLENS_PROFILES:-portal-b gantry-c}; do
   d="$out/$profile"; rm -rf "$d"; mkdir -p "$d"
   $sim phantom --profile "$profile" --seed 1 --out "$d/phantom" >/dev/null
   $agent calibrate --phantom "$d/phantom/BAY01-phantom-$profile-s1.json" --scanner "$profile" --out "$d/phantom.toml" | tail -1
-  $sim generate --profile "$profile" --scenario honest --count 80 --seed 931 --out "$d/cleared" --quiet --captured-at $at >/dev/null
-  $sim generate --profile "$profile" --scenario empty --count 20 --seed 932 --out "$d/ce" --quiet --captured-at $at >/dev/null
+  $sim generate --profile "$profile" --scenario honest --count 80 --seed 971 --out "$d/cleared" --quiet --captured-at $at >/dev/null
+  $sim generate --profile "$profile" --scenario empty --count 20 --seed 972 --out "$d/ce" --quiet --captured-at $at >/dev/null
   cp "$d"/ce/BAY01-* "$d/cleared/"; cp "$d"/ce/declarations/* "$d/cleared/declarations/"; rm -rf "$d/ce"
   mkdir -p "$d/measure"
   k=0
   for s in honest:60 empty:40 concealment:100 compartment:100; do
-    $sim generate --profile "$profile" --scenario "${s%%:*}" --count "${s##*:}" --seed $((941 + k)) --out "$d/m-${s%%:*}" --quiet --captured-at $at >/dev/null
+    $sim generate --profile "$profile" --scenario "${s%%:*}" --count "${s##*:}" --seed $((981 + k)) --out "$d/m-${s%%:*}" --quiet --captured-at $at >/dev/null
     k=$((k + 1))
   done
   $agent calibrate --cleared "$d/cleared" --calibration "$d/phantom.toml" --out "$d/calibrated.toml" | tail -3
   /usr/bin/time -f "adaptation: %e s, %M KB" "$python" models/train/adapt_site.py --cleared "$d/cleared" \
-      --profile "$profile" --calibration "$d/phantom.toml" --out "$d/site" > "$d/adapt.log" 2>&1 || { tail -20 "$d/adapt.log"; exit 1; }
+      --phantom "$d/phantom/BAY01-phantom-$profile-s1.json" --calibration "$d/phantom.toml" --out "$d/site" > "$d/adapt.log" 2>&1 || { tail -20 "$d/adapt.log"; exit 1; }
   tail -1 "$d/adapt.log"
   for state in base calibrated adapted; do
     case $state in

@@ -1,7 +1,7 @@
 """Site adaptation: fine-tune the concealment model on a site's own cleared scans, with threats
 projected into them (`scanner-sim tip`), and pick its operating threshold for the site.
 
-    python models/train/adapt_site.py --cleared CLEARED/ --profile portal-b \
+    python models/train/adapt_site.py --cleared CLEARED/ --phantom PHANTOM/BAY01-....json \
         --calibration scanner.toml --out SITE/
 
 CLEARED holds scans officers cleared (sidecars, both 16-bit images, declarations/ as
@@ -290,7 +290,10 @@ def pick_threshold(agent, clean, model, toml_path, target, scratch):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cleared", required=True, help="folder of cleared scans with declarations/")
-    ap.add_argument("--profile", required=True, help="the scanner's profile for projection")
+    physics = ap.add_mutually_exclusive_group(required=True)
+    physics.add_argument("--phantom", help="the scanner's phantom scan (sidecar, .phantom.json beside it): "
+                         "projection uses the physics fitted from it")
+    physics.add_argument("--profile", help="a scanner-sim profile for projection instead (simulated sites)")
     ap.add_argument("--calibration", help="the scanner's phantom calibration (edge-agent calibrate --phantom)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--base", default=os.path.join(ROOT, "models/onnx/xray-concealment.onnx"))
@@ -325,10 +328,11 @@ def main():
     os.makedirs(work)
     link_folder(adapt, os.path.join(work, "adapt"), args.cleared)
     link_folder(held, os.path.join(work, "held"), args.cleared)
-    run([sim, "tip", "--cleared", os.path.join(work, "adapt"), "--profile", args.profile,
+    physics = ["--phantom", args.phantom] if args.phantom else ["--profile", args.profile]
+    run([sim, "tip", "--cleared", os.path.join(work, "adapt"), *physics,
          "--count", str(args.per_scan * len(adapt)), "--seed", str(args.seed),
          "--out", os.path.join(work, "adapt-tip"), "--examples", "0"])
-    run([sim, "tip", "--cleared", os.path.join(work, "held"), "--profile", args.profile,
+    run([sim, "tip", "--cleared", os.path.join(work, "held"), *physics,
          "--count", str(args.heldout_per_kind * len(KINDS)), "--seed", str(args.seed + 1),
          "--out", os.path.join(work, "held-tip"), "--examples", "4"])
 
@@ -382,7 +386,7 @@ def main():
     card = {
         "name": NAME, "sha256": sha256, "base_model": os.path.basename(args.base),
         "base_sha256": hashlib.sha256(open(args.base, "rb").read()).hexdigest(),
-        "profile": args.profile, "cleared_scans": len(paths), "adapted_on": len(adapt),
+        "profile": args.profile or f"fitted from {os.path.basename(args.phantom)}", "cleared_scans": len(paths), "adapted_on": len(adapt),
         "held_out": len(held), "projections_adapted_on": args.per_scan * len(adapt),
         "held_out_projections": len(truth), "steps": args.steps, "recipe": RECIPE,
         "seed": args.seed, "threshold": threshold, "target_false_alarms": args.target_false_alarms,
@@ -427,7 +431,7 @@ def write_card(c, path):
     def pct(v):
         return f"{v[0]}/{v[1]} ({100 * v[0] / max(v[1], 1):.1f} %)"
     lines = [
-        f"# {c['name']}, adapted to a site (profile `{c['profile']}`)", "",
+        f"# {c['name']}, adapted to a site (scanner physics: {c['profile']})", "",
         f"- sha256 `{c['sha256']}`; started from `{c['base_model']}` (sha256 `{c['base_sha256']}`)",
         f"- Data: {c['cleared_scans']} cleared scans, {c['adapted_on']} adapted on (with "
         f"{c['projections_adapted_on']} threat projections), {c['held_out']} held out (with "

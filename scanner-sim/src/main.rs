@@ -193,6 +193,10 @@ enum Command {
         /// The scanner the cleared scans come from (scanner-sim/src/profile.rs).
         #[arg(long, default_value = "scanner-sim")]
         profile: String,
+        /// A real scanner: its physics fitted from its phantom scan (the sidecar, with
+        /// `<scan_id>.phantom.json` beside it), instead of --profile.
+        #[arg(long, conflicts_with = "profile")]
+        phantom: Option<PathBuf>,
         /// Threat kinds, comma-separated, projected in turn (default: all).
         #[arg(long, value_delimiter = ',')]
         kinds: Vec<String>,
@@ -349,7 +353,7 @@ fn write_phantom(sim: &Sim, out: &Path) -> Result<()> {
 /// `scanner-sim tip`: checks the arguments, runs, and says what it wrote.
 fn tip(
     cleared: PathBuf,
-    profile: &str,
+    profile: ScannerProfile,
     kinds: &[String],
     count: usize,
     seed: u64,
@@ -357,12 +361,6 @@ fn tip(
     examples: usize,
 ) -> Result<()> {
     use scanner_sim::tip::library::ThreatKind;
-    let profile = ScannerProfile::by_name(profile).with_context(|| {
-        format!(
-            "unknown scanner profile {profile:?}; use one of {}",
-            ScannerProfile::names()
-        )
-    })?;
     let kinds = if kinds.is_empty() {
         ThreatKind::ALL.to_vec()
     } else {
@@ -489,12 +487,42 @@ fn main() -> Result<()> {
         Command::Tip {
             cleared,
             profile,
+            phantom,
             kinds,
             count,
             seed,
             out,
             examples,
-        } => tip(cleared, &profile, &kinds, count, seed, out, examples)?,
+        } => {
+            let profile = match phantom {
+                Some(sidecar) => {
+                    let f = scanner_sim::tip::fit::fit(&sidecar).map_err(anyhow::Error::msg)?;
+                    let p = f.profile;
+                    println!(
+                        "phantom fit over {} steps: hardening {:.4} (high), {:.4} (low); low/high \
+                         ratio scale {:.3}, exponent {:.2}; photons {:.0} (high), {:.0} (low); \
+                         rms residual {:.3}, {:.3}",
+                        f.steps,
+                        p.hardening_high,
+                        p.hardening_low,
+                        p.ratio_scale,
+                        p.ratio_exponent,
+                        p.high.photons_in_air,
+                        p.low.photons_in_air,
+                        f.rms[0],
+                        f.rms[1]
+                    );
+                    p
+                }
+                None => ScannerProfile::by_name(&profile).with_context(|| {
+                    format!(
+                        "unknown scanner profile {profile:?}; use one of {}",
+                        ScannerProfile::names()
+                    )
+                })?,
+            };
+            tip(cleared, profile, &kinds, count, seed, out, examples)?
+        }
 
         Command::Camera {
             listen,

@@ -23,7 +23,8 @@
 //!    a package is lighter than the goods it displaces (`Δ < 0`), the scan's noise is kept.
 //!
 //! Dead detector rows stay dark; pixels the threat does not cross keep their readings bit for
-//! bit.
+//! bit. The scanner's physics (hardening, spectrum, photons) is a [`ScannerProfile`]: a
+//! simulated scanner's own, or one fitted from the site's phantom scan ([`fit`]).
 //!
 //! # Placement rules
 //! Only inside the container's cargo space (found as the agent finds it), never in the truck,
@@ -44,6 +45,7 @@
 //! A scan with no room for the kind drawn (no container found, no load big enough, no free
 //! end) is skipped for that kind and the next scan is tried.
 
+pub mod fit;
 pub mod library;
 pub mod place;
 pub mod run;
