@@ -36,18 +36,17 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 # numpy, PyTorch, Pillow and the training module are imported only once the input has passed
 # its checks (`load_training_stack`), so that a bad folder is refused on any machine.
-np = torch = F = Image = None
-ATTENUATION_SCALE = NAME = T_MIN = ConcealmentNet = Exported = crops = pad8 = None
+np = torch = Image = None
+ATTENUATION_SCALE = NAME = T_MIN = ConcealmentNet = batch_loss = crops = export_onnx = None
 
 
 def load_training_stack():
-    global np, torch, F, Image, ATTENUATION_SCALE, NAME, T_MIN, ConcealmentNet, Exported, crops, pad8
+    global np, torch, Image, ATTENUATION_SCALE, NAME, T_MIN, ConcealmentNet, batch_loss, crops, export_onnx
     import numpy as np
     import torch
-    import torch.nn.functional as F
     from PIL import Image
     from train_xray_concealment import (
-        ATTENUATION_SCALE, NAME, T_MIN, ConcealmentNet, Exported, crops, pad8)
+        ATTENUATION_SCALE, NAME, T_MIN, ConcealmentNet, batch_loss, crops, export_onnx)
 
 MIN_CLEARED = 60
 HELDOUT_SHARE = 0.3
@@ -174,13 +173,7 @@ def finetune(base, xs, ys, steps, threads, seed):
     start = time.time()
     for step in range(1, steps + 1):
         bx, by = crops(xs, ys, positives, RECIPE["batch"], rng, RECIPE)
-        logits = net(bx)
-        p = torch.sigmoid(logits)
-        dice = 1 - (2 * (p * by).sum() + 1) / (p.sum() + by.sum() + 1)
-        bce = F.binary_cross_entropy_with_logits(logits, by, pos_weight=pos_weight, reduction="none")
-        loss = bce.mean() + RECIPE["dice"] * dice
-        negatives = bce[by < 0.5]
-        loss = loss + RECIPE["hard"] * negatives.topk(max(1, negatives.numel() // 100)).values.mean()
+        loss = batch_loss(net, bx, by, RECIPE, pos_weight)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -191,13 +184,7 @@ def finetune(base, xs, ys, steps, threads, seed):
 
 
 def export(net, path, example):
-    exported = Exported(net).eval()
-    dummy = torch.from_numpy(pad8(example)[None, None].copy())
-    torch.onnx.export(
-        exported, (dummy,), path, input_names=["attenuation"], output_names=["concealment_prob"],
-        dynamic_axes={"attenuation": {0: "batch", 2: "height", 3: "width"},
-                      "concealment_prob": {0: "batch", 2: "height", 3: "width"}},
-        opset_version=17, dynamo=False)
+    export_onnx(net, path, example)
     digest = hashlib.sha256(open(path, "rb").read()).hexdigest()
     open(path[:-len(".onnx")] + ".sha256", "w").write(digest + "\n")
     return digest
@@ -365,10 +352,8 @@ def main():
     with_threshold(site_toml, threshold, site_toml)
 
     truth = json.load(open(os.path.join(work, "held-tip", "truth.json")))
-    base_cal = args.calibration
     base = measure(agent, held_clean, os.path.join(work, "held-tip"), truth,
-                   ["--model", args.base] if args.base != os.path.join(ROOT, "models/onnx/xray-concealment.onnx")
-                   else [], base_cal)
+                   ["--model", args.base], args.calibration)
     adapted = measure(agent, held_clean, os.path.join(work, "held-tip"), truth,
                       ["--model", onnx_path], site_toml)
 

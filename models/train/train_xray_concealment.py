@@ -132,6 +132,34 @@ def crops(xs, ys, positives, batch, rng, recipe):
     return torch.from_numpy(bx), torch.from_numpy(by)
 
 
+def batch_loss(net, bx, by, recipe, pos_weight):
+    """Weighted BCE plus dice, plus the worst 1 % of clean pixels when the recipe mines hard
+    negatives."""
+    logits = net(bx)
+    p = torch.sigmoid(logits)
+    dice = 1 - (2 * (p * by).sum() + 1) / (p.sum() + by.sum() + 1)
+    bce = F.binary_cross_entropy_with_logits(logits, by, pos_weight=pos_weight, reduction="none")
+    loss = bce.mean() + recipe["dice"] * dice
+    if recipe["hard"] > 0:
+        negatives = bce[by < 0.5]
+        loss = loss + recipe["hard"] * negatives.topk(max(1, negatives.numel() // 100)).values.mean()
+    return loss
+
+
+def export_onnx(net, path, example):
+    """The net with its sigmoid as ONNX (dynamic batch, height and width); returns the exported
+    module and the input it was traced with."""
+    exported = Exported(net).eval()
+    dummy = torch.from_numpy(pad8(example)[None, None].copy())
+    torch.onnx.export(
+        exported, (dummy,), path, input_names=["attenuation"], output_names=["concealment_prob"],
+        dynamic_axes={"attenuation": {0: "batch", 2: "height", 3: "width"},
+                      "concealment_prob": {0: "batch", 2: "height", 3: "width"}},
+        opset_version=17, dynamo=False,
+    )
+    return exported, dummy
+
+
 def pad8(x):
     h, w = x.shape
     ph, pw = -h % 8, -w % 8
@@ -200,14 +228,7 @@ def main():
     start = time.time()
     for step in range(1, steps + 1):
         bx, by = crops(xt, yt, positives, recipe["batch"], rng, recipe)
-        logits = net(bx)
-        p = torch.sigmoid(logits)
-        dice = 1 - (2 * (p * by).sum() + 1) / (p.sum() + by.sum() + 1)
-        bce = F.binary_cross_entropy_with_logits(logits, by, pos_weight=pos_weight, reduction="none")
-        loss = bce.mean() + recipe["dice"] * dice
-        if recipe["hard"] > 0:
-            negatives = bce[by < 0.5]
-            loss = loss + recipe["hard"] * negatives.topk(max(1, negatives.numel() // 100)).values.mean()
+        loss = batch_loss(net, bx, by, recipe, pos_weight)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -225,14 +246,7 @@ def main():
 
     os.makedirs(args.out, exist_ok=True)
     onnx_path = os.path.join(args.out, f"{NAME}.onnx")
-    exported = Exported(net).eval()
-    dummy = torch.from_numpy(pad8(xv[0])[None, None].copy())
-    torch.onnx.export(
-        exported, (dummy,), onnx_path, input_names=["attenuation"], output_names=["concealment_prob"],
-        dynamic_axes={"attenuation": {0: "batch", 2: "height", 3: "width"},
-                      "concealment_prob": {0: "batch", 2: "height", 3: "width"}},
-        opset_version=17, dynamo=False,
-    )
+    exported, dummy = export_onnx(net, onnx_path, xv[0])
     import onnxruntime as ort
 
     sess = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])

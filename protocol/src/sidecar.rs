@@ -251,6 +251,30 @@ impl ScanSidecar {
     }
 }
 
+/// The scan sidecars in `dir`, sorted by name: its `*.json` files other than `truth.json`,
+/// phantom descriptions (`*.phantom.json`) and hidden files, as `scanner-sim generate` and
+/// `server dataset export` lay a folder out (declarations live in a subfolder). Errors name
+/// the folder.
+pub fn sidecars_in(dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>, String> {
+    let mut out: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+            p.is_file()
+                && name.is_some_and(|n| {
+                    n.ends_with(".json")
+                        && n != "truth.json"
+                        && !n.ends_with(".phantom.json")
+                        && !n.starts_with('.')
+                })
+        })
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
 /// Whether `name` is a bare image file name (`.png`, `.tif`, `.tiff`; letters, digits, `.`, `_`, `-`;
 /// no leading dot, at most 128 bytes): nothing that could leave the folder it is written to.
 pub fn is_bare_file_name(name: &str) -> bool {

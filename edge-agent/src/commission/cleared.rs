@@ -125,24 +125,10 @@ pub fn declaration_for<'a>(
         })
 }
 
-/// The sidecars of a folder (`*.json` other than declarations, truth and phantom files).
+/// The sidecars of a folder (`*.json` other than declarations, truth and phantom files); an
+/// error when there are none.
 pub fn sidecars(dir: &Path) -> Result<Vec<PathBuf>, String> {
-    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
-            p.is_file()
-                && name.is_some_and(|n| {
-                    n.ends_with(".json")
-                        && n != "truth.json"
-                        && !n.ends_with(".phantom.json")
-                        && !n.starts_with('.')
-                })
-        })
-        .collect();
-    out.sort();
+    let out = baylens_protocol::sidecar::sidecars_in(dir)?;
     if out.is_empty() {
         return Err(format!(
             "{} holds no scans (sidecar .json files)",

@@ -10,6 +10,10 @@ use super::loader::{Loader, round1};
 use crate::geometry::{Shape, cuboid};
 use crate::materials::{CELLULOSE, DRUG, Material, STEEL, WATER};
 
+/// How much a package hidden inside a load must stand out from the goods it displaces:
+/// `(μ_package − μ_host)·t` at the high energy, a margin that matters but is not trivial.
+pub(crate) const CONCEAL_CONTRAST: RangeInclusive<f64> = 0.25..=2.5;
+
 /// Builds a false wall, floor or ceiling (drawn at random) with contraband behind it into the
 /// load; returns the kind and the anomaly, in words.
 pub(super) fn false_structure(l: &mut Loader<'_>) -> (&'static str, String) {
@@ -136,7 +140,7 @@ pub(super) fn conceal_in(l: &mut Loader<'_>, host: usize) -> Option<&'static str
         let pz = l.rng.random_range(z[0] + 50.0..=z[1] - h - 50.0);
         let py = l.rng.random_range(y[0] + 50.0..=y[1] - t - 50.0);
         let contrast = (m.mu_per_mm(true, dens) - host_material.mu_per_mm(true, host_density)) * t;
-        if !(0.25..=2.5).contains(&contrast) {
+        if !CONCEAL_CONTRAST.contains(&contrast) {
             continue;
         }
         let bx = ([px, px + w], [py, py + t], [pz, pz + h]);

@@ -9,7 +9,7 @@ use rand::seq::IndexedRandom;
 use serde::Serialize;
 
 use hide::conceal_in;
-pub(crate) use hide::contraband;
+pub(crate) use hide::{CONCEAL_CONTRAST, contraband};
 use loader::{Loader, random_profile, random_profile_of, round1};
 
 use crate::geometry::{ContainerType, Layout, Solid};

@@ -145,20 +145,12 @@ pub fn inside(kind: ThreatKind, b: Bounds, rng: &mut impl Rng) -> Threat {
         ThreatKind::DrugBricks => {
             // 1 kg bricks, about 200 x 60 x 120 mm (x, z, y), stacked with 10 mm gaps.
             let density = rng.random_range(0.9..=1.25);
-            for bx in steps(x, 200.0, 10.0) {
-                for bz in steps(z, 60.0, 10.0) {
-                    solids.push(cuboid(bx, y, bz, DRUG, density));
-                }
-            }
+            solids = stack(b, [200.0, 60.0], 10.0, DRUG, density);
             "drug bricks"
         }
         ThreatKind::CigaretteCases => {
             let density = rng.random_range(0.45..=0.75);
-            for bx in steps(x, 600.0, 5.0) {
-                for bz in steps(z, 300.0, 5.0) {
-                    solids.push(cuboid(bx, y, bz, CELLULOSE, density));
-                }
-            }
+            solids = stack(b, [600.0, 300.0], 5.0, CELLULOSE, density);
             "cigarette master cases"
         }
         ThreatKind::Weapons => {
@@ -218,6 +210,17 @@ pub fn structure(kind: ThreatKind, at: Hiding, rng: &mut impl Rng) -> Threat {
         mass_kg: mass,
         displaces: None,
     }
+}
+
+/// Boxes of `[length, height]` stacked with `gap` between them over the box `b`, each across
+/// its whole depth.
+fn stack(b: Bounds, [len, height]: [f64; 2], gap: f64, m: Material, density: f64) -> Vec<Solid> {
+    let [x, y, z] = b;
+    steps(x, len, gap)
+        .into_iter()
+        .flat_map(|bx| steps(z, height, gap).into_iter().map(move |bz| (bx, bz)))
+        .map(|(bx, bz)| cuboid(bx, y, bz, m, density))
+        .collect()
 }
 
 /// Consecutive spans of `size` with `gap` between them, covering `[a, b]` (the last one cut).

@@ -64,15 +64,13 @@ use serde::Serialize;
 use crate::geometry::Solid;
 use crate::profile::ScannerProfile;
 use crate::render::{Defects, Detector, RaySums, SimulatedScan, blur_3tap};
+use crate::scene::CONCEAL_CONTRAST;
 use crate::write::ScanMeta;
 use library::{Threat, ThreatKind};
 use place::Room;
 
 /// Largest image side accepted, pixels (a 40' container at 4 mm is about 4,500 columns).
 pub const MAX_SIDE: u32 = 20_000;
-/// Net attenuation a package inside a load must add, on average over its mask (the range
-/// `scene::conceal_in` keeps for the simulator's own concealment).
-const CONTRAST: std::ops::RangeInclusive<f64> = 0.25..=2.5;
 /// Placements tried for a package that stands out before the scan is passed over.
 const CONTRAST_TRIES: usize = 20;
 /// Hardening is undone only up to `k·A' = 0.95`; beyond it the ray is all but opaque.
@@ -318,7 +316,7 @@ pub fn project(
 
 /// Whether a package inside a load stands out from the goods it displaced by a margin that
 /// matters but is not trivial, as the simulator's own concealment requires: the mean net
-/// high-energy attenuation it adds over its mask lies in [`CONTRAST`]. (Cigarettes in paper
+/// high-energy attenuation it adds over its mask lies in [`CONCEAL_CONTRAST`]. (Cigarettes in paper
 /// goods are invisible to any X-ray: projecting them would teach a model to flag paper.)
 fn visible(sums: &RaySums, displaced: Option<&[Vec<f32>; 2]>) -> bool {
     let (mut sum, mut n) = (0.0f64, 0usize);
@@ -326,7 +324,7 @@ fn visible(sums: &RaySums, displaced: Option<&[Vec<f32>; 2]>) -> bool {
         sum += f64::from(sums.high[i] - displaced.map_or(0.0, |d| d[0][i]));
         n += 1;
     }
-    n > 0 && CONTRAST.contains(&(sum / n as f64))
+    n > 0 && CONCEAL_CONTRAST.contains(&(sum / n as f64))
 }
 
 /// The ray sums, per energy, of the host goods a package inside a load takes the place of.

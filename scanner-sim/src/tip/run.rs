@@ -43,32 +43,10 @@ pub struct Summary {
     pub no_room: usize,
 }
 
-/// The sidecars in `dir`: `*.json` other than `truth.json`, phantom descriptions and hidden
-/// files, sorted by name.
-pub fn sidecars(dir: &Path) -> Result<Vec<PathBuf>, String> {
-    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            let name = p
-                .file_name()
-                .map_or(String::new(), |n| n.to_string_lossy().into());
-            p.is_file()
-                && name.ends_with(".json")
-                && name != "truth.json"
-                && !name.starts_with('.')
-                && !name.ends_with(".phantom.json")
-        })
-        .collect();
-    out.sort();
-    Ok(out)
-}
-
 /// Runs a projection: reads (and checks) every cleared scan first, so that an unreadable one
 /// stops the run before anything is written, naming it.
 pub fn run(opts: &TipOptions) -> Result<Summary, String> {
-    let paths = sidecars(&opts.cleared)?;
+    let paths = baylens_protocol::sidecar::sidecars_in(&opts.cleared)?;
     if paths.is_empty() {
         return Err(format!("{}: no scan sidecars", opts.cleared.display()));
     }
