@@ -2,8 +2,8 @@
 //!
 //! ```text
 //! cargo run --release -p baylens-models --example ocr_eval -- [--count 200] [--seed 6346]
-//!     [--models small|tiny] [--failures DIR] [--view side] [--pass FRAMES [--pass-views door]]
-//!     [--fonts train|heldout [--font-split FILE]]
+//!     [--models code|tiny|small] [--failures DIR] [--view side]
+//!     [--pass FRAMES [--pass-views door]] [--fonts train|heldout [--font-split FILE]]
 //! ```
 //!
 //! With `--fonts`, the markings are painted in the typefaces of that set of the font split

