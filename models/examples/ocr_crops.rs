@@ -159,7 +159,8 @@ fn write(dir: &Path, crops: &[(Crop, String, String, &str)]) -> std::io::Result<
         writeln!(
             tsv,
             "{offset}\t{}\t{label}\t{face}\t{view}\t{}",
-            crop.width, crop.stacked
+            crop.width(),
+            crop.stacked
         )?;
         offset += bytes.len();
     }

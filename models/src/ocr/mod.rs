@@ -232,8 +232,13 @@ pub struct Crop {
     pub stacked: bool,
     /// `width * 48 * 3` values, row-major RGB.
     pub pixels: Vec<f32>,
+}
+
+impl Crop {
     /// Width (pixels).
-    pub width: usize,
+    pub fn width(&self) -> usize {
+        self.pixels.len() / (48 * 3)
+    }
 }
 
 /// The detector and recogniser sessions.
@@ -491,7 +496,6 @@ impl OcrModel {
                 region: *region,
                 stacked,
                 pixels: pixels.to_vec(),
-                width: pixels.len() / (48 * 3),
             });
         }
         let (t, probs) = self.line_probabilities(pixels)?;
