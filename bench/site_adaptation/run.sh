@@ -10,7 +10,9 @@
 # Counted per load: a concealed_object finding (false alarm on honest and empty loads; on
 # the others, detection when it overlaps what was hidden).
 # Usage: bench/site_adaptation/run.sh  (BAYLENS_PROFILES, default "portal-b gantry-c";
-# PYTHON, default /tmp/train-venv/bin/python with models/train/requirements.txt).
+# PYTHON, default /tmp/train-venv/bin/python with models/train/requirements.txt;
+# BAYLENS_MODEL, a candidate base model with its .sha256 beside it, measured in place of the
+# shipped one in every state, before it ships).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 export ORT_DYLIB_PATH=${ORT_DYLIB_PATH:-$PWD/.ort/libonnxruntime.so}
@@ -18,6 +20,8 @@ python=${PYTHON:-/tmp/train-venv/bin/python}
 sim=target/release/scanner-sim; agent=target/release/edge-agent
 out=${BAYLENS_BENCH_DIR:-target/site-adaptation}
 at=2026-12-01T08:00:00Z
+base=(); base_py=()
+if [ -n "${BAYLENS_MODEL:-}" ]; then base=(--model "$BAYLENS_MODEL"); base_py=(--base "$BAYLENS_MODEL"); fi
 mkdir -p "$out"
 for profile in ${BAYLENS_PROFILES:-portal-b gantry-c}; do
   d="$out/$profile"; rm -rf "$d"; mkdir -p "$d"
@@ -32,14 +36,14 @@ for profile in ${BAYLENS_PROFILES:-portal-b gantry-c}; do
     $sim generate --profile "$profile" --scenario "${s%%:*}" --count "${s##*:}" --seed $((981 + k)) --out "$d/m-${s%%:*}" --quiet --captured-at $at >/dev/null
     k=$((k + 1))
   done
-  $agent calibrate --cleared "$d/cleared" --calibration "$d/phantom.toml" --out "$d/calibrated.toml" | tail -3
+  $agent calibrate --cleared "$d/cleared" --calibration "$d/phantom.toml" --out "$d/calibrated.toml" "${base[@]}" | tail -3
   /usr/bin/time -f "adaptation: %e s, %M KB" "$python" models/train/adapt_site.py --cleared "$d/cleared" \
-      --phantom "$d/phantom/BAY01-phantom-$profile-s1.json" --calibration "$d/phantom.toml" --out "$d/site" > "$d/adapt.log" 2>&1 || { tail -20 "$d/adapt.log"; exit 1; }
+      --phantom "$d/phantom/BAY01-phantom-$profile-s1.json" --calibration "$d/phantom.toml" --out "$d/site" "${base_py[@]}" > "$d/adapt.log" 2>&1 || { tail -20 "$d/adapt.log"; exit 1; }
   tail -1 "$d/adapt.log"
   for state in base calibrated adapted; do
     case $state in
-      base) args=();;
-      calibrated) args=(--calibration "$d/calibrated.toml");;
+      base) args=("${base[@]}");;
+      calibrated) args=(--calibration "$d/calibrated.toml" "${base[@]}");;
       adapted) args=(--calibration "$d/site/scanner.toml" --model "$d/site/xray-concealment.onnx");;
     esac
     for s in honest empty concealment compartment; do

@@ -3,8 +3,10 @@
 //!
 //! ```text
 //! cargo run --release -p baylens-models --example evaluate -- [--per-scenario 75] \
-//!     [--seed 3000] [--val-seed 2000] [--threads 2] [--json FILE]
+//!     [--seed 3000] [--val-seed 2000] [--threads 2] [--json FILE] [--model FILE]
 //! ```
+//!
+//! `--model` evaluates a candidate file (its `.sha256` beside it) instead of the shipped one.
 //!
 //! 1. A validation set (`--val-seed`, the seed the training script validated on) picks the
 //!    operating point: for each minimum region size, the lowest pixel threshold that keeps
@@ -48,14 +50,15 @@ fn level(k: usize) -> f32 {
     k as f32 / 100.0
 }
 
-/// Threshold levels tried, in hundredths.
-const LEVELS: std::ops::RangeInclusive<usize> = 1..=19;
+/// Threshold levels tried, in hundredths: every 0.05, then every 0.01 above 0.95.
+const LEVELS: [usize; 23] = [
+    5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55, 60, 65, 70, 75, 80, 85, 90, 95, 96, 97, 98, 99,
+];
 
 fn score(heatmap: &Array2<f32>, mask: &Array2<bool>) -> (Vec<f32>, Vec<Vec<bool>>) {
     let mut scores = vec![0.0; MIN_SIZES.len()];
     let mut hits = vec![vec![false; 100]; MIN_SIZES.len()];
-    for step in LEVELS {
-        let k = step * 5;
+    for k in LEVELS {
         let found = regions(heatmap.view(), level(k), 1);
         if found.is_empty() {
             break;
@@ -174,8 +177,14 @@ fn main() {
     let val_seed: u64 = arg(&args, "--val-seed", 2000);
     let threads: usize = arg(&args, "--threads", 2);
     let json_out: String = arg(&args, "--json", String::new());
-    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("onnx");
-    let mut model = ConcealmentModel::load(&models, threads).expect("the model loads");
+    let candidate: String = arg(&args, "--model", String::new());
+    let mut model = if candidate.is_empty() {
+        let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("onnx");
+        ConcealmentModel::load(&models, threads)
+    } else {
+        ConcealmentModel::load_beside_sha256(Path::new(&candidate), threads)
+    }
+    .expect("the model loads");
 
     // 1. Operating point on the validation seed.
     let val = run_set(
@@ -187,7 +196,7 @@ fn main() {
     let mut best = (0usize, 99usize, -1.0f64, 0.0f64);
     for m in 0..MIN_SIZES.len() {
         if let Some(k) = LEVELS
-            .map(|step| step * 5)
+            .into_iter()
             .find(|&k| rates(&val, m, k).1 <= TARGET_FALSE_ALARM)
         {
             let (det, fa, ..) = rates(&val, m, k);
@@ -195,6 +204,19 @@ fn main() {
                 best = (m, k, det, fa);
             }
         }
+    }
+    for (m, size) in MIN_SIZES.iter().enumerate() {
+        let at: Vec<String> = [90, 95, 97, 99]
+            .iter()
+            .map(|&k| {
+                let (det, fa, ..) = rates(&val, m, k);
+                format!("{:.2}: {det:.3}/{fa:.3}", level(k))
+            })
+            .collect();
+        println!(
+            "validation, min region {size} px (detection/false alarms): {}",
+            at.join(", ")
+        );
     }
     let (m, k, val_det, val_fa) = best;
     println!(

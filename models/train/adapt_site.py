@@ -37,20 +37,19 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # numpy, PyTorch, Pillow and the training module are imported only once the input has passed
 # its checks (`load_training_stack`), so that a bad folder is refused on any machine.
 np = torch = Image = None
-ATTENUATION_SCALE = NAME = T_MIN = ConcealmentNet = batch_loss = crops = export_onnx = None
+NAME = batch_loss = crops = export_onnx = model_input = net_from_onnx = resized = None
 
 
 def load_training_stack():
-    global np, torch, Image, ATTENUATION_SCALE, NAME, T_MIN, ConcealmentNet, batch_loss, crops, export_onnx
+    global np, torch, Image, NAME, batch_loss, crops, export_onnx, model_input, net_from_onnx, resized
     import numpy as np
     import torch
     from PIL import Image
     from train_xray_concealment import (
-        ATTENUATION_SCALE, NAME, T_MIN, ConcealmentNet, batch_loss, crops, export_onnx)
+        NAME, batch_loss, crops, export_onnx, model_input, net_from_onnx, resized)
 
 MIN_CLEARED = 60
 HELDOUT_SHARE = 0.3
-PITCH_MM = 10.0  # models/src/concealment/mod.rs
 KINDS = ["drug_bricks", "cigarette_cases", "weapons", "ammunition",
          "false_wall", "false_floor", "false_ceiling"]
 RECIPE = dict(crop=(192, 320), positive_share=0.25, skip_air=True, pos_weight=3.0,
@@ -130,42 +129,11 @@ def run(cmd, **kw):
     return subprocess.run(cmd, check=True, **kw)
 
 
-def resized(a, w, h):
-    """PIL's antialiased bilinear: the filter models/src/concealment/resample.rs mirrors."""
-    return np.asarray(Image.fromarray(a.astype(np.float32), mode="F").resize((w, h), Image.BILINEAR),
-                      dtype=np.float32)
-
-
-def model_input(sidecar_path, mask=False):
-    """The model's input at 10 mm (and the mask there), as the Rust pipeline makes it:
-    transmission resampled, then scaled attenuation."""
-    sc = json.load(open(sidecar_path))
-    hi = next(i for i in sc["images"] if i["energy"] == "high")
-    r = np.array(Image.open(os.path.join(os.path.dirname(sidecar_path), hi["file"]))).astype(np.float32)
-    t = np.clip((r - np.float32(hi["dark"])) / np.float32(hi["air"] - hi["dark"]), T_MIN, 1.0)
-    h, w = t.shape
-    px = sc["pixel_pitch_mm"]
-    py = sc.get("pixel_pitch_vertical_mm") or px
-    mw, mh = max(1, round(w * px / PITCH_MM)), max(1, round(h * py / PITCH_MM))
-    if (px, py) != (PITCH_MM, PITCH_MM):
-        t = resized(t, mw, mh)
-    x = (-np.log(np.clip(t, T_MIN, 1.0)) * np.float32(ATTENUATION_SCALE)).astype(np.float32)
-    y = np.zeros(x.shape, bool)
-    if mask:
-        m = np.array(Image.open(sidecar_path[:-len(".json")] + ".mask.png")).astype(np.float32) / 255
-        y = (resized(m, mw, mh) if m.shape != x.shape else m) > 0.5
-    return x, y
-
-
 def finetune(base, xs, ys, steps, threads, seed):
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     torch.set_num_threads(threads)
-    import onnx
-    from onnx import numpy_helper
-    net = ConcealmentNet()
-    net.load_state_dict({i.name.removeprefix("net."): torch.from_numpy(numpy_helper.to_array(i).copy())
-                         for i in onnx.load(base).graph.initializer})
+    net = net_from_onnx(base)
     positives = [i for i, y in enumerate(ys) if y.any()]
     opt = torch.optim.AdamW(net.parameters(), lr=RECIPE["lr"], weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=RECIPE["lr"], total_steps=steps, pct_start=0.1)

@@ -29,6 +29,7 @@ from PIL import Image
 SEED = 20261126
 ATTENUATION_SCALE = 0.25
 T_MIN = 1e-6
+PITCH_MM = 10.0  # models/src/concealment/mod.rs
 NAME = "xray-concealment"
 # Two stages. Stage 1 learns what hidden goods look like: small crops, half of them on hidden
 # goods, positives weighted up. It finds everything but also flags dense stack tops, walls and
@@ -50,18 +51,84 @@ def preprocess(readings: np.ndarray, air: int, dark: int) -> np.ndarray:
     return (-np.log(t) * np.float32(ATTENUATION_SCALE)).astype(np.float32)
 
 
-def load_split(folder):
-    """Scans of a folder as (attenuation, mask, scenario) lists; sizes differ per scan."""
+def resized(a, w, h):
+    """PIL's antialiased bilinear: the filter models/src/concealment/resample.rs mirrors."""
+    return np.asarray(Image.fromarray(a.astype(np.float32), mode="F").resize((w, h), Image.BILINEAR),
+                      dtype=np.float32)
+
+
+# Domain randomisation (`--randomise`): each training scan is seen as if another scanner had
+# taken it. The ranges are physical ones set before any measurement, wide enough to cover
+# linacs from 4 to 9 MeV and detectors from mobile units to fine portals; no profile's scans
+# or parameters were fitted to. The simulator's own detector (40,000 photons in air, a [1 2 1]/4
+# blur, 0.5 % gain spread) is the least noisy and sharpest case, so only noise and blur are added.
+SCANNERS = dict(photons=(10_000.0, 40_000.0), hardening=(0.0, 0.02), psf_centre=(0.3, 0.7),
+                psf_passes=(0, 2), gain_spread=(0.0, 0.01), sim_photons=40_000.0)
+
+
+def random_scanner(rng):
+    """One draw of a scanner from SCANNERS (a dict for `transmission_as`)."""
+    r = SCANNERS
+    return dict(photons=float(rng.uniform(*r["photons"])), hardening=float(rng.uniform(*r["hardening"])),
+                psf_centre=float(rng.uniform(*r["psf_centre"])),
+                psf_passes=int(rng.integers(r["psf_passes"][0], r["psf_passes"][1] + 1)),
+                gain_spread=float(rng.uniform(*r["gain_spread"])), seed=int(rng.integers(1 << 31)))
+
+
+def transmission_as(t, scanner):
+    """Transmission at the scan's own pixels as `scanner` would have read it: beam hardening on
+    the attenuation, a wider point-spread, fewer photons and a channel (row) gain of its own."""
+    rng = np.random.default_rng(scanner["seed"])
+    a = -np.log(np.clip(t, T_MIN, 1.0))
+    t = np.exp(-a / (1.0 + scanner["hardening"] * a)).astype(np.float32)
+    c = np.float32(scanner["psf_centre"])
+    for _ in range(scanner["psf_passes"]):
+        for axis in (0, 1):
+            t = c * t + (1 - c) / 2 * (np.roll(t, 1, axis) + np.roll(t, -1, axis))
+    extra = max(0.0, 1.0 / scanner["photons"] - 1.0 / SCANNERS["sim_photons"])
+    t = t + np.sqrt(np.clip(t, 0, None) * extra).astype(np.float32) * rng.standard_normal(t.shape, np.float32)
+    t = t * (1 + scanner["gain_spread"] * rng.standard_normal((t.shape[0], 1), np.float32))
+    return np.clip(t, T_MIN, 1.0).astype(np.float32)
+
+
+def model_input(sidecar_path, mask=False, scanner=None):
+    """The model's input at 10 mm (and the mask there), as the Rust pipeline makes it:
+    transmission resampled, then scaled attenuation. `scanner` (from `random_scanner`) reads
+    the scan as another scanner first."""
+    sc = json.load(open(sidecar_path))
+    hi = next(i for i in sc["images"] if i["energy"] == "high")
+    r = np.array(Image.open(os.path.join(os.path.dirname(sidecar_path), hi["file"]))).astype(np.float32)
+    t = np.clip((r - np.float32(hi["dark"])) / np.float32(hi["air"] - hi["dark"]), T_MIN, 1.0)
+    if scanner is not None:
+        t = transmission_as(t, scanner)
+    h, w = t.shape
+    px = sc["pixel_pitch_mm"]
+    py = sc.get("pixel_pitch_vertical_mm") or px
+    mw, mh = max(1, round(w * px / PITCH_MM)), max(1, round(h * py / PITCH_MM))
+    if (px, py) != (PITCH_MM, PITCH_MM):
+        t = resized(t, mw, mh)
+    x = (-np.log(np.clip(t, T_MIN, 1.0)) * np.float32(ATTENUATION_SCALE)).astype(np.float32)
+    y = np.zeros(x.shape, bool)
+    if mask:
+        m = np.array(Image.open(sidecar_path[:-len(".json")] + ".mask.png")).astype(np.float32) / 255
+        y = (resized(m, mw, mh) if m.shape != x.shape else m) > 0.5
+    return x, y
+
+
+def load_split(folder, rng=None):
+    """Scans of a folder (and its subfolders, each with its truth.json) as (attenuation, mask,
+    scenario) lists at the model's pitch; sizes differ per scan. With `rng`, each scan is read
+    as a randomly drawn scanner (domain randomisation)."""
     xs, ys, kinds = [], [], []
-    for entry in json.load(open(os.path.join(folder, "truth.json"))):
-        sid = entry["scan_id"]
-        sidecar = json.load(open(os.path.join(folder, f"{sid}.json")))
-        high = next(i for i in sidecar["images"] if i["energy"] == "high")
-        readings = np.array(Image.open(os.path.join(folder, high["file"])))
-        assert readings.dtype == np.uint16, readings.dtype
-        xs.append(preprocess(readings, high["air"], high["dark"]))
-        ys.append(np.array(Image.open(os.path.join(folder, f"{sid}.mask.png"))) > 127)
-        kinds.append(entry["scenario"])
+    for root, _, files in sorted(os.walk(folder)):
+        if "truth.json" not in files:
+            continue
+        for entry in json.load(open(os.path.join(root, "truth.json"))):
+            scanner = random_scanner(rng) if rng is not None else None
+            x, y = model_input(os.path.join(root, f"{entry['scan_id']}.json"), mask=True, scanner=scanner)
+            xs.append(x)
+            ys.append(y)
+            kinds.append(entry["scenario"])
     return xs, ys, kinds
 
 
@@ -90,6 +157,51 @@ class ConcealmentNet(nn.Module):
         d2 = self.dec2(torch.cat([F.interpolate(m, scale_factor=2.0, mode="nearest"), e2], 1))
         d1 = self.dec1(torch.cat([F.interpolate(d2, scale_factor=2.0, mode="nearest"), e1], 1))
         return F.interpolate(self.head(d1), scale_factor=2.0, mode="bilinear", align_corners=False)
+
+
+class LiteNet(nn.Module):
+    """The same three levels at half the multiply-adds (about 15.5k against 30k per
+    half-resolution pixel): one convolution in the first encoder, and decoders that first
+    reduce the concatenated channels with a 1x1 convolution, then apply one 3x3."""
+
+    def __init__(self, c=16):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, c, 3, stride=2, padding=1), nn.ReLU(inplace=True))
+        self.enc1 = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.ReLU(inplace=True))
+        self.enc2 = block(c, 2 * c)
+        self.mid = block(2 * c, 4 * c)
+        self.dec2 = reduce_block(6 * c, 2 * c)
+        self.dec1 = reduce_block(3 * c, c)
+        self.head = nn.Conv2d(c, 1, 1)
+
+    forward = ConcealmentNet.forward
+
+
+def reduce_block(cin, cout):
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 1), nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1), nn.ReLU(inplace=True),
+    )
+
+
+ARCHS = {"unet": ConcealmentNet, "lite": LiteNet}
+
+
+def net_from_onnx(path):
+    """The net a committed ONNX file holds, with its weights: the architecture is told apart by
+    its parameter names and shapes."""
+    import onnx
+    from onnx import numpy_helper
+
+    weights = {i.name.removeprefix("net."): torch.from_numpy(numpy_helper.to_array(i).copy())
+               for i in onnx.load(path).graph.initializer}
+    for arch in ARCHS.values():
+        net = arch()
+        shapes = {k: v.shape for k, v in net.state_dict().items()}
+        if shapes == {k: v.shape for k, v in weights.items()}:
+            net.load_state_dict(weights)
+            return net
+    raise SystemExit(f"{path}: not a concealment net this script knows ({', '.join(ARCHS)})")
 
 
 class Exported(nn.Module):
@@ -199,6 +311,9 @@ def main():
     ap.add_argument("--recipe", choices=sorted(RECIPES), default="stage1")
     ap.add_argument("--init", help="ONNX file of the previous stage to start from")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--arch", choices=sorted(ARCHS), default="unet")
+    ap.add_argument("--randomise", action="store_true",
+                    help="read each training scan as a randomly drawn scanner (SCANNERS)")
     args = ap.parse_args()
     recipe = RECIPES[args.recipe]
 
@@ -207,19 +322,14 @@ def main():
     rng = np.random.default_rng(SEED)
     torch.set_num_threads(args.threads)
 
-    xt, yt, _ = load_split(os.path.join(args.data, "train"))
+    xt, yt, _ = load_split(os.path.join(args.data, "train"), rng if args.randomise else None)
     xv, yv, kv = load_split(os.path.join(args.data, "val"))
     positives = [i for i, y in enumerate(yt) if y.any()]
     print(f"train {len(xt)} scans ({len(positives)} with concealment), val {len(xv)}", flush=True)
 
-    net = ConcealmentNet()
+    net = ARCHS[args.arch]()
     if args.init:
-        import onnx
-        from onnx import numpy_helper
-
-        weights = {i.name.removeprefix("net."): torch.from_numpy(numpy_helper.to_array(i).copy())
-                   for i in onnx.load(args.init).graph.initializer}
-        net.load_state_dict(weights)
+        net = net_from_onnx(args.init)
         print(f"started from {args.init}", flush=True)
     steps = recipe["steps"]
     opt = torch.optim.AdamW(net.parameters(), lr=recipe["lr"], weight_decay=1e-4)
@@ -242,6 +352,8 @@ def main():
     metrics["recipe"] = args.recipe
     metrics.update({k: list(v) if isinstance(v, tuple) else v for k, v in recipe.items()})
     metrics["seed"] = SEED
+    metrics["arch"] = type(net).__name__
+    metrics["randomised"] = SCANNERS if args.randomise else None
     print("validation", metrics, flush=True)
 
     os.makedirs(args.out, exist_ok=True)

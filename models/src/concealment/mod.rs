@@ -47,7 +47,7 @@ pub const PITCH_MM: f64 = 10.0;
 /// Pixel probability above which a pixel counts as flagged: the operating threshold, chosen on
 /// the validation seed as the lowest that keeps false alarms at or under 1 % of clean
 /// containers (`cargo run --release -p baylens-models --example evaluate`; see the card).
-pub const THRESHOLD: f32 = 0.95;
+pub const THRESHOLD: f32 = 0.97;
 /// Regions smaller than this many pixels are not reported (a 250 x 250 mm package at 10 mm
 /// pitch covers about 600 pixels); chosen with [`THRESHOLD`].
 pub const MIN_REGION_PIXELS: usize = 300;
