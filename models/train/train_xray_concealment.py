@@ -5,14 +5,18 @@ committed model are in models/train/README.md (two stages: `--recipe stage1`, th
 `--recipe stage2 --init <stage 1 ONNX>`).
 
 Input: the high-energy attenuation A = -ln T, scaled by 1/4 (`preprocess`, mirrored in Rust in
-models/src/concealment/preprocess.rs), shape [N, 1, H, W], H and W multiples of 8, at the
-simulator's 10 mm pitch. Output: per-pixel probability that the pixel shows concealed goods or a
-false structure (wall, floor, ceiling), same shape.
+models/src/concealment/preprocess.rs), shape [N, 1, H, W], H and W multiples of 8, at 10 mm
+pitch (scans at other pitches are resampled first, `model_input`, as the agent does). Output:
+per-pixel probability that the pixel shows concealed goods or a false structure (wall, floor,
+ceiling), same shape.
 
-The net is a three-level U-Net that works at half resolution: a stride-2 stem, encoders of 16, 32
-and 64 channels, nearest-neighbour upsampling with skip connections, and a bilinear upsampling of
-the logits back to full resolution. Half resolution (20 mm) still puts 10+ pixels across the
-smallest package and cuts the cost per scan by four.
+Two architectures (`--arch`), both three-level U-Nets that work at half resolution: a stride-2
+stem, encoders of 16, 32 and 64 channels, nearest-neighbour upsampling with skip connections,
+and a bilinear upsampling of the logits back to full resolution. Half resolution (20 mm) still
+puts 10+ pixels across the smallest package and cuts the cost per scan by four. `unet` (the
+first shipped model) has two 3x3 convolutions in every block; `lite` (the shipped model since
+2026-12-07) has half its multiply-adds. `--randomise` reads each training scan as a randomly
+drawn scanner (domain randomisation, `SCANNERS`).
 """
 import argparse
 import json
