@@ -17,8 +17,8 @@
 //!
 //! A container is *detected* when a flagged region overlaps its truth mask; it is a *false
 //! alarm* when a clean container (no hidden goods) has any flagged region. A container's score
-//! for the ROC is the highest threshold (in steps of 0.05) at which it still has a region of the
-//! minimum size.
+//! for the ROC is the highest threshold (in steps of 0.05, then of 0.01 above 0.95) at which it
+//! still has a region of the minimum size.
 
 use std::collections::BTreeMap;
 use std::path::Path;
