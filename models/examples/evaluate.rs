@@ -193,15 +193,16 @@ fn main() {
         per_scenario.div_ceil(2).max(20),
         "validation",
     );
-    let mut best = (0usize, 99usize, -1.0f64, 0.0f64);
+    // Per size, the lowest level within the target; the size with the best detection wins.
+    let mut best: Option<(usize, usize, f64, f64)> = None;
     for m in 0..MIN_SIZES.len() {
         if let Some(k) = LEVELS
             .into_iter()
             .find(|&k| rates(&val, m, k).1 <= TARGET_FALSE_ALARM)
         {
             let (det, fa, ..) = rates(&val, m, k);
-            if det > best.2 {
-                best = (m, k, det, fa);
+            if best.is_none_or(|b| det > b.2) {
+                best = Some((m, k, det, fa));
             }
         }
     }
@@ -218,7 +219,14 @@ fn main() {
             at.join(", ")
         );
     }
-    let (m, k, val_det, val_fa) = best;
+    let Some((m, k, val_det, val_fa)) = best else {
+        eprintln!(
+            "no threshold up to {:.2} keeps validation false alarms at or under {TARGET_FALSE_ALARM}: \
+             no operating point to measure the test set at",
+            level(LEVELS[LEVELS.len() - 1])
+        );
+        std::process::exit(2);
+    };
     println!(
         "operating point (validation, seed {val_seed}, {} containers): threshold {:.2}, \
          min region {} px -> detection {:.3}, false alarms {:.3}",
