@@ -358,17 +358,13 @@ fn calibrate(args: &CalibrateArgs) -> Result<bool> {
     };
     let mut model = load_model(&args.models, &args.model, args.threads)?;
     let load_all = |dir: &std::path::Path, model: &mut baylens_models::ConcealmentModel| {
-        let decls = commission::cleared::declarations(dir)?;
-        commission::cleared::sidecars(dir)?
-            .iter()
-            .map(|s| commission::cleared::analyse(s, model, &calibration, &decls))
-            .collect::<Result<Vec<_>, String>>()
+        commission::cleared::analyse_folder(dir, model, &calibration)
     };
     let cleared = match load_all(dir, &mut model) {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    let fit = commission::cleared::fit(&cleared, args.target_false_alarms, lanes);
+    let fit = commission::fit::fit(&cleared, args.target_false_alarms, lanes);
     println!(
         "{} cleared loads, target at most {:.1} % flagged:",
         cleared.len(),
@@ -418,7 +414,7 @@ fn calibrate(args: &CalibrateArgs) -> Result<bool> {
         args.target_false_alarms * 100.0,
         fit.flagged_share * 100.0
     );
-    let out = commission::cleared::with_site_sections(&text, &fit, &record);
+    let out = commission::fit::with_site_sections(&text, &fit, &record);
     if let Err(e) = std::fs::write(&args.out, out) {
         return fail(format!("cannot write {}: {e}", args.out.display()));
     }

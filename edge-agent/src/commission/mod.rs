@@ -10,6 +10,7 @@
 //! through `calibration_file`, and `edge-agent analyze --calibration` takes.
 
 pub mod cleared;
+pub mod fit;
 pub mod phantom;
 #[cfg(test)]
 mod phantom_tests;
