@@ -459,9 +459,32 @@ fn print_text(v: &serde_json::Value) {
     }
 }
 
+/// A one-shot command whose reader goes away (`edge-agent analyze ... | head`) ends as a Unix
+/// tool killed by SIGPIPE does (exit 141, nothing on stderr), instead of with a panic message:
+/// Rust ignores SIGPIPE, so `println!` panics on the closed pipe. The agent itself (`run`) keeps
+/// the default hook.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run { .. }) {
+        quiet_on_closed_stdout();
+    }
     // `analyze` prints its results on stdout, so its logs go to stderr.
     let to_stderr = matches!(
         cli.command,

@@ -315,3 +315,27 @@ fn python_reading(script: &str, file: &Path) -> serde_json::Value {
     );
     serde_json::from_slice(&read.stdout).unwrap()
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_the_command_without_a_panic() {
+    // `edge-agent analyze ... | head -1`: the reader closes the pipe before the report is
+    // written. The command must end as a Unix tool killed by SIGPIPE does (141), not panic.
+    let dir = tempfile::tempdir().unwrap();
+    let (sidecar, declaration) = scan(dir.path(), Scenario::Honest, None);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_edge-agent"))
+        .arg("analyze")
+        .arg(&sidecar)
+        .arg("--declaration")
+        .arg(&declaration)
+        .arg("--models")
+        .arg(models())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+}
