@@ -22,11 +22,10 @@ CLEARED holds scans officers cleared (sidecars, both 16-bit images, declarations
    more than chance (one-sided McNemar test at 5 %, `better`) at no more false alarms on the
    held-out clean scans. Adopted, it checks that Rust and Python agree on it (`parity`
    example), and writes SITE/xray-concealment.onnx and .sha256 and the site's calibration with
-   its threshold (scanner.toml). Not adopted, the base model stays:
-   no ONNX file is written, and scanner.toml is the base model's cleared-scan fit on all the
-   cleared scans (what `edge-agent calibrate --cleared` gives). Either way it writes the card
-   (.md and .card.json, with both models' figures and the decision) and a few projection
-   pictures (examples/).
+   its threshold (scanner.toml). Not adopted, the base model stays: no ONNX file is written,
+   and scanner.toml is the base model's cleared-scan fit on all the cleared scans (what
+   `edge-agent calibrate --cleared` gives). Either way it writes the card (.md and .card.json,
+   with both models' figures and the decision) and a few projection pictures (examples/).
 An adopted ONNX file goes to the bays as a signed release: `server model publish --name
 xray-concealment --file SITE/xray-concealment.onnx ...`.
 """
