@@ -11,6 +11,9 @@
 //! - **Vertical codes.** A tall, narrow box, or a column of single-character boxes, is a code
 //!   stacked on a door post: it is cut into character cells, which are laid side by side into
 //!   one horizontal line for the recogniser.
+//! - **The check digit.** A line read as an owner code and serial without its boxed check digit
+//!   (the recogniser drops a digit inside thin strokes at a line's end; the detector misses a
+//!   box standing apart) is looked at again just after the serial (`second_look.rs`).
 //! - **Recognition (CTC).** Each line is resampled to 48 pixels high and read; the output is
 //!   decoded greedily (repeats collapsed, blanks dropped) with the character list the model
 //!   carries in its metadata (`character`). Each character keeps its runner-up, which the ISO 6346
@@ -27,6 +30,7 @@ use baylens_protocol::code_read::{CharCandidates, CodeReading};
 
 mod decode;
 mod geometry;
+mod second_look;
 
 pub use decode::{ctc_decode, read_container_code};
 use decode::{is_code_length, line};
@@ -375,7 +379,8 @@ impl OcrModel {
     }
 
     /// Reads the container code in a frame: the lines as they stand first and, when they give
-    /// no accepted code, a second pass for a code stacked vertically on a door post (see
+    /// no accepted code, a second look at the boxed check digit after a serial read without it,
+    /// then a pass for a code stacked vertically on a door post (see
     /// [`OcrModel::read_vertical`]). Returns the reading and every line read.
     pub fn read_code(&mut self, img: Rgb<'_>) -> Result<(CodeReading, Vec<TextLine>), ModelError> {
         let mut lines = self.read(img)?;
@@ -383,57 +388,16 @@ impl OcrModel {
         if reading.check.accepted() {
             return Ok((reading, lines));
         }
+        let probes = self.read_check_digits(img, &lines)?;
+        if !probes.is_empty() {
+            lines.extend(probes);
+            let reading = read_container_code(&lines);
+            if reading.check.accepted() {
+                return Ok((reading, lines));
+            }
+        }
         lines.extend(self.read_vertical(img)?);
         Ok((read_container_code(&lines), lines))
-    }
-
-    /// Finds and reads vertical stacks of upright characters. The detector was trained on lines,
-    /// and a column of single characters with gaps between them barely registers, so the frame
-    /// is turned a quarter turn anticlockwise (the stack becomes a line of characters lying on
-    /// their side, which it does find), and each tall box found is cut into characters in the
-    /// upright frame and read as one line.
-    pub fn read_vertical(&mut self, img: Rgb<'_>) -> Result<Vec<TextLine>, ModelError> {
-        let (w, h) = (img.width, img.height);
-        let mut turned = vec![0u8; w * h * 3];
-        // turned(x', y') = img(w - 1 - y', x'): the top of a column ends up on the left.
-        for yy in 0..w {
-            for xx in 0..h {
-                let src = (xx * w + (w - 1 - yy)) * 3;
-                let dst = (yy * h + xx) * 3;
-                turned[dst..dst + 3].copy_from_slice(&img.data[src..src + 3]);
-            }
-        }
-        let boxes = self.detect(Rgb {
-            data: &turned,
-            width: h,
-            height: w,
-        })?;
-        let mut lines = Vec::new();
-        for b in boxes {
-            if b.axis[0].abs() < b.axis[1].abs() || b.half[0] < 3.0 * b.half[1] {
-                continue;
-            }
-            let [rx0, ry0, rx1, ry1] = b.bounds();
-            let (x0, x1) = (w as f32 - 1.0 - ry1, w as f32 - 1.0 - ry0);
-            let (y0, y1) = (rx0, rx1);
-            let upright = TextBox {
-                centre: [(x0 + x1) / 2.0, (y0 + y1) / 2.0],
-                axis: [0.0, 1.0],
-                half: [(y1 - y0) / 2.0, (x1 - x0) / 2.0],
-                score: b.score,
-            };
-            let cells = split_stack(img, &upright);
-            // A code is 11 characters; allow a stray cell or two (a bolt head, the box).
-            if !(10..=13).contains(&cells.len()) {
-                continue;
-            }
-            let strip = side_by_side(&cells);
-            let (text, chars) = self.recognise(&strip, &upright, true)?;
-            if is_code_length(&text) {
-                lines.push(line(upright, true, text, chars));
-            }
-        }
-        Ok(lines)
     }
 
     /// Reads every line of text in a frame, as the detector finds them.

@@ -1,0 +1,129 @@
+//! Second looks at a frame whose lines gave no accepted code: the boxed check digit after a
+//! serial read without it, and codes stacked vertically on a door post.
+
+use super::decode::{is_code_length, line};
+use super::geometry::{cell_from, side_by_side, split_stack, straighten};
+use super::{OcrModel, Rgb, TextBox, TextLine};
+use crate::ModelError;
+
+impl OcrModel {
+    /// For each line that reads as an owner code and serial without the check digit (ten
+    /// characters, the last six digits), reads again where ISO 6346 puts the boxed check
+    /// digit: just after the serial's last character, on the same line. The recogniser often
+    /// drops a digit inside thin box strokes at the end of a line, and the detector often
+    /// misses the box when it stands apart. The digit read there still has to pass the check,
+    /// so a miss costs two recogniser runs and nothing else.
+    pub(super) fn read_check_digits(
+        &mut self,
+        img: Rgb<'_>,
+        lines: &[TextLine],
+    ) -> Result<Vec<TextLine>, ModelError> {
+        let mut out = Vec::new();
+        for l in lines
+            .iter()
+            .filter(|l| !l.vertical && lacks_check_digit(&l.text))
+        {
+            let b = l.text_box;
+            let (len, h) = (2.0 * b.half[0], 2.0 * b.half[1]);
+            // Where along the line the recogniser put its last character: the last step whose
+            // best class is a letter or digit (a box read as a CJK sign does not count), as a
+            // share of the (padded) input's width.
+            let (pixels, w) = straighten(img, &b, 48);
+            let (t, probs) = self.line_probabilities(&pixels)?;
+            let c = self.classes.len();
+            let classes = &self.classes;
+            let Some(last) = (0..t).rev().find(|&k| {
+                let row = &probs[k * c..(k + 1) * c];
+                let best = (1..c).max_by(|&i, &j| row[i].total_cmp(&row[j]));
+                best.is_some_and(|i| row[i] > row[0] && classes[i].is_ascii_alphanumeric())
+            }) else {
+                continue;
+            };
+            let step_px = w.max(320) as f32 / t as f32;
+            let s_last = ((last as f32 + 0.5) * step_px / w as f32 - 0.5) * len;
+            // CTC fires late in a character, so that step is near its right edge, and the box's
+            // centre is about 0.45 line-heights further on (the gap and half the box; the line's
+            // height includes the detector's margin around the ink). Read it whole, strokes and
+            // all, and again inside its strokes. (Fitted on development views in the training
+            // typefaces, seed 9600.)
+            let at = s_last + 0.45 * h;
+            let centre = [b.centre[0] + b.axis[0] * at, b.centre[1] + b.axis[1] * at];
+            let region = |half: [f32; 2]| TextBox {
+                centre,
+                axis: b.axis,
+                half,
+                score: b.score,
+            };
+            let whole = region([0.4 * h, 0.5 * h]);
+            let (pixels, _) = straighten(img, &whole, 48);
+            let (text, chars) = self.recognise(&pixels, &whole, false)?;
+            let inner = region([0.2 * h, 0.28 * h]);
+            let strip = side_by_side(&[cell_from(img, inner.bounds())]);
+            let (_, inner_chars) = self.recognise(&strip, &inner, false)?;
+            let mut probe = line(whole, false, text, chars);
+            if !inner_chars.is_empty() {
+                probe.alternatives.push(inner_chars);
+            }
+            if !probe.chars.is_empty() || !probe.alternatives.is_empty() {
+                out.push(probe);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Finds and reads vertical stacks of upright characters. The detector was trained on lines,
+    /// and a column of single characters with gaps between them barely registers, so the frame
+    /// is turned a quarter turn anticlockwise (the stack becomes a line of characters lying on
+    /// their side, which it does find), and each tall box found is cut into characters in the
+    /// upright frame and read as one line.
+    pub fn read_vertical(&mut self, img: Rgb<'_>) -> Result<Vec<TextLine>, ModelError> {
+        let (w, h) = (img.width, img.height);
+        let mut turned = vec![0u8; w * h * 3];
+        // turned(x', y') = img(w - 1 - y', x'): the top of a column ends up on the left.
+        for yy in 0..w {
+            for xx in 0..h {
+                let src = (xx * w + (w - 1 - yy)) * 3;
+                let dst = (yy * h + xx) * 3;
+                turned[dst..dst + 3].copy_from_slice(&img.data[src..src + 3]);
+            }
+        }
+        let boxes = self.detect(Rgb {
+            data: &turned,
+            width: h,
+            height: w,
+        })?;
+        let mut lines = Vec::new();
+        for b in boxes {
+            if b.axis[0].abs() < b.axis[1].abs() || b.half[0] < 3.0 * b.half[1] {
+                continue;
+            }
+            let [rx0, ry0, rx1, ry1] = b.bounds();
+            let (x0, x1) = (w as f32 - 1.0 - ry1, w as f32 - 1.0 - ry0);
+            let (y0, y1) = (rx0, rx1);
+            let upright = TextBox {
+                centre: [(x0 + x1) / 2.0, (y0 + y1) / 2.0],
+                axis: [0.0, 1.0],
+                half: [(y1 - y0) / 2.0, (x1 - x0) / 2.0],
+                score: b.score,
+            };
+            let cells = split_stack(img, &upright);
+            // A code is 11 characters; allow a stray cell or two (a bolt head, the box).
+            if !(10..=13).contains(&cells.len()) {
+                continue;
+            }
+            let strip = side_by_side(&cells);
+            let (text, chars) = self.recognise(&strip, &upright, true)?;
+            if is_code_length(&text) {
+                lines.push(line(upright, true, text, chars));
+            }
+        }
+        Ok(lines)
+    }
+}
+
+/// Whether a line reads as an owner code and serial with no check digit after them: ten
+/// letters and digits, the last six digits.
+fn lacks_check_digit(text: &str) -> bool {
+    let t: Vec<char> = text.chars().filter(char::is_ascii_alphanumeric).collect();
+    t.len() == 10 && t[4..].iter().all(char::is_ascii_digit)
+}
