@@ -122,8 +122,35 @@ impl OcrModel {
 }
 
 /// Whether a line reads as an owner code and serial with no check digit after them: ten
-/// letters and digits, the last six digits.
+/// letters and digits, the fourth a letter (the category, U, J or Z, however misread) and the
+/// last six digits, and no stroke of the check digit's box. A line that dropped a letter of the
+/// owner code and kept its check digit (`MSK 241871[5]`) has a digit fourth or a box stroke,
+/// and is not one: looking after it would add a character the code does not have.
 fn lacks_check_digit(text: &str) -> bool {
+    if text.contains(['[', ']', '|']) {
+        return false;
+    }
     let t: Vec<char> = text.chars().filter(char::is_ascii_alphanumeric).collect();
-    t.len() == 10 && t[4..].iter().all(char::is_ascii_digit)
+    t.len() == 10 && t[3].is_ascii_alphabetic() && t[4..].iter().all(char::is_ascii_digit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lacks_check_digit;
+
+    #[test]
+    fn only_an_owner_code_and_serial_lack_the_check_digit() {
+        assert!(lacks_check_digit("CMAU 368627"));
+        assert!(lacks_check_digit("0OLU 673038"));
+        assert!(!lacks_check_digit("CMAU 3686270"), "has it");
+        assert!(
+            !lacks_check_digit("MSK 241871[5]"),
+            "a box stroke: the digit is there"
+        );
+        assert!(
+            !lacks_check_digit("MSK 2418715"),
+            "a digit fourth: a letter was dropped"
+        );
+        assert!(!lacks_check_digit("PAYLOAD 26730"));
+    }
 }
