@@ -7,12 +7,13 @@ use super::{OcrModel, Rgb, TextBox, TextLine};
 use crate::ModelError;
 
 impl OcrModel {
-    /// For each line that reads as an owner code and serial without the check digit (ten
-    /// characters, the last six digits), reads again where ISO 6346 puts the boxed check
-    /// digit: just after the serial's last character, on the same line. The recogniser often
-    /// drops a digit inside thin box strokes at the end of a line, and the detector often
-    /// misses the box when it stands apart. The digit read there still has to pass the check,
-    /// so a miss costs two recogniser runs and nothing else.
+    /// For each line that reads as an owner code and serial without the check digit (see
+    /// [`lacks_check_digit`]), reads again where ISO 6346 puts the boxed check digit: just
+    /// after the serial's last character, on the same line. The recogniser often drops a digit
+    /// inside thin box strokes at the end of a line, and the detector often misses the box when
+    /// it stands apart. The digit read there still has to pass the check, so a miss costs three
+    /// recogniser runs (the line again, to find its last character, and the box twice) and
+    /// nothing else.
     pub(super) fn read_check_digits(
         &mut self,
         img: Rgb<'_>,
