@@ -106,8 +106,8 @@ fn a_check_digit_left_off_a_line_is_read_after_the_serial() {
     }
     let (i, lines) = found.expect("no view among 80 needed the check digit read again");
     // The owner code and serial were read as a line of ten without the digit.
-    let ten = |l: &&ocr::TextLine| l.text.chars().filter(char::is_ascii_alphanumeric).count() == 10;
-    assert!(lines.iter().any(|l| ten(&l)), "{i}: {lines:?}");
+    let ten = |l: &ocr::TextLine| l.text.chars().filter(char::is_ascii_alphanumeric).count() == 10;
+    assert!(lines.iter().any(ten), "{i}: {lines:?}");
 }
 
 #[test]

@@ -429,23 +429,34 @@ impl OcrModel {
                     // A boxed check digit: read again inside the box's border.
                     let [x0, y0, x1, y1] = b.bounds();
                     let (dx, dy) = (0.24 * (x1 - x0), 0.2 * (y1 - y0));
-                    let inside = [x0 + dx, y0 + dy, x1 - dx, y1 - dy];
-                    let strip = side_by_side(&[cell_from(img, inside)]);
-                    let region = TextBox {
-                        centre: [(inside[0] + inside[2]) / 2.0, (inside[1] + inside[3]) / 2.0],
-                        axis: [1.0, 0.0],
-                        half: [(inside[2] - inside[0]) / 2.0, (inside[3] - inside[1]) / 2.0],
-                        score: b.score,
-                    };
-                    let (_, inner) = self.recognise(&strip, &region, false)?;
-                    if !inner.is_empty() {
-                        l.alternatives.push(inner);
-                    }
+                    self.read_inside(img, &mut l, [x0 + dx, y0 + dy, x1 - dx, y1 - dy])?;
                 }
                 lines.push(l);
             }
         }
         Ok(lines)
+    }
+
+    /// Reads `inside` (a box's interior, its strokes cut away) as one character cell and keeps
+    /// what it reads as another reading of `l`.
+    fn read_inside(
+        &mut self,
+        img: Rgb<'_>,
+        l: &mut TextLine,
+        inside: [f32; 4],
+    ) -> Result<(), ModelError> {
+        let strip = side_by_side(&[cell_from(img, inside)]);
+        let region = TextBox {
+            centre: [(inside[0] + inside[2]) / 2.0, (inside[1] + inside[3]) / 2.0],
+            axis: [1.0, 0.0],
+            half: [(inside[2] - inside[0]) / 2.0, (inside[3] - inside[1]) / 2.0],
+            score: l.text_box.score,
+        };
+        let (_, inner) = self.recognise(&strip, &region, false)?;
+        if !inner.is_empty() {
+            l.alternatives.push(inner);
+        }
+        Ok(())
     }
 
     /// Runs the recogniser on a 48-pixel-high RGB line cut from `region` and CTC-decodes it.

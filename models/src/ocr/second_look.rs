@@ -2,7 +2,7 @@
 //! serial read without it, and codes stacked vertically on a door post.
 
 use super::decode::{is_code_length, line};
-use super::geometry::{cell_from, side_by_side, split_stack, straighten};
+use super::geometry::{side_by_side, split_stack, straighten};
 use super::{OcrModel, Rgb, TextBox, TextLine};
 use crate::ModelError;
 
@@ -58,13 +58,8 @@ impl OcrModel {
             let whole = region([0.4 * h, 0.5 * h]);
             let (pixels, _) = straighten(img, &whole, 48);
             let (text, chars) = self.recognise(&pixels, &whole, false)?;
-            let inner = region([0.2 * h, 0.28 * h]);
-            let strip = side_by_side(&[cell_from(img, inner.bounds())]);
-            let (_, inner_chars) = self.recognise(&strip, &inner, false)?;
             let mut probe = line(whole, false, text, chars);
-            if !inner_chars.is_empty() {
-                probe.alternatives.push(inner_chars);
-            }
+            self.read_inside(img, &mut probe, region([0.2 * h, 0.28 * h]).bounds())?;
             if !probe.chars.is_empty() || !probe.alternatives.is_empty() {
                 out.push(probe);
             }
