@@ -4,11 +4,14 @@
 //! cargo run --release -p baylens-models --example ocr_eval -- [--count 200] [--seed 6346]
 //!     [--models code|tiny|small] [--failures DIR] [--view side]
 //!     [--pass FRAMES [--pass-views door]] [--fonts train|heldout [--font-split FILE]]
+//!     [--vertical-share P]
 //! ```
 //!
 //! With `--fonts`, the markings are painted in the typefaces of that set of the font split
 //! (`models/train/ocr-fonts.txt`; container `i` in face `i mod faces`), and the figures are
 //! given per face too; without it, in the simulator's bundled DejaVu Sans Condensed Bold.
+//! `--vertical-share` sets the share of door views with the code stacked on the door post
+//! (default 0.25, as the simulator paints them).
 //!
 //! With `--pass FRAMES`, each of the `count` containers is a truck pass: its side and its door
 //! are painted once (a quarter with the code stacked on the door post) and seen in FRAMES
@@ -98,7 +101,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 ..CameraOptions::default()
             },
         ),
-        _ => (View::Door, CameraOptions::default()),
+        _ => (
+            View::Door,
+            CameraOptions {
+                vertical_share: arg("--vertical-share").map_or(Ok(0.25), |v| v.parse())?,
+                ..CameraOptions::default()
+            },
+        ),
     };
     let (det, rec) = ocr::checkout_model_paths(&which)?;
     let mut options = OcrOptions::default();

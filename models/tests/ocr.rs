@@ -111,6 +111,33 @@ fn a_check_digit_left_off_a_line_is_read_after_the_serial() {
 }
 
 #[test]
+fn codes_stacked_on_the_door_post_are_mostly_read_and_never_misread() {
+    // 8 of these 12 are read; without the stack search (`ocr/stack.rs`), none was.
+    let mut model = model();
+    let opts = CameraOptions {
+        vertical_share: 1.0,
+        ..CameraOptions::default()
+    };
+    let mut exact = 0;
+    for i in 0..12 {
+        let mut rng = scanner_sim::scan_rng(79, i);
+        let code = ContainerCode::from_parts("TGH", 'U', rng.random_range(0..1_000_000)).unwrap();
+        let frame = camera::render(View::Door, ContainerType::Forty, &code, &opts, &mut rng);
+        assert!(frame.vertical);
+        let (reading, lines) = model.read_code(rgb(&frame.image)).unwrap();
+        assert!(
+            reading.code.as_ref().is_none_or(|c| *c == code),
+            "{i}: {reading:?}"
+        );
+        if reading.code.is_some() {
+            exact += 1;
+            assert!(lines.iter().any(|l| l.vertical), "{i}: {lines:?}");
+        }
+    }
+    assert!(exact >= 6, "{exact} of 12 stacked codes read");
+}
+
+#[test]
 fn a_frame_without_a_code_is_unreadable_not_guessed() {
     let mut model = model();
     let img = image::RgbImage::from_fn(640, 360, |x, y| {

@@ -120,8 +120,12 @@ pub(super) fn upright_cell(img: Rgb<'_>, b: &TextBox) -> Vec<f32> {
     cell_from(img, [x0, y0, x1, y1])
 }
 
+/// The side of a character cell, and the gap between cells laid side by side.
+pub(super) const CELL: usize = 48;
+pub(super) const CELL_GAP: usize = 10;
+
 pub(super) fn cell_from(img: Rgb<'_>, [x0, y0, x1, y1]: [f32; 4]) -> Vec<f32> {
-    const S: usize = 48;
+    const S: usize = CELL;
     let (bw, bh) = ((x1 - x0).max(1.0), (y1 - y0).max(1.0));
     let scale = (S as f32 / bh).min(S as f32 / bw);
     let (ow, oh) = (bw * scale, bh * scale);
@@ -144,8 +148,8 @@ pub(super) fn cell_from(img: Rgb<'_>, [x0, y0, x1, y1]: [f32; 4]) -> Vec<f32> {
 
 /// Lays 48 x 48 cells side by side with a narrow gap: one 48-pixel-high line.
 pub(super) fn side_by_side(cells: &[Vec<f32>]) -> Vec<f32> {
-    const S: usize = 48;
-    const GAP: usize = 10;
+    const S: usize = CELL;
+    const GAP: usize = CELL_GAP;
     let w = cells.len() * (S + GAP) + GAP;
     let fill: [f32; 3] = cells.first().map_or([128.0; 3], |c| [c[0], c[1], c[2]]);
     let mut out = Vec::with_capacity(w * S * 3);

@@ -10,7 +10,8 @@
 //!   DB's unclip distance `area × ratio / perimeter`.
 //! - **Vertical codes.** A tall, narrow box, or a column of single-character boxes, is a code
 //!   stacked on a door post: it is cut into character cells, which are laid side by side into
-//!   one horizontal line for the recogniser.
+//!   one horizontal line for the recogniser. When the detector finds no such column, the frame
+//!   is searched for one without it (`stack.rs`).
 //! - **The check digit.** A line read as an owner code and serial without its boxed check digit
 //!   (the recogniser drops a digit inside thin strokes at a line's end; the detector misses a
 //!   box standing apart) is looked at again just after the serial (`second_look.rs`).
@@ -31,6 +32,7 @@ use baylens_protocol::code_read::{CharCandidates, CodeReading};
 mod decode;
 mod geometry;
 mod second_look;
+mod stack;
 
 pub use decode::{ctc_decode, read_container_code};
 use decode::{is_code_length, line};
@@ -380,7 +382,8 @@ impl OcrModel {
 
     /// Reads the container code in a frame: the lines as they stand first and, when they give
     /// no accepted code, a second look at the boxed check digit after a serial read without it,
-    /// then a pass for a code stacked vertically on a door post (see
+    /// then a search for a code stacked vertically on a door post (see
+    /// [`OcrModel::read_stacks`]), then the detector again on the frame turned a quarter (see
     /// [`OcrModel::read_vertical`]). Returns the reading and every line read.
     pub fn read_code(&mut self, img: Rgb<'_>) -> Result<(CodeReading, Vec<TextLine>), ModelError> {
         let mut lines = self.read(img)?;
@@ -391,6 +394,14 @@ impl OcrModel {
         let probes = self.read_check_digits(img, &lines)?;
         if !probes.is_empty() {
             lines.extend(probes);
+            let reading = read_container_code(&lines);
+            if reading.check.accepted() {
+                return Ok((reading, lines));
+            }
+        }
+        let stacks = self.read_stacks(img)?;
+        if !stacks.is_empty() {
+            lines.extend(stacks);
             let reading = read_container_code(&lines);
             if reading.check.accepted() {
                 return Ok((reading, lines));
@@ -466,6 +477,17 @@ impl OcrModel {
         region: &TextBox,
         stacked: bool,
     ) -> Result<(String, Vec<CharCandidates>), ModelError> {
+        let (t, probs) = self.recognise_steps(pixels, region, stacked)?;
+        Ok(ctc_decode(&probs, t, &self.classes))
+    }
+
+    /// [`OcrModel::line_probabilities`], keeping the line as a crop when crops are recorded.
+    fn recognise_steps(
+        &mut self,
+        pixels: &[f32],
+        region: &TextBox,
+        stacked: bool,
+    ) -> Result<(usize, Vec<f32>), ModelError> {
         if let Some(crops) = &mut self.crops {
             crops.push(Crop {
                 region: *region,
@@ -473,8 +495,7 @@ impl OcrModel {
                 pixels: pixels.to_vec(),
             });
         }
-        let (t, probs) = self.line_probabilities(pixels)?;
-        Ok(ctc_decode(&probs, t, &self.classes))
+        self.line_probabilities(pixels)
     }
 
     /// The recogniser's output for a 48-pixel-high RGB line (0–255, row-major): the number of

@@ -147,9 +147,11 @@ pub(super) fn paint_face(
     let s = code.as_str();
     let (owner, serial, check) = (&s[..4], &s[4..10], &s[10..]);
     if vertical && view == View::Door {
-        // Stacked on the right door post, one character per row.
+        // Stacked at the right door's outer edge, one character per row, in the strip between
+        // the outer locking bar's brackets and the corner post, as owners paint it: never on
+        // the bar, which stands proud of the door.
         let size = 0.11 * ppm;
-        let x = w as f64 - t - 0.2 * ppm;
+        let x = (0.86 * w as f64 + 0.05 * ppm + w as f64 - t) / 2.0;
         let mut y = t + 0.25 * ppm;
         for (i, c) in s.chars().enumerate() {
             let cw = typeface.width(&c.to_string(), size);
