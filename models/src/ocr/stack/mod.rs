@@ -9,10 +9,11 @@
 //! 2. It groups what is left into blobs, joins blobs that share a row (a character split by a
 //!    bar, a digit and its box), and chains blobs that sit one below the other on one axis, at
 //!    one size and a steady pitch.
-//! 3. A chain of 10 to 13 is trimmed of end cells off its pitch; one of 10, a character short,
-//!    is read twice, grown by a cell above and by one below.
-//! 4. Each cell is cut at a character's size about its blob and read as one line, one character
-//!    per cell.
+//! 3. A chain of 7 or more gets a cell for a character it stepped over. One longer than a code
+//!    is trimmed of end cells off its pitch. One of 8 to 10 is grown by the cells it lacks, in
+//!    every split between above and below, and each is read.
+//! 4. Each cell is cut at a character's size about its blob, and the cells are read as one line,
+//!    one character per cell; the last (the check digit, in its box) is read again closer in.
 //!
 //! Whatever it reads must still pass the check digit and the reader's confidence floors.
 
