@@ -60,10 +60,10 @@ impl OcrModel {
         Ok(lines)
     }
 
-    /// Reads cells laid side by side as one line, one character per cell: the recogniser's steps
-    /// over each cell vote, each letter or digit keeping its best probability there, so a box
-    /// stroke or a smudge in a cell cannot add a character or split one in two. A cell where no
-    /// character reaches [`CELL_MIN`] is left out (dirt, a bolt head).
+    /// Reads cells laid side by side as one line, one character per cell: each cell is read at
+    /// the recogniser's most confident step over it, so a box stroke or a smudge in a cell
+    /// cannot add a character or split one in two. A cell where no character reaches
+    /// [`CELL_MIN`] is left out (dirt, a bolt head).
     fn read_cells(
         &mut self,
         cells: &[Vec<f32>],
@@ -82,15 +82,23 @@ impl OcrModel {
                 (x0 / step).floor() as usize,
                 (((x0 + CELL as f32) / step).ceil() as usize).min(t),
             );
-            let mut best: Vec<(char, f32)> = classes
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| c.is_ascii_alphanumeric())
-                .map(|(i, &c)| {
-                    let p = (s0..s1).map(|s| probs[s * n + i]).fold(0.0, f32::max);
-                    (c, p)
-                })
-                .collect();
+            let alnum = |i: &usize| classes[*i].is_ascii_alphanumeric();
+            // The cell's most confident step, and the candidates at that step alone (as CTC
+            // decoding keeps them): the best of each class over several steps would inflate the
+            // runners-up, and with them the corrections the ISO 6346 reader may make.
+            let peak = (s0..s1).max_by(|&a, &b| {
+                let top = |s: usize| {
+                    (0..n)
+                        .filter(alnum)
+                        .map(|i| probs[s * n + i])
+                        .fold(0.0, f32::max)
+                };
+                top(a).total_cmp(&top(b))
+            });
+            let Some(peak) = peak else { continue };
+            let row = &probs[peak * n..(peak + 1) * n];
+            let mut best: Vec<(char, f32)> =
+                (0..n).filter(alnum).map(|i| (classes[i], row[i])).collect();
             best.sort_by(|a, b| b.1.total_cmp(&a.1));
             best.truncate(3);
             if best.first().is_some_and(|b| b.1 >= CELL_MIN) {
