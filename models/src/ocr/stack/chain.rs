@@ -84,9 +84,18 @@ pub(super) struct Axis {
 }
 
 impl Axis {
-    pub(super) fn through<'a>(blobs: impl Iterator<Item = &'a Blob>) -> Axis {
-        let narrow: Vec<&Blob> = blobs.filter(|b| b.narrow()).collect();
-        let (a, b) = (narrow[0], narrow[narrow.len() - 1]);
+    pub(super) fn through<'a>(blobs: impl Iterator<Item = &'a Blob> + Clone) -> Axis {
+        let mut narrow: Vec<&Blob> = blobs.clone().filter(|b| b.narrow()).collect();
+        if narrow.is_empty() {
+            narrow = blobs.collect();
+        }
+        let (Some(a), Some(b)) = (narrow.first(), narrow.last()) else {
+            return Axis {
+                x0: 0.0,
+                y0: 0.0,
+                lean: 0.0,
+            };
+        };
         let dy = b.cy() - a.cy();
         Axis {
             x0: a.cx(),

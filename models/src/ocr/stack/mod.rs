@@ -185,7 +185,8 @@ fn column(chain: &[Blob], dark: bool, w: usize, h: usize) -> Column {
     let size = hs[hs.len() / 2];
     let mut ws: Vec<f32> = chain.iter().filter(|b| b.narrow()).map(Blob::w).collect();
     ws.sort_by(f32::total_cmp);
-    let half_w = ws[ws.len() * 3 / 4].max(0.5 * size) / 2.0 + 0.2 * size;
+    let wide = ws.get(ws.len() * 3 / 4).copied().unwrap_or(size);
+    let half_w = wide.max(0.5 * size) / 2.0 + 0.2 * size;
     let (fw, fh) = ((w - 1) as f32, (h - 1) as f32);
     let pad = 0.15 * size;
     let axis = Axis::through(chain.iter());
