@@ -143,7 +143,8 @@ fn find_columns(img: Rgb<'_>) -> Vec<Column> {
         .chunks_exact(3)
         .map(|p| (f32::from(p[0]) + f32::from(p[1]) + f32::from(p[2])) / 3.0)
         .collect();
-    // The neighbourhood: a window a little taller than the tallest character looked for.
+    // The neighbourhood: a window 2r + 1 high (a 18th of the frame), wider than any stroke, so
+    // its mean is the paint's; blobs up to 3r are looked at, taller runs are cleared.
     let r = (h / 36).max(8);
     let mean = box_mean(&lum, w, h, r);
     let mut columns = Vec::new();
