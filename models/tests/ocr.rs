@@ -22,6 +22,19 @@ fn model() -> OcrModel {
     .unwrap()
 }
 
+/// Door view `i` of `seed`: a 40-foot container of `owner`'s with a random serial.
+fn door_view(
+    seed: u64,
+    i: u64,
+    owner: &str,
+    opts: &CameraOptions,
+) -> (ContainerCode, camera::CameraFrame) {
+    let mut rng = scanner_sim::scan_rng(seed, i);
+    let code = ContainerCode::from_parts(owner, 'U', rng.random_range(0..1_000_000)).unwrap();
+    let frame = camera::render(View::Door, ContainerType::Forty, &code, opts, &mut rng);
+    (code, frame)
+}
+
 fn rgb(img: &image::RgbImage) -> Rgb<'_> {
     Rgb {
         data: img.as_raw(),
@@ -58,14 +71,12 @@ fn a_clear_door_view_is_read_exactly_with_its_size_type() {
 fn hard_door_views_are_mostly_read_and_never_misread() {
     let mut model = model();
     let (mut exact, mut wrong) = (0, 0);
+    let opts = CameraOptions {
+        vertical_share: 0.0,
+        ..CameraOptions::default()
+    };
     for i in 0..24 {
-        let mut rng = scanner_sim::scan_rng(99, i);
-        let code = ContainerCode::from_parts("TGH", 'U', rng.random_range(0..1_000_000)).unwrap();
-        let opts = CameraOptions {
-            vertical_share: 0.0,
-            ..CameraOptions::default()
-        };
-        let frame = camera::render(View::Door, ContainerType::Forty, &code, &opts, &mut rng);
+        let (code, frame) = door_view(99, i, "TGH", &opts);
         let (reading, _) = model.read_code(rgb(&frame.image)).unwrap();
         match reading.code {
             Some(c) if c == code => exact += 1,
@@ -89,9 +100,7 @@ fn a_check_digit_left_off_a_line_is_read_after_the_serial() {
     };
     let mut found = None;
     for i in 0..80 {
-        let mut rng = scanner_sim::scan_rng(77, i);
-        let code = ContainerCode::from_parts("CSQ", 'U', rng.random_range(0..1_000_000)).unwrap();
-        let frame = camera::render(View::Door, ContainerType::Forty, &code, &opts, &mut rng);
+        let (code, frame) = door_view(77, i, "CSQ", &opts);
         let img = rgb(&frame.image);
         let (reading, lines) = model.read_code(img).unwrap();
         assert!(
@@ -120,9 +129,7 @@ fn codes_stacked_on_the_door_post_are_mostly_read_and_never_misread() {
     };
     let mut exact = 0;
     for i in 0..12 {
-        let mut rng = scanner_sim::scan_rng(79, i);
-        let code = ContainerCode::from_parts("TGH", 'U', rng.random_range(0..1_000_000)).unwrap();
-        let frame = camera::render(View::Door, ContainerType::Forty, &code, &opts, &mut rng);
+        let (code, frame) = door_view(79, i, "TGH", &opts);
         assert!(frame.vertical);
         let (reading, lines) = model.read_code(rgb(&frame.image)).unwrap();
         assert!(

@@ -18,14 +18,14 @@ pub(super) fn chains(cells: &[Blob]) -> Vec<Vec<Blob>> {
             continue;
         }
         let mut chain = vec![start];
-        let mut size = cells[start].h();
         loop {
             let last = cells[*chain.last().expect("a chain has a start")];
             let axis = Axis::through(chain.iter().map(|&i| &cells[i]));
-            let pitch = (chain.len() >= 3).then(|| {
-                let blobs: Vec<Blob> = chain.iter().map(|&i| cells[i]).collect();
-                Stats::of(&blobs).pitch
-            });
+            // The running character height (a median, so the check digit's taller box does
+            // not count) and, once three cells give it, the pitch.
+            let blobs: Vec<Blob> = chain.iter().map(|&i| cells[i]).collect();
+            let st = Stats::of(&blobs);
+            let (size, pitch) = (st.size, (chain.len() >= 3).then_some(st.pitch));
             let next = order[k + 1..]
                 .iter()
                 .copied()
@@ -55,13 +55,7 @@ pub(super) fn chains(cells: &[Blob]) -> Vec<Vec<Blob>> {
                 })
                 .min_by_key(|&j| cells[j].y0);
             match next {
-                Some(j) => {
-                    chain.push(j);
-                    // The running character height, ignoring the check digit's taller box.
-                    let mut hs: Vec<f32> = chain.iter().map(|&i| cells[i].h()).collect();
-                    hs.sort_by(f32::total_cmp);
-                    size = hs[hs.len() / 2];
-                }
+                Some(j) => chain.push(j),
                 None => break,
             }
         }
@@ -140,14 +134,14 @@ fn trim(mut chain: Vec<Blob>) -> Vec<Blob> {
 }
 
 /// A chain's pitch (the median step between centres) and its characters' median size.
-struct Stats {
-    pitch: f32,
-    size: f32,
-    width: f32,
+pub(super) struct Stats {
+    pub pitch: f32,
+    pub size: f32,
+    pub width: f32,
 }
 
 impl Stats {
-    fn of(chain: &[Blob]) -> Stats {
+    pub(super) fn of(chain: &[Blob]) -> Stats {
         let median = |mut v: Vec<f32>| {
             v.sort_by(f32::total_cmp);
             v.get(v.len() / 2).copied().unwrap_or(0.0)

@@ -22,7 +22,7 @@ use crate::ocr::decode::{is_code_length, line};
 use crate::ocr::geometry::{CELL, CELL_GAP, cell_from, side_by_side};
 use crate::ocr::{OcrModel, Rgb, TextBox, TextLine};
 use baylens_protocol::code_read::CharCandidates;
-use chain::{Axis, chains, complete};
+use chain::{Axis, Stats, chains, complete};
 use ink::{Blob, INK, blobs, box_mean, drop_long_runs, merge_rows};
 
 mod chain;
@@ -181,9 +181,7 @@ fn find_columns(img: Rgb<'_>) -> Vec<Column> {
 /// The character cells of a chain: every cell as wide as the column's wider characters plus a
 /// margin, and as tall as its own character.
 fn column(chain: &[Blob], dark: bool, w: usize, h: usize) -> Column {
-    let mut hs: Vec<f32> = chain.iter().map(Blob::h).collect();
-    hs.sort_by(f32::total_cmp);
-    let size = hs[hs.len() / 2];
+    let size = Stats::of(chain).size;
     let mut ws: Vec<f32> = chain.iter().filter(|b| b.narrow()).map(Blob::w).collect();
     ws.sort_by(f32::total_cmp);
     let wide = ws.get(ws.len() * 3 / 4).copied().unwrap_or(size);
