@@ -391,23 +391,22 @@ impl OcrModel {
         if reading.check.accepted() {
             return Ok((reading, lines));
         }
-        let probes = self.read_check_digits(img, &lines)?;
-        if !probes.is_empty() {
-            lines.extend(probes);
+        // Each further look only on a frame the looks before it could not read.
+        for look in 0..3 {
+            let more = match look {
+                0 => self.read_check_digits(img, &lines)?,
+                1 => self.read_stacks(img)?,
+                _ => self.read_vertical(img)?,
+            };
+            if more.is_empty() {
+                continue;
+            }
+            lines.extend(more);
             let reading = read_container_code(&lines);
             if reading.check.accepted() {
                 return Ok((reading, lines));
             }
         }
-        let stacks = self.read_stacks(img)?;
-        if !stacks.is_empty() {
-            lines.extend(stacks);
-            let reading = read_container_code(&lines);
-            if reading.check.accepted() {
-                return Ok((reading, lines));
-            }
-        }
-        lines.extend(self.read_vertical(img)?);
         Ok((read_container_code(&lines), lines))
     }
 
