@@ -188,6 +188,9 @@ pub struct Hiding {
     pub plate: Bounds,
     /// The hidden goods.
     pub goods: Bounds,
+    /// Where the structure is built into the load: the length (x, mm) whose goods it takes
+    /// the place of, all of them, from the floor to the roof.
+    pub built_into: Option<[f64; 2]>,
 }
 
 /// A false structure of `kind` with goods behind it.

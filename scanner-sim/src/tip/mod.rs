@@ -10,7 +10,9 @@
 //!    `A = A' / (1 − k·A')`.
 //! 2. The threat's ray sum `S` (fan beam, the scanner's effective coefficients and pitch,
 //!    [`crate::render::Grid::ray_sums`]) is added; a package inside a load takes the place of
-//!    host goods of its own shape, whose ray sum `D` is taken off (host coefficient estimated
+//!    host goods of its own shape, whose ray sum `D` is taken off (a false wall built into a
+//!    load, of all the goods over its compartment's length: `D` is the scan's net attenuation
+//!    there) (host coefficient estimated
 //!    from the scan:
 //!    the net attenuation over the package's footprint spread over the container's width,
 //!    which underestimates a narrow stack's and so never takes off more than is there).
@@ -40,7 +42,11 @@
 //! - **False ceiling**: a plate 250–450 mm under the roof over 30–60 % of the length,
 //!   contraband above it, only where the scan shows no goods under the roof (≤ 5 %).
 //! - **False wall**: a steel sheet 300–700 mm in from the front wall or the doors, contraband
-//!   behind it, only where that end of the container is free (≤ 5 % goods).
+//!   behind it. Where that end of the load shows goods (more than 5 %), the compartment is
+//!   built into the load: it takes the place of all the goods between the end and the sheet
+//!   (their net attenuation is taken off, as for a package), so the load seems to begin at
+//!   the sheet, as in the simulator's own false walls, which have goods loaded right behind
+//!   them. Where that end is free, the sheet stands in free space.
 //!
 //! A scan with no room for the kind drawn (no container found, no load big enough, no free
 //! end) is skipped for that kind and the next scan is tried.
@@ -220,9 +226,10 @@ pub fn project(
             let displaced = displaced(&threat, &room, profile);
             visible(&sums, displaced.as_ref()).then_some((threat, sums, displaced))
         } else {
-            let threat = library::structure(kind, room.structure(kind, rng)?, rng);
+            let at = room.structure(kind, rng)?;
+            let threat = library::structure(kind, at, rng);
             let sums = room.grid.ray_sums(&threat.solids, 0, profile);
-            Some((threat, sums, None))
+            Some((threat, sums, at.built_into.map(|x| room.goods_over(x))))
         }
     })?;
     // The change in measured attenuation, per energy, as a transmission factor.

@@ -110,6 +110,20 @@ impl Room {
         sum / ((c1 - c0) * (r1 - r0)).max(1) as f64 / inner_width()
     }
 
+    /// The ray sums, per energy, of all the goods the scan shows over the length `x` (mm):
+    /// what a structure built into the load takes the place of.
+    pub fn goods_over(&self, x: [f64; 2]) -> [Vec<f32>; 2] {
+        let (c0, c1) = self.cols(x);
+        self.net.each_ref().map(|net| {
+            let mut out = vec![0.0f32; self.w * self.h];
+            for r in 0..self.h {
+                let row = r * self.w;
+                out[row + c0..row + c1].copy_from_slice(&net[row + c0..row + c1]);
+            }
+            out
+        })
+    }
+
     /// The cargo space in mm: `[x0, x1]`, `[floor, roof]`.
     pub fn space_mm(&self) -> ([f64; 2], [f64; 2]) {
         let s = self.space;
@@ -170,6 +184,7 @@ impl Room {
                             [-half_w + 50.0, half_w - 50.0],
                             [floor, floor + h - 10.0],
                         ],
+                        built_into: None,
                     });
                 }
                 ThreatKind::FalseCeiling => {
@@ -189,30 +204,34 @@ impl Room {
                             y_goods,
                             [roof - h + 10.0, roof - 20.0],
                         ],
+                        built_into: None,
                     });
                 }
                 ThreatKind::FalseWall => {
                     // A sheet 300-700 mm in from the front wall or the doors, goods between
-                    // it and that end; only where the scan shows nothing there.
+                    // it and that end. Where the scan shows goods at that end, the
+                    // compartment is built into the load: it takes the place of the goods
+                    // from the end to the sheet, and the load then seems to begin at the
+                    // sheet, as the simulator builds its own (it loads goods right behind
+                    // the wall). Where that end is free, the sheet stands in free space.
                     let gap = rng.random_range(300.0..=700.0);
                     let front = rng.random_bool(0.5);
-                    let band = if front {
-                        [x0, x0 + gap + 40.0]
-                    } else {
-                        [x1 - gap - 40.0, x1]
-                    };
-                    if self.goods_share(band, [floor, roof]) > FREE_SHARE {
-                        continue;
-                    }
                     let (wall, goods_x) = if front {
                         ([x0 + gap, x0 + gap + 40.0], [x0 + 30.0, x0 + gap - 20.0])
                     } else {
                         ([x1 - gap - 40.0, x1 - gap], [x1 - gap + 20.0, x1 - 30.0])
                     };
+                    let compartment = if front {
+                        [goods_x[0], wall[1]]
+                    } else {
+                        [wall[0], goods_x[1]]
+                    };
+                    let loaded = self.goods_share(compartment, [floor, roof]) > FREE_SHARE;
                     let h = rng.random_range(0.4..=0.9) * (roof - floor);
                     return Some(Hiding {
                         plate: [wall, y, [floor, roof]],
                         goods: [goods_x, y_goods, [floor, floor + h]],
+                        built_into: loaded.then_some(compartment),
                     });
                 }
                 _ => return None,

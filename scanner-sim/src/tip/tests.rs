@@ -170,3 +170,41 @@ fn an_unreadable_scan_is_named() {
         "{err}"
     );
 }
+
+/// A false wall at an end the load fills is built into the load (it takes the place of all the
+/// goods over its compartment, and of nothing else); in an empty container it never is.
+#[test]
+fn a_false_wall_at_a_loaded_end_is_built_into_the_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let room = |c: &Cleared| {
+        let plain = [att(&c.high, &PORTAL_B.high), att(&c.low, &PORTAL_B.low)];
+        Room::new(&plain, c.w, c.h, c.sidecar.pitch_mm()).unwrap()
+    };
+    let mut rng = scan_rng(7, 0);
+    let (_, c, _) = cleared(Scenario::Empty, PORTAL_B, 12, dir.path());
+    let empty = room(&c);
+    for _ in 0..20 {
+        let at = empty.structure(ThreatKind::FalseWall, &mut rng).unwrap();
+        assert!(at.built_into.is_none(), "{at:?}");
+    }
+    let (_, c, _) = cleared(Scenario::Honest, PORTAL_B, 11, dir.path());
+    let r = room(&c);
+    let built: Vec<_> = (0..20)
+        .filter_map(|_| r.structure(ThreatKind::FalseWall, &mut rng)?.built_into)
+        .collect();
+    assert!(!built.is_empty(), "no wall built into the load");
+    for x in built {
+        let gone = r.goods_over(x);
+        let cols = (x[0] / r.pitch[0]).floor() as usize..(x[1] / r.pitch[0]).floor() as usize;
+        let mut taken = 0.0;
+        for (i, (&g, &net)) in gone[0].iter().zip(&r.net[0]).enumerate() {
+            if cols.contains(&(i % r.w)) {
+                assert_eq!(g, net);
+                taken += g;
+            } else {
+                assert_eq!(g, 0.0, "pixel {} outside {x:?}", i % r.w);
+            }
+        }
+        assert!(taken > 0.0, "{x:?}: no goods taken off");
+    }
+}
