@@ -10,12 +10,11 @@
 //!    `A = A' / (1 − k·A')`.
 //! 2. The threat's ray sum `S` (fan beam, the scanner's effective coefficients and pitch,
 //!    [`crate::render::Grid::ray_sums`]) is added; a package inside a load takes the place of
-//!    host goods of its own shape, whose ray sum `D` is taken off (a false wall built into a
-//!    load, of all the goods over its compartment's length: `D` is the scan's net attenuation
-//!    there) (host coefficient estimated
-//!    from the scan:
-//!    the net attenuation over the package's footprint spread over the container's width,
-//!    which underestimates a narrow stack's and so never takes off more than is there).
+//!    host goods of its own shape, whose ray sum `D` is taken off (host coefficient estimated
+//!    from the scan: the net attenuation over the package's footprint spread over the
+//!    container's width, which underestimates a narrow stack's and so never takes off more
+//!    than is there); a false wall built into a load takes the place of all the goods over its
+//!    compartment's length (`D` is the scan's net attenuation there).
 //! 3. Hardening is applied again; the change `Δ = A'_new − A'` multiplies the transmission,
 //!    blurred with the scanner's point-spread function.
 //! 4. **Noise added back.** The scan's reading already carries the photon noise of its own
@@ -49,7 +48,7 @@
 //!   them. Where that end is free, the sheet stands in free space.
 //!
 //! A scan with no room for the kind drawn (no container found, no load big enough, no free
-//! end) is skipped for that kind and the next scan is tried.
+//! space under the roof) is skipped for that kind and the next scan is tried.
 
 pub mod fit;
 pub mod library;
