@@ -86,16 +86,16 @@ impl OcrModel {
             // The cell's most confident step, and the candidates at that step alone (as CTC
             // decoding keeps them): the best of each class over several steps would inflate the
             // runners-up, and with them the corrections the ISO 6346 reader may make.
-            let peak = (s0..s1).max_by(|&a, &b| {
-                let top = |s: usize| {
-                    (0..n)
-                        .filter(alnum)
-                        .map(|i| probs[s * n + i])
-                        .fold(0.0, f32::max)
-                };
-                top(a).total_cmp(&top(b))
-            });
-            let Some(peak) = peak else { continue };
+            let top = |s: usize| {
+                (0..n)
+                    .filter(alnum)
+                    .map(|i| probs[s * n + i])
+                    .fold(0.0, f32::max)
+            };
+            let peak = (s0..s1)
+                .map(|s| (s, top(s)))
+                .max_by(|a, b| a.1.total_cmp(&b.1));
+            let Some((peak, _)) = peak else { continue };
             let row = &probs[peak * n..(peak + 1) * n];
             let mut best: Vec<(char, f32)> =
                 (0..n).filter(alnum).map(|i| (classes[i], row[i])).collect();
