@@ -13,6 +13,9 @@
 # Counted per load: a concealed_object finding (false alarm on honest and empty loads; on
 # the others, detection when it overlaps what was hidden).
 # Usage: bench/site_adaptation/run.sh  (BAYLENS_PROFILES, default "portal-b gantry-c";
+# BAYLENS_SIM_ARGS, more arguments for every phantom and load, e.g. "--pitch-mm 12
+# --pitch-vertical-mm 8" for the development profile at a held-out scanner's pixels;
+# BAYLENS_ADAPT_ARGS, more arguments for adapt_site.py, e.g. "--anchor 0 --peak-share 0";
 # PYTHON, default /tmp/train-venv/bin/python with models/train/requirements.txt;
 # BAYLENS_MODEL, a candidate base model with its .sha256 beside it, measured in place of the
 # shipped one in every state, before it ships).
@@ -23,26 +26,27 @@ python=${PYTHON:-/tmp/train-venv/bin/python}
 sim=target/release/scanner-sim; agent=target/release/edge-agent
 out=${BAYLENS_BENCH_DIR:-target/site-adaptation}
 at=2026-12-01T08:00:00Z
+sim_args=${BAYLENS_SIM_ARGS:-}
 cleared_seed=${BAYLENS_CLEARED_SEED:-971}; measure_seed=${BAYLENS_MEASURE_SEED:-981}
 base=(); base_py=()
 if [ -n "${BAYLENS_MODEL:-}" ]; then base=(--model "$BAYLENS_MODEL"); base_py=(--base "$BAYLENS_MODEL"); fi
 mkdir -p "$out"
 for profile in ${BAYLENS_PROFILES:-portal-b gantry-c}; do
   d="$out/$profile"; rm -rf "$d"; mkdir -p "$d"
-  $sim phantom --profile "$profile" --seed 1 --out "$d/phantom" >/dev/null
+  $sim phantom --profile "$profile" $sim_args --seed 1 --out "$d/phantom" >/dev/null
   $agent calibrate --phantom "$d/phantom/BAY01-phantom-$profile-s1.json" --scanner "$profile" --out "$d/phantom.toml" | tail -1
-  $sim generate --profile "$profile" --scenario honest --count 80 --seed "$cleared_seed" --out "$d/cleared" --quiet --captured-at $at >/dev/null
-  $sim generate --profile "$profile" --scenario empty --count 20 --seed $((cleared_seed + 1)) --out "$d/ce" --quiet --captured-at $at >/dev/null
+  $sim generate --profile "$profile" $sim_args --scenario honest --count 80 --seed "$cleared_seed" --out "$d/cleared" --quiet --captured-at $at >/dev/null
+  $sim generate --profile "$profile" $sim_args --scenario empty --count 20 --seed $((cleared_seed + 1)) --out "$d/ce" --quiet --captured-at $at >/dev/null
   cp "$d"/ce/BAY01-* "$d/cleared/"; cp "$d"/ce/declarations/* "$d/cleared/declarations/"; rm -rf "$d/ce"
   mkdir -p "$d/measure"
   k=0
   for s in honest:60 empty:40 concealment:100 compartment:100; do
-    $sim generate --profile "$profile" --scenario "${s%%:*}" --count "${s##*:}" --seed $((measure_seed + k)) --out "$d/m-${s%%:*}" --quiet --captured-at $at >/dev/null
+    $sim generate --profile "$profile" $sim_args --scenario "${s%%:*}" --count "${s##*:}" --seed $((measure_seed + k)) --out "$d/m-${s%%:*}" --quiet --captured-at $at >/dev/null
     k=$((k + 1))
   done
   $agent calibrate --cleared "$d/cleared" --calibration "$d/phantom.toml" --out "$d/calibrated.toml" "${base[@]}" | tail -3
   /usr/bin/time -f "adaptation: %e s, %M KB" "$python" models/train/adapt_site.py --cleared "$d/cleared" \
-      --phantom "$d/phantom/BAY01-phantom-$profile-s1.json" --calibration "$d/phantom.toml" --out "$d/site" "${base_py[@]}" > "$d/adapt.log" 2>&1 || { tail -20 "$d/adapt.log"; exit 1; }
+      --phantom "$d/phantom/BAY01-phantom-$profile-s1.json" --calibration "$d/phantom.toml" --out "$d/site" "${base_py[@]}" ${BAYLENS_ADAPT_ARGS:-} > "$d/adapt.log" 2>&1 || { tail -20 "$d/adapt.log"; exit 1; }
   grep -m1 -E "^- \*\*(Adopted|Not adopted)" "$d/adapt.log" | cut -c1-60; tail -1 "$d/adapt.log"
   for state in base calibrated adapted; do
     case $state in
