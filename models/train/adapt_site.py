@@ -11,10 +11,7 @@ CLEARED holds scans officers cleared (sidecars, both 16-bit images, declarations
 2. projects threats into both parts (`scanner-sim tip`, never across them), the held-out
    projections for measuring only;
 3. fine-tunes the shipped model (or --base) on the adaptation part: its clean scans and its
-   projected ones, at the model's 10 mm pitch, on the CPU. Two terms keep the clean scans'
-   scores from rising, since the highest of them sets the site's threshold: the base model's
-   scores on clean crops are a ceiling (`anchor`), and a quarter of each batch is cut around
-   the clean scans' current highest scores (`peak_share`);
+   projected ones, at the model's 10 mm pitch, on the CPU;
 4. fits the site's settings on the held-out clean scans for the site's false-alarm target, for
    the base and for the adapted model (`edge-agent calibrate --cleared`, the agent's own
    pipeline: it starts from the model card's threshold and only ever raises it, since 26-30
@@ -62,12 +59,14 @@ MIN_CLEARED = 60
 HELDOUT_SHARE = 0.3
 KINDS = ["drug_bricks", "cigarette_cases", "weapons", "ammunition",
          "false_wall", "false_floor", "false_ceiling"]
-# anchor: the base model's scores on clean pixels as a ceiling (`batch_loss`); peak_share: the
-# share of each batch cut around the clean scans' highest scores, found again every
-# PEAK_EVERY steps (`clean_peaks`). Both keep fine-tuning from raising the clean-score tail,
-# which sets the site's threshold.
+# anchor (`--anchor`): the base model's scores on clean crops as a ceiling (`batch_loss`);
+# peak_share (`--peak-share`): the share of each batch cut around the clean scans' highest
+# scores, found again every PEAK_EVERY steps (`clean_peaks`). Both are off by default: they keep
+# the held-out clean scans, and so the threshold, where the base model had them, but on three
+# unseen scanners the models they let through flagged up to 3 of 100 fresh clean loads
+# (BENCHMARKS.md, "Site adaptation", sixth measurement).
 RECIPE = dict(crop=(192, 320), positive_share=0.25, skip_air=True, pos_weight=3.0,
-              dice=0.5, hard=0.5, lr=4e-4, batch=12, anchor=1.0, peak_share=0.25)
+              dice=0.5, hard=0.5, lr=2e-4, batch=12, anchor=0.0, peak_share=0.0)
 PEAK_EVERY = 100
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -299,7 +298,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--base", default=os.path.join(ROOT, "models/onnx/xray-concealment.onnx"))
     ap.add_argument("--target-false-alarms", type=float, default=0.01)
-    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--lr", type=float, default=RECIPE["lr"])
     ap.add_argument("--anchor", type=float, default=RECIPE["anchor"],
                     help="weight of the base model's clean-pixel scores as a ceiling (0: none)")
