@@ -15,7 +15,7 @@
 # Usage: bench/site_adaptation/run.sh  (BAYLENS_PROFILES, default "portal-b gantry-c";
 # BAYLENS_SIM_ARGS, more arguments for every phantom and load, e.g. "--pitch-mm 12
 # --pitch-vertical-mm 8" for the development profile at a held-out scanner's pixels;
-# BAYLENS_ADAPT_ARGS, more arguments for adapt_site.py, e.g. "--anchor 1 --peak-share 0.25";
+# BAYLENS_ADAPT_ARGS, more arguments for adapt_site.py, e.g. "--steps 1000 --lr 4e-4";
 # PYTHON, default /tmp/train-venv/bin/python with models/train/requirements.txt;
 # BAYLENS_MODEL, a candidate base model with its .sha256 beside it, measured in place of the
 # shipped one in every state, before it ships).

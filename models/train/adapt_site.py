@@ -44,30 +44,23 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # numpy, PyTorch, Pillow and the training module are imported only once the input has passed
 # its checks (`load_training_stack`), so that a bad folder is refused on any machine.
 np = torch = Image = None
-NAME = batch_loss = crops = export_onnx = model_input = net_from_onnx = predict = resized = None
+NAME = batch_loss = crops = export_onnx = model_input = net_from_onnx = resized = None
 
 
 def load_training_stack():
-    global np, torch, Image, NAME, batch_loss, crops, export_onnx, model_input, net_from_onnx, predict, resized
+    global np, torch, Image, NAME, batch_loss, crops, export_onnx, model_input, net_from_onnx, resized
     import numpy as np
     import torch
     from PIL import Image
     from train_xray_concealment import (
-        NAME, batch_loss, crops, export_onnx, model_input, net_from_onnx, predict, resized)
+        NAME, batch_loss, crops, export_onnx, model_input, net_from_onnx, resized)
 
 MIN_CLEARED = 60
 HELDOUT_SHARE = 0.3
 KINDS = ["drug_bricks", "cigarette_cases", "weapons", "ammunition",
          "false_wall", "false_floor", "false_ceiling"]
-# anchor (`--anchor`): the base model's scores on clean crops as a ceiling (`batch_loss`);
-# peak_share (`--peak-share`): the share of each batch cut around the clean scans' highest
-# scores, found again every PEAK_EVERY steps (`clean_peaks`). Both are off by default: they keep
-# the held-out clean scans, and so the threshold, where the base model had them, but on three
-# unseen scanners the models they let through flagged up to 3 of 100 fresh clean loads
-# (BENCHMARKS.md, "Site adaptation", sixth measurement).
 RECIPE = dict(crop=(192, 320), positive_share=0.25, skip_air=True, pos_weight=3.0,
-              dice=0.5, hard=0.5, lr=2e-4, batch=12, anchor=0.0, peak_share=0.0)
-PEAK_EVERY = 100
+              dice=0.5, hard=0.5, lr=2e-4, batch=12)
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
@@ -143,72 +136,25 @@ def run(cmd, **kw):
     return subprocess.run(cmd, check=True, **kw)
 
 
-def clean_peaks(net, xs, clean, per_scan=3, floor=0.2):
-    """Where the net scores highest on the clean scans: up to `per_scan` peaks a scan, at least
-    half a crop apart, each above `floor`, as (scan, row, column). A scan is flagged at its
-    highest score, so these are the pixels that set the threshold."""
-    ch, cw = RECIPE["crop"]
-    peaks = []
-    for i in clean:
-        p = predict(net, xs[i])
-        for _ in range(per_scan):
-            r, c = np.unravel_index(int(p.argmax()), p.shape)
-            if p[r, c] < floor:
-                break
-            peaks.append((i, int(r), int(c)))
-            p[max(0, r - ch // 2):r + ch // 2, max(0, c - cw // 2):c + cw // 2] = 0
-    return peaks
-
-
-def peak_crops(xs, peaks, n, rng):
-    """`n` clean crops, each holding one of `peaks` at a random place in it (and flipped half
-    the time, as `crops` does)."""
-    ch, cw = RECIPE["crop"]
-    bx = np.zeros((n, 1, ch, cw), np.float32)
-    for b in range(n):
-        i, r, c = peaks[rng.integers(len(peaks))]
-        h, w = xs[i].shape
-        r0 = int(np.clip(r - rng.integers(ch), 0, max(0, h - ch)))
-        c0 = int(np.clip(c - rng.integers(cw), 0, max(0, w - cw)))
-        patch = xs[i][r0:r0 + ch, c0:c0 + cw]
-        bx[b, 0, :patch.shape[0], :patch.shape[1]] = patch[:, ::-1] if rng.random() < 0.5 else patch
-    return torch.from_numpy(bx), torch.zeros((n, 1, ch, cw))
-
-
 def finetune(base, xs, ys, steps, threads, seed):
-    """The base model fine-tuned on `xs` (clean scans have an empty mask), from RECIPE."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     torch.set_num_threads(threads)
     net = net_from_onnx(base)
-    reference = net_from_onnx(base).eval() if RECIPE["anchor"] > 0 else None
     positives = [i for i, y in enumerate(ys) if y.any()]
-    clean = [i for i, y in enumerate(ys) if not y.any()]
     opt = torch.optim.AdamW(net.parameters(), lr=RECIPE["lr"], weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=RECIPE["lr"], total_steps=steps, pct_start=0.1)
     pos_weight = torch.tensor(RECIPE["pos_weight"])
-    n_peak = round(RECIPE["batch"] * RECIPE["peak_share"])
-    peaks = []
     start = time.time()
     for step in range(1, steps + 1):
-        if n_peak and step % PEAK_EVERY == 1:
-            peaks = clean_peaks(net, xs, clean)
-        bx, by = crops(xs, ys, positives, RECIPE["batch"] - (n_peak if peaks else 0), rng, RECIPE)
-        if n_peak and peaks:
-            px, py = peak_crops(xs, peaks, n_peak, rng)
-            bx, by = torch.cat([bx, px]), torch.cat([by, py])
-        ref = None
-        if reference is not None:
-            with torch.no_grad():
-                ref = reference(bx)
-        loss = batch_loss(net, bx, by, RECIPE, pos_weight, ref)
+        bx, by = crops(xs, ys, positives, RECIPE["batch"], rng, RECIPE)
+        loss = batch_loss(net, bx, by, RECIPE, pos_weight)
         opt.zero_grad()
         loss.backward()
         opt.step()
         sched.step()
         if step % 100 == 0 or step == steps:
-            print(f"step {step}/{steps} loss {loss.item():.4f} {time.time() - start:.0f}s, "
-                  f"{len(peaks)} clean peaks", flush=True)
+            print(f"step {step}/{steps} loss {loss.item():.4f} {time.time() - start:.0f}s", flush=True)
     return net.eval(), round(time.time() - start)
 
 
@@ -300,17 +246,13 @@ def main():
     ap.add_argument("--target-false-alarms", type=float, default=0.01)
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--lr", type=float, default=RECIPE["lr"])
-    ap.add_argument("--anchor", type=float, default=RECIPE["anchor"],
-                    help="weight of the base model's clean-pixel scores as a ceiling (0: none)")
-    ap.add_argument("--peak-share", type=float, default=RECIPE["peak_share"],
-                    help="share of each batch cut around the clean scans' highest scores (0: none)")
     ap.add_argument("--per-scan", type=int, default=4, help="projections per adaptation scan")
     ap.add_argument("--heldout-per-kind", type=int, default=20)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=20261206)
     ap.add_argument("--bin", default=os.path.join(ROOT, "target/release"))
     args = ap.parse_args()
-    RECIPE.update(lr=args.lr, anchor=args.anchor, peak_share=args.peak_share)
+    RECIPE["lr"] = args.lr
     started = time.time()
     if not os.path.isdir(args.cleared):
         raise Refused(f"{args.cleared}: not a folder")

@@ -248,12 +248,9 @@ def crops(xs, ys, positives, batch, rng, recipe):
     return torch.from_numpy(bx), torch.from_numpy(by)
 
 
-def batch_loss(net, bx, by, recipe, pos_weight, reference=None):
+def batch_loss(net, bx, by, recipe, pos_weight):
     """Weighted BCE plus dice, plus the worst 1 % of clean pixels when the recipe mines hard
-    negatives. With `reference` (the logits of the model before fine-tuning, same crops) and
-    `recipe["anchor"]`, the 1 % of pixels of the clean crops (no hidden goods in them) whose
-    probability rose most above the reference's add their rise: fine-tuning may lower a clean
-    pixel's score but pays for raising it, while the edges of hidden goods stay free to grow."""
+    negatives."""
     logits = net(bx)
     p = torch.sigmoid(logits)
     dice = 1 - (2 * (p * by).sum() + 1) / (p.sum() + by.sum() + 1)
@@ -262,10 +259,6 @@ def batch_loss(net, bx, by, recipe, pos_weight, reference=None):
     if recipe["hard"] > 0:
         negatives = bce[by < 0.5]
         loss = loss + recipe["hard"] * negatives.topk(max(1, negatives.numel() // 100)).values.mean()
-    clean = by.flatten(1).amax(1) < 0.5
-    if reference is not None and recipe.get("anchor", 0) > 0 and clean.any():
-        rise = (p[clean] - torch.sigmoid(reference[clean])).clamp(min=0).flatten()
-        loss = loss + recipe["anchor"] * rise.topk(max(1, rise.numel() // 100)).values.mean()
     return loss
 
 
