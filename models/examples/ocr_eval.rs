@@ -4,8 +4,11 @@
 //! cargo run --release -p baylens-models --example ocr_eval -- [--count 200] [--seed 6346]
 //!     [--models code|tiny|small] [--failures DIR] [--view side]
 //!     [--pass FRAMES [--pass-views door]] [--fonts train|heldout [--font-split FILE]]
-//!     [--vertical-share P]
+//!     [--vertical-share P] [--only I]
 //! ```
+//!
+//! `--only I` reads view `I` alone and prints its text boxes and, when it is unreadable, every
+//! line with its characters' candidates (for looking into one failure).
 //!
 //! With `--fonts`, the markings are painted in the typefaces of that set of the font split
 //! (`models/train/ocr-fonts.txt`; container `i` in face `i mod faces`), and the figures are
@@ -211,6 +214,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             None => {
                 unreadable += 1;
+                if only.is_some() {
+                    for l in &lines {
+                        let probs: Vec<String> = l
+                            .chars
+                            .iter()
+                            .map(|c| {
+                                c.iter()
+                                    .map(|(ch, p)| format!("{ch}{p:.2}"))
+                                    .collect::<Vec<_>>()
+                                    .join("/")
+                            })
+                            .collect();
+                        println!("line {:?}: {}", l.text, probs.join(" "));
+                    }
+                }
                 if let Some(dir) = &failures {
                     frame.image.save(dir.join(format!("{i:04}-{code}.png")))?;
                     let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();

@@ -233,6 +233,31 @@ pub(super) fn enclosing(boxes: &[TextBox]) -> TextBox {
     }
 }
 
+/// The box along the longest of `boxes`' axis that holds all of them (a row of lines seen as
+/// one line).
+pub(super) fn along(boxes: &[TextBox]) -> TextBox {
+    let longest = boxes
+        .iter()
+        .max_by(|a, b| a.half[0].total_cmp(&b.half[0]))
+        .expect("at least one box");
+    let [ax, ay] = longest.axis;
+    let (nx, ny) = (-ay, ax);
+    let [cx, cy] = longest.centre;
+    let (mut s0, mut s1, mut t0, mut t1) = (f32::MAX, f32::MIN, f32::MAX, f32::MIN);
+    for c in boxes.iter().flat_map(TextBox::corners) {
+        let (dx, dy) = (c[0] - cx, c[1] - cy);
+        let (s, t) = (dx * ax + dy * ay, dx * nx + dy * ny);
+        (s0, s1, t0, t1) = (s0.min(s), s1.max(s), t0.min(t), t1.max(t));
+    }
+    let (sm, tm) = ((s0 + s1) / 2.0, (t0 + t1) / 2.0);
+    TextBox {
+        centre: [cx + ax * sm + nx * tm, cy + ay * sm + ny * tm],
+        axis: [ax, ay],
+        half: [(s1 - s0) / 2.0, (t1 - t0) / 2.0],
+        score: boxes.iter().map(|t| t.score).sum::<f32>() / boxes.len().max(1) as f32,
+    }
+}
+
 /// Cuts a tall box over a stacked code into character cells at the rows where the ink
 /// (whichever of dark or light is the minority) stops.
 pub(super) fn split_stack(img: Rgb<'_>, b: &TextBox) -> Vec<Vec<f32>> {
@@ -314,5 +339,25 @@ mod tests {
         let b = boxes[0];
         assert!((b.axis[1] / b.axis[0] - 0.1).abs() < 0.02, "{b:?}");
         assert!(b.half[0] > 80.0 && b.half[1] > 5.0, "{b:?}");
+    }
+
+    #[test]
+    fn a_row_of_slanted_boxes_becomes_one_box_along_the_longest() {
+        let (c, s) = (0.1f32.cos(), 0.1f32.sin());
+        let piece = |x: f32, half: f32| TextBox {
+            centre: [x, 100.0 + (x - 100.0) * s / c],
+            axis: [c, s],
+            half: [half, 10.0],
+            score: 0.8,
+        };
+        let row = along(&[piece(60.0, 15.0), piece(120.0, 40.0)]);
+        assert_eq!(row.axis, [c, s]);
+        // From the first piece's start to the second's end, as high as one piece.
+        let (start, end) = (60.0 / c - 15.0, 120.0 / c + 40.0);
+        assert!(
+            (2.0 * row.half[0] - (end - start) * 1.0).abs() < 8.0,
+            "{row:?}"
+        );
+        assert!((row.half[1] - 10.0).abs() < 0.5, "{row:?}");
     }
 }

@@ -381,8 +381,9 @@ impl OcrModel {
     }
 
     /// Reads the container code in a frame: the lines as they stand first and, when they give
-    /// no accepted code, a second look at the boxed check digit after a serial read without it,
-    /// then a search for a code stacked vertically on a door post (see
+    /// no accepted code, each row the detector cut into pieces read again as one line (see
+    /// [`OcrModel::read_joined_rows`]), a second look at the boxed check digit after a serial
+    /// read without it, then a search for a code stacked vertically on a door post (see
     /// [`OcrModel::read_stacks`]), then the detector again on the frame turned a quarter (see
     /// [`OcrModel::read_vertical`]). Returns the reading and every line read.
     pub fn read_code(&mut self, img: Rgb<'_>) -> Result<(CodeReading, Vec<TextLine>), ModelError> {
@@ -392,10 +393,11 @@ impl OcrModel {
             return Ok((reading, lines));
         }
         // Each further look only on a frame the looks before it could not read.
-        for look in 0..3 {
+        for look in 0..4 {
             let more = match look {
-                0 => self.read_check_digits(img, &lines)?,
-                1 => self.read_stacks(img)?,
+                0 => self.read_joined_rows(img, &lines)?,
+                1 => self.read_check_digits(img, &lines)?,
+                2 => self.read_stacks(img)?,
                 _ => self.read_vertical(img)?,
             };
             if more.is_empty() {
