@@ -111,9 +111,9 @@ const CATEGORY_WEIGHT: f32 = 0.5;
 /// dropped (`HLX4384082` for `HLXU 438408 2`; the recogniser loses the `U` at the gap, or reads
 /// it as a stroke), with the `U` put back: ten letters and digits, the first three letters (or
 /// digits a letter is confused with, the third not a `U` or `J`) and the last seven digits, with
-/// no gap after the fourth.
-/// ISO 6346's categories are `U`, `J` and `Z`, and freight containers carry `U`; the check
-/// digit, which weighs the category, still decides. `None` for any other line.
+/// no gap after the fourth. ISO 6346's categories are `U`, `J` and `Z`, and freight containers
+/// carry `U`; the check digit, which weighs the category, still decides. `None` for any other
+/// line.
 fn with_category(chars: &[CharCandidates]) -> Option<Vec<CharCandidates>> {
     let at: Vec<usize> = (0..chars.len())
         .filter(|&i| {

@@ -234,12 +234,11 @@ pub(super) fn enclosing(boxes: &[TextBox]) -> TextBox {
 }
 
 /// The box along the longest of `boxes`' axis that holds all of them (a row of lines seen as
-/// one line).
-pub(super) fn along(boxes: &[TextBox]) -> TextBox {
+/// one line); `None` for no boxes.
+pub(super) fn along(boxes: &[TextBox]) -> Option<TextBox> {
     let longest = boxes
         .iter()
-        .max_by(|a, b| a.half[0].total_cmp(&b.half[0]))
-        .expect("at least one box");
+        .max_by(|a, b| a.half[0].total_cmp(&b.half[0]))?;
     let [ax, ay] = longest.axis;
     let (nx, ny) = (-ay, ax);
     let [cx, cy] = longest.centre;
@@ -250,12 +249,12 @@ pub(super) fn along(boxes: &[TextBox]) -> TextBox {
         (s0, s1, t0, t1) = (s0.min(s), s1.max(s), t0.min(t), t1.max(t));
     }
     let (sm, tm) = ((s0 + s1) / 2.0, (t0 + t1) / 2.0);
-    TextBox {
+    Some(TextBox {
         centre: [cx + ax * sm + nx * tm, cy + ay * sm + ny * tm],
         axis: [ax, ay],
         half: [(s1 - s0) / 2.0, (t1 - t0) / 2.0],
-        score: boxes.iter().map(|t| t.score).sum::<f32>() / boxes.len().max(1) as f32,
-    }
+        score: boxes.iter().map(|t| t.score).sum::<f32>() / boxes.len() as f32,
+    })
 }
 
 /// Cuts a tall box over a stacked code into character cells at the rows where the ink
@@ -350,7 +349,8 @@ mod tests {
             half: [half, 10.0],
             score: 0.8,
         };
-        let row = along(&[piece(60.0, 15.0), piece(120.0, 40.0)]);
+        let row = along(&[piece(60.0, 15.0), piece(120.0, 40.0)]).unwrap();
+        assert_eq!(along(&[]), None);
         assert_eq!(row.axis, [c, s]);
         // From the first piece's start to the second's end, as high as one piece.
         let (start, end) = (60.0 / c - 15.0, 120.0 / c + 40.0);

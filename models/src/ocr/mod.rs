@@ -12,9 +12,13 @@
 //!   stacked on a door post: it is cut into character cells, which are laid side by side into
 //!   one horizontal line for the recogniser. When the detector finds no such column, the frame
 //!   is searched for one without it (`stack.rs`).
+//! - **Rows in pieces.** A row the detector cut into pieces (at the gap after the owner code,
+//!   before the boxed check digit) is read again as one line, which keeps the characters at the
+//!   cuts (`second_look.rs`).
 //! - **The check digit.** A line read as an owner code and serial without its boxed check digit
 //!   (the recogniser drops a digit inside thin strokes at a line's end; the detector misses a
-//!   box standing apart) is looked at again just after the serial (`second_look.rs`).
+//!   box standing apart), or with a check digit read too weakly to count, is looked at again
+//!   just after the serial (`second_look.rs`).
 //! - **Recognition (CTC).** Each line is resampled to 48 pixels high and read; the output is
 //!   decoded greedily (repeats collapsed, blanks dropped) with the character list the model
 //!   carries in its metadata (`character`). Each character keeps its runner-up, which the ISO 6346

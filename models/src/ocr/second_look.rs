@@ -30,7 +30,9 @@ impl OcrModel {
                 continue;
             }
             let boxes: Vec<TextBox> = row.iter().map(|l| l.text_box).collect();
-            let whole = along(&boxes);
+            let Some(whole) = along(&boxes) else {
+                continue;
+            };
             let (pixels, _) = straighten(img, &whole, 48);
             let (text, chars) = self.recognise(&pixels, &whole, false)?;
             if !chars.is_empty() {
