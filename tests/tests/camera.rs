@@ -356,8 +356,15 @@ async fn the_live_view_reads_the_code_anchors_the_scan_and_survives_the_camera_g
         .await
         .unwrap()
         .unwrap();
+    // The case page reads the case and its camera reading one after the other, so a poll can
+    // land between them while the reading commits: wait until the page shows both.
+    let has_finding = |c: &serde_json::Value| {
+        c["report"]["findings"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|f| f["kind"] == "container_code_mismatch"))
+    };
     let case = wait_case(&client, &server.url, &officer, second_case, |c| {
-        c["camera_code"]["code"].is_string()
+        c["camera_code"]["code"].is_string() && has_finding(c)
     })
     .await;
     let message = case["camera_code"]["mismatch"].as_str().unwrap_or_default();
