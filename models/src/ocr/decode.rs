@@ -215,23 +215,31 @@ pub(super) fn line(
     }
 }
 
-/// Greedy CTC decoding of `t` steps of class probabilities: repeats collapsed, blanks (class 0)
-/// dropped. Each character keeps up to three candidates from its most confident step.
+/// One character of a greedy CTC decoding: its class and the steps it spans.
+pub(super) struct Emission {
+    /// Class index (never the blank).
+    pub class: usize,
+    /// Its most confident step (the first, on a tie).
+    pub best: usize,
+    /// Its last step.
+    pub last: usize,
+}
+
+/// Greedy CTC decoding of `t` steps of class probabilities into characters: each step's best
+/// class, repeats collapsed, blanks (class 0) dropped.
 ///
 /// Only the characters a container marking can hold count (letters, digits, space and the
 /// strokes of the check-digit box); the recogniser knows thousands more (it reads Chinese), and
 /// without the mask a smudged digit can come out as a CJK character.
-pub fn ctc_decode(probs: &[f32], t: usize, classes: &[char]) -> (String, Vec<CharCandidates>) {
+pub(super) fn emissions(probs: &[f32], t: usize, classes: &[char]) -> Vec<Emission> {
     let c = classes.len();
     let allowed: Vec<bool> = classes
         .iter()
         .enumerate()
         .map(|(i, ch)| i == 0 || ch.is_ascii_alphanumeric() || " []|".contains(*ch))
         .collect();
-    let mut text = String::new();
-    let mut chars: Vec<Vec<(char, f32)>> = Vec::new();
+    let mut out: Vec<Emission> = Vec::new();
     let mut prev = 0usize;
-    let mut best_p = 0.0f32;
     for step in 0..t {
         let row = &probs[step * c..(step + 1) * c];
         let (arg, &p) = row
@@ -241,31 +249,44 @@ pub fn ctc_decode(probs: &[f32], t: usize, classes: &[char]) -> (String, Vec<Cha
             .max_by(|a, b| a.1.total_cmp(b.1))
             .expect("at least one class");
         if arg != 0 && arg != prev {
-            let mut order: Vec<usize> = (1..c).filter(|&k| allowed[k]).collect();
-            order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
-            chars.push(
-                order
-                    .iter()
-                    .take(3)
-                    .map(|&k| (classes[k], row[k]))
-                    .collect(),
-            );
-            text.push(classes[arg]);
-            best_p = p;
-        } else if arg != 0 && arg == prev && p > best_p {
-            // The same character over several steps: keep its most confident step.
-            let mut order: Vec<usize> = (1..c).filter(|&k| allowed[k]).collect();
-            order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
-            if let Some(last) = chars.last_mut() {
-                *last = order
-                    .iter()
-                    .take(3)
-                    .map(|&k| (classes[k], row[k]))
-                    .collect();
+            out.push(Emission {
+                class: arg,
+                best: step,
+                last: step,
+            });
+        } else if arg != 0
+            && let Some(e) = out.last_mut()
+        {
+            // The same character over several steps.
+            e.last = step;
+            if p > probs[e.best * c + arg] {
+                e.best = step;
             }
-            best_p = p;
         }
         prev = arg;
+    }
+    out
+}
+
+/// Greedy CTC decoding (see [`emissions`]) into text, each character keeping up to three
+/// candidates from its most confident step.
+pub fn ctc_decode(probs: &[f32], t: usize, classes: &[char]) -> (String, Vec<CharCandidates>) {
+    let c = classes.len();
+    let allowed = |k: &usize| classes[*k].is_ascii_alphanumeric() || " []|".contains(classes[*k]);
+    let mut text = String::new();
+    let mut chars: Vec<Vec<(char, f32)>> = Vec::new();
+    for e in emissions(probs, t, classes) {
+        let row = &probs[e.best * c..(e.best + 1) * c];
+        let mut order: Vec<usize> = (1..c).filter(allowed).collect();
+        order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
+        chars.push(
+            order
+                .iter()
+                .take(3)
+                .map(|&k| (classes[k], row[k]))
+                .collect(),
+        );
+        text.push(classes[e.class]);
     }
     (text, chars)
 }

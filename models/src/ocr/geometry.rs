@@ -354,10 +354,7 @@ mod tests {
         assert_eq!(row.axis, [c, s]);
         // From the first piece's start to the second's end, as high as one piece.
         let (start, end) = (60.0 / c - 15.0, 120.0 / c + 40.0);
-        assert!(
-            (2.0 * row.half[0] - (end - start) * 1.0).abs() < 8.0,
-            "{row:?}"
-        );
+        assert!((2.0 * row.half[0] - (end - start)).abs() < 8.0, "{row:?}");
         assert!((row.half[1] - 10.0).abs() < 0.5, "{row:?}");
     }
 }

@@ -4,7 +4,7 @@
 
 use baylens_protocol::code_read;
 
-use super::decode::{is_code_length, line, rows};
+use super::decode::{emissions, is_code_length, line, rows};
 use super::geometry::{along, side_by_side, split_stack, straighten};
 use super::{OcrModel, Rgb, TextBox, TextLine};
 use crate::ModelError;
@@ -158,32 +158,13 @@ impl OcrModel {
 }
 
 /// Per letter or digit the recogniser emitted, in order: the last step at which it was the best
-/// class (CTC repeats one character over several steps; blanks and other signs are skipped).
+/// class (see [`emissions`]; blanks and other signs are skipped).
 fn character_ends(probs: &[f32], t: usize, classes: &[char]) -> Vec<usize> {
-    let c = classes.len();
-    let mut ends: Vec<usize> = Vec::new();
-    let mut prev = 0;
-    for k in 0..t {
-        let row = &probs[k * c..(k + 1) * c];
-        // As `ctc_decode` reads: the blank, letters, digits, the space and the box's strokes.
-        let best = (0..c)
-            .filter(|&i| {
-                i == 0 || classes[i].is_ascii_alphanumeric() || " []|".contains(classes[i])
-            })
-            .max_by(|&i, &j| row[i].total_cmp(&row[j]))
-            .unwrap_or(0);
-        if best != 0 && classes[best].is_ascii_alphanumeric() {
-            if best == prev {
-                if let Some(e) = ends.last_mut() {
-                    *e = k;
-                }
-            } else {
-                ends.push(k);
-            }
-        }
-        prev = best;
-    }
-    ends
+    emissions(probs, t, classes)
+        .iter()
+        .filter(|e| classes[e.class].is_ascii_alphanumeric())
+        .map(|e| e.last)
+        .collect()
 }
 
 /// Whether a line reads as a whole code whose last character, the boxed check digit, the
